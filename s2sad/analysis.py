@@ -1,0 +1,342 @@
+"""Analysis of normalized code: types, activity, and where names live.
+
+In: a normalized FunctionDef and the abstract types of its arguments.
+Out: `Analysis` with
+  types    name -> Ty, from the argument signature (flow-insensitive join)
+  active   names that depend on the differentiated inputs (varied) and
+           reach the output (useful); only these get adjoints or tangents
+  assigns  name -> number of assignment statements, and whether one is in a loop
+  scope    name -> the innermost block holding every mention of the name
+Next stage: `reverse` or `forward`.
+"""
+
+import gast
+
+from . import rules
+from . import typesys as T
+from .errors import NonDifferentiableError
+
+_BINOPS = {gast.Add: "add", gast.Sub: "sub", gast.Mult: "mul", gast.Div: "truediv", gast.Pow: "pow",
+           gast.Mod: "mod", gast.FloorDiv: "floordiv", gast.MatMult: "matmul"}
+
+
+def binop_func(op):
+    import operator
+    return getattr(operator, _BINOPS[type(op)])
+
+
+def call_func(call):
+    return getattr(call, "s2sad_func", None)
+
+
+def is_user_call(node):
+    return isinstance(node, gast.Call) and getattr(node, "s2sad_user", False)
+
+
+def names_in(node):
+    return [n.id for n in gast.walk(node) if isinstance(n, gast.Name) and not getattr(n, "s2sad_global", False)]
+
+
+def atom_name(node):
+    return node.id if isinstance(node, gast.Name) and not getattr(node, "s2sad_global", False) else None
+
+
+class Analysis:
+    def __init__(self, fn, arg_types, wrt, compiler, aux=False):
+        self.aux = aux  # the function returns (value, auxiliary data): only the value is differentiated
+        self.fn = fn
+        self.compiler = compiler  # for the result types of calls to user functions
+        self.params = [a.id for a in fn.args.args]
+        self.types = dict(zip(self.params, arg_types))
+        self.wrt = set(wrt)
+        self.assign_count, self.assigned_in_loop = {}, set()
+        self.scope = {}
+        self._count_assignments(fn.body, False)
+        self._scopes()
+        self._infer_types()
+        self.active = self._activity()
+
+    # ---- assignments and scopes ---------------------------------------
+    def _count_assignments(self, body, in_loop):
+        for s in body:
+            targets = []
+            if isinstance(s, gast.Assign):
+                t = s.targets[0]
+                targets = [e.id for e in t.elts] if isinstance(t, gast.Tuple) else \
+                          [t.id] if isinstance(t, gast.Name) else []
+            elif isinstance(s, gast.For):
+                targets = [s.target.id]
+            for v in targets:
+                self.assign_count[v] = self.assign_count.get(v, 0) + 1
+                if in_loop or isinstance(s, gast.For):
+                    self.assigned_in_loop.add(v)
+            if isinstance(s, gast.If):
+                self._count_assignments(s.body, in_loop)
+                self._count_assignments(s.orelse, in_loop)
+            elif isinstance(s, (gast.For, gast.While)):
+                self._count_assignments(s.body, True)
+
+    def overwritten(self, v):
+        """May `v` be assigned while an older value of it is still needed?"""
+        return v in self.params or self.assign_count.get(v, 0) > 1 or v in self.assigned_in_loop
+
+    def _scopes(self):
+        """Innermost block (by path of block ids) that holds every mention of each name."""
+        paths = {}
+
+        def visit(body, path):
+            for s in body:
+                here = []
+                for node in gast.walk(s) if not isinstance(s, (gast.If, gast.For, gast.While)) else \
+                        [n for part in _headers(s) for n in gast.walk(part)]:
+                    if isinstance(node, gast.Name):
+                        here.append(node.id)
+                for v in here:
+                    paths[v] = path if v not in paths else _common(paths[v], path)
+                if isinstance(s, gast.If):
+                    visit(s.body, path + (id(s.body),))
+                    visit(s.orelse, path + (id(s.orelse),))
+                elif isinstance(s, (gast.For, gast.While)):
+                    visit(s.body, path + (id(s.body),))
+        for p in self.params:
+            paths[p] = ()
+        visit(self.fn.body, ())
+        self.scope = {v: (p[-1] if p else None) for v, p in paths.items()}
+
+    # ---- types ------------------------------------------------------------
+    def _infer_types(self):
+        for _ in range(8):
+            before = dict(self.types)
+            self._types_block(self.fn.body)
+            if before == self.types:
+                break
+
+    def _set(self, v, ty):
+        self.types[v] = T.join(self.types.get(v), ty)
+
+    def _types_block(self, body):
+        for s in body:
+            if isinstance(s, gast.Assign):
+                t = s.targets[0]
+                if isinstance(t, gast.Name):
+                    self._set(t.id, self.type_of(s.value))
+                elif isinstance(t, gast.Tuple):
+                    ty = self.type_of(s.value)
+                    for i, e in enumerate(t.elts):
+                        self._set(e.id, ty.items[i] if ty.kind == "tuple" and i < len(ty.items) else T.UNKNOWN)
+            elif isinstance(s, gast.If):
+                self._types_block(s.body)
+                self._types_block(s.orelse)
+            elif isinstance(s, gast.For):
+                self._set(s.target.id, T.INT)
+                self._types_block(s.body)
+            elif isinstance(s, gast.While):
+                self._types_block(s.body)
+
+    def type_of(self, node):
+        if isinstance(node, gast.Constant):
+            return T.of_value(node.value)
+        if getattr(node, "s2sad_global", False):
+            return T.of_value(getattr(node, "s2sad_obj", None))
+        if isinstance(node, gast.Name):
+            return self.types.get(node.id, T.UNKNOWN) if node.id in self.types else T.UNKNOWN
+        if isinstance(node, gast.BinOp):
+            rule = rules.lookup(binop_func(node.op))
+            args = {"x": self.type_of(node.left), "y": self.type_of(node.right)}
+            if isinstance(node.op, (gast.FloorDiv, gast.Mod)) and all(a.kind == "i" for a in args.values()):
+                return T.broadcast(*args.values())
+            if isinstance(node.op, gast.Pow) and all(a.kind == "i" for a in args.values()):
+                return T.broadcast(*args.values())
+            return rule.result(args, {})
+        if isinstance(node, gast.UnaryOp):
+            if isinstance(node.op, gast.Not):
+                return T.BOOL
+            return self.type_of(node.operand)
+        if isinstance(node, (gast.Compare, gast.BoolOp)):
+            tys = [self.type_of(v) for v in (node.values if isinstance(node, gast.BoolOp)
+                                             else [node.left] + node.comparators)]
+            return T.broadcast(*tys, kind="b") if all(t.numeric for t in tys) else T.BOOL
+        if isinstance(node, (gast.Tuple, gast.List)):
+            return T.tuple_of(self.type_of(e) for e in node.elts)
+        if isinstance(node, gast.Attribute):
+            base = self.type_of(node.value)
+            if node.attr == "shape":
+                return T.tuple_of([T.INT] * base.ndim) if base.numeric else T.UNKNOWN
+            if node.attr in ("size", "ndim"):
+                return T.INT
+            return T.OBJ
+        if isinstance(node, gast.Subscript):
+            return self._subscript_type(self.type_of(node.value), node.slice)
+        if isinstance(node, gast.Call):
+            return self._call_type(node)
+        return T.UNKNOWN
+
+    def _subscript_type(self, base, index):
+        if base.kind == "tuple":
+            if isinstance(index, gast.Constant) and isinstance(index.value, int):
+                return base.items[index.value] if -len(base.items) <= index.value < len(base.items) else T.UNKNOWN
+            items = set(base.items)
+            return items.pop() if len(items) == 1 else T.UNKNOWN
+        if not base.is_array:
+            return T.UNKNOWN
+        parts = index.elts if isinstance(index, gast.Tuple) else [index]
+        ndim = base.ndim
+        for p in parts:
+            if isinstance(p, gast.Slice):
+                continue
+            if isinstance(p, gast.Constant) and p.value is None:
+                ndim += 1
+                continue
+            t = self.type_of(p)
+            if t.is_scalar:
+                ndim -= 1
+            elif t.is_array:
+                if t.kind == "b":
+                    ndim = ndim - t.ndim + 1
+                else:
+                    ndim = ndim - 1 + t.ndim
+            else:
+                return T.UNKNOWN
+        return T.array(base.kind, ndim)
+
+    def _call_type(self, node):
+        func = call_func(node)
+        if is_user_call(node):
+            return self.compiler.result_type(func, [self.type_of(a) for a in node.args])
+        rule = rules.lookup(func)
+        table = rule.result if rule else rules.nondiff(func)
+        if table is None:
+            return T.UNKNOWN
+        params = rule.params if rule else tuple(f"a{i}" for i in range(len(node.args)))
+        if not rule and node.args:
+            params = ("x", "shape")[:1] + params[1:]  # nondiff tables name their first argument x or shape
+        args, consts = {}, {}
+        names = list(params)
+        for i, a in enumerate(node.args):
+            key = names[i] if i < len(names) else f"a{i}"
+            args[key] = self.type_of(a)
+            if isinstance(a, gast.Constant):
+                consts[key] = a.value
+        for kw in node.keywords:
+            args[kw.arg] = self.type_of(kw.value)
+            if isinstance(kw.value, gast.Constant):
+                consts[kw.arg] = kw.value.value
+        if rule:
+            for k, v in rule.defaults.items():
+                args.setdefault(k, T.of_value(v))
+                consts.setdefault(k, v)
+        elif "shape" not in args and "x" in args:
+            args["shape"] = args["x"]
+        try:
+            return table(args, consts)
+        except (KeyError, IndexError, AttributeError, TypeError):
+            return T.UNKNOWN
+
+    # ---- activity -----------------------------------------------------------
+    def differentiable_operands(self, rhs):
+        """Names whose derivative flows into the value of `rhs`."""
+        if isinstance(rhs, gast.Name):
+            return [rhs.id] if atom_name(rhs) else []
+        if isinstance(rhs, gast.BinOp):
+            return [n for n in (atom_name(rhs.left), atom_name(rhs.right)) if n]
+        if isinstance(rhs, gast.UnaryOp):
+            return [] if isinstance(rhs.op, gast.Not) else [n for n in [atom_name(rhs.operand)] if n]
+        if isinstance(rhs, (gast.Tuple, gast.List)):
+            return [n for n in map(atom_name, rhs.elts) if n]
+        if isinstance(rhs, gast.Subscript):
+            return [n for n in [atom_name(rhs.value)] if n]
+        if isinstance(rhs, gast.Call):
+            if is_user_call(rhs):
+                return [n for n in map(atom_name, rhs.args) if n]
+            rule = rules.lookup(call_func(rhs))
+            if rule is None:
+                return []
+            bound = rules.bind(rule, rhs)
+            return [atom_name(bound[p]) for p in rule.adjoint if p in bound and atom_name(bound[p])]
+        return []
+
+    def unknown_calls(self, rhs):
+        """A call with no rule, not a user function and not declared non-differentiable."""
+        if isinstance(rhs, gast.Call) and not is_user_call(rhs):
+            func = call_func(rhs)
+            if rules.lookup(func) is None and rules.nondiff(func) is None:
+                return True
+        return False
+
+    def _activity(self):
+        assigns = list(_assignments(self.fn.body))
+        varied = {p for p in self.wrt}
+        changed = True
+        while changed:
+            changed = False
+            for target_names, rhs, _ in assigns:
+                if any(n in varied for n in self.differentiable_operands(rhs)) or \
+                        (isinstance(rhs, gast.Call) and self.unknown_calls(rhs)
+                         and any(n in varied for n in names_in(rhs))):
+                    for v in target_names:
+                        if v not in varied and self._can_carry(v):
+                            varied.add(v)
+                            changed = True
+        ret = self.fn.body[-1].value
+        if self.aux and isinstance(ret, gast.Tuple):
+            ret = ret.elts[0]
+        useful = set(names_in(ret))
+        changed = True
+        while changed:
+            changed = False
+            for target_names, rhs, _ in assigns:
+                if any(v in useful for v in target_names):
+                    for n in self.differentiable_operands(rhs) + (names_in(rhs) if self.unknown_calls(rhs) else []):
+                        if n not in useful:
+                            useful.add(n)
+                            changed = True
+        return {v for v in varied & useful if self._can_carry(v)}
+
+    def _can_carry(self, v):
+        ty = self.types.get(v, T.UNKNOWN)
+        return ty.kind not in ("i", "b", "obj")
+
+
+def _headers(s):
+    if isinstance(s, gast.If):
+        return [s.test]
+    if isinstance(s, gast.For):
+        return [s.target, s.iter]
+    return [s.test]
+
+
+def _common(a, b):
+    n = 0
+    while n < len(a) and n < len(b) and a[n] == b[n]:
+        n += 1
+    return a[:n]
+
+
+def _assignments(body):
+    """(target names, rhs, statement) for every assignment, array writes included."""
+    for s in body:
+        if isinstance(s, gast.Assign):
+            t = s.targets[0]
+            if isinstance(t, gast.Name):
+                yield [t.id], s.value, s
+            elif isinstance(t, gast.Tuple):
+                yield [e.id for e in t.elts], s.value, s
+            elif isinstance(t, gast.Subscript):
+                yield [t.value.id], s.value, s
+        elif isinstance(s, gast.If):
+            yield from _assignments(s.body)
+            yield from _assignments(s.orelse)
+        elif isinstance(s, (gast.For, gast.While)):
+            yield from _assignments(s.body)
+
+
+def check_differentiable(analysis, where):
+    """Refuse a call without a derivative rule that receives an active value."""
+    for targets, rhs, stmt in _assignments(analysis.fn.body):
+        if analysis.unknown_calls(rhs) and any(v in analysis.active for v in targets):
+            func = call_func(rhs)
+            spelled = gast.unparse(rhs.func) if hasattr(gast, "unparse") else getattr(func, "__name__", "?")
+            raise NonDifferentiableError(
+                f"{where(stmt)}: s2sad has no derivative rule for `{spelled}` and it is not a Python "
+                f"function s2sad can read\n    {where(stmt).line.strip()}\n  hint: define its derivative with "
+                "s2sad.custom_vjp, or wrap the value in s2sad.stop_gradient if it should not be differentiated")

@@ -1,0 +1,125 @@
+"""The pipeline, top to bottom, for one function and one argument signature.
+
+    parse -> fence -> normalize -> analyze -> reverse -> emit -> load
+
+A `Module` collects every generated function a derivative needs (the
+normalized primal of each user helper it calls, and their `_vjp`s) and
+turns them into one Python module: readable source, then live functions.
+"""
+
+import math
+
+import gast
+import numpy as np
+
+from . import analysis as analysis_mod
+from . import emit, fence, frontend, normalize, reverse, runtime
+from . import typesys as T
+
+
+class Function:
+    """A user function parsed, fenced and normalized once."""
+
+    _cache = {}
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.parsed = frontend.parse(fn)
+        fence.check(self.parsed)
+        self.ir = normalize.normalize(self.parsed)
+        self.name = self.parsed.name if fn is None or fn.__name__ != "<lambda>" else "lambda_"
+
+    @classmethod
+    def of(cls, fn):
+        key = id(fn)
+        hit = cls._cache.get(key)
+        if hit is None or hit.fn is not fn:
+            hit = cls._cache[key] = cls(fn)
+        return hit
+
+    def analyze(self, arg_types, wrt, module, aux=False):
+        return analysis_mod.Analysis(self.ir, arg_types, wrt, module, aux)
+
+
+class Module:
+    """Generated functions for one top-level derivative, and how to load them."""
+
+    def __init__(self):
+        self.functions = []      # gast FunctionDefs in definition order
+        self.primals = {}        # id(fn) -> emitted primal name
+        self.vjps = {}           # (id(fn), arg types, wrt) -> name
+        self.results = {}        # (id(fn), arg types) -> Ty of the output
+        self.namespace = {}      # user globals the generated code refers to
+        self.in_progress = set()
+
+    # ---- used by analysis and reverse for calls to user functions ---------------
+    def result_type(self, fn, arg_types):
+        key = (id(fn), tuple(arg_types))
+        if key in self.results:
+            return self.results[key]
+        if key in self.in_progress:
+            return T.UNKNOWN  # recursion: the type comes from the other return paths
+        self.in_progress.add(key)
+        func = Function.of(fn)
+        an = func.analyze(arg_types, [], self)
+        ret = func.ir.body[-1].value
+        self.results[key] = an.type_of(ret)
+        self.in_progress.discard(key)
+        self.primal(fn)
+        return self.results[key]
+
+    def primal(self, fn):
+        if id(fn) not in self.primals:
+            func = Function.of(fn)
+            self.primals[id(fn)] = func.name
+            self.add(func, func.ir)
+        return self.primals[id(fn)]
+
+    def vjp_name(self, fn, arg_types, wrt_positions, aux=False):
+        key = (id(fn), tuple(arg_types), tuple(wrt_positions), aux)
+        if key not in self.vjps:
+            func = Function.of(fn)
+            base = f"{func.name}_vjp"
+            name = base
+            n = 1
+            while name in self.vjps.values():
+                n += 1
+                name = f"{base}{n}"
+            self.vjps[key] = name
+            self.primal(fn)
+            params = [a.id for a in func.ir.args.args]
+            wrt = [params[i] for i in wrt_positions]
+            self.add(func, self.reverse(func, arg_types, wrt, name, aux))
+        return self.vjps[key]
+
+    def reverse(self, func, arg_types, wrt, name, aux=False):
+        an = func.analyze(arg_types, wrt, self, aux)
+        analysis_mod.check_differentiable(an, func.parsed.where)
+        return reverse.transform(func.ir, an, self, func.parsed, name, aux)
+
+    def add(self, func, tree):
+        self.functions.append(tree)
+        local = {a.id for a in tree.args.args} | {n.id for n in gast.walk(tree)
+                                                   if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store)}
+        for node in gast.walk(tree):
+            if isinstance(node, gast.Name) and node.id not in local and node.id not in ("np", "math", "scipy"):
+                if node.id in func.parsed.namespace and node.id not in runtime.HELPERS:
+                    self.namespace[node.id] = func.parsed.namespace[node.id]
+
+    # ---- output -----------------------------------------------------------------
+    def source(self, header=""):
+        parts = [header] if header else []
+        parts.append("import math\n\nimport numpy as np\nimport scipy.special\n")
+        for tree in self.functions:
+            parts.append(emit.to_source(tree))
+        return "\n\n".join(parts)
+
+    def load(self, source, filename):
+        namespace = {"np": np, "math": math}
+        import scipy.special
+        namespace["scipy"] = scipy
+        namespace.update(runtime.HELPERS)
+        namespace.update(self.namespace)
+        code = compile(source, filename, "exec")
+        exec(code, namespace)
+        return namespace

@@ -1,0 +1,31 @@
+"""Emit: gast trees -> readable Python source.
+
+Generated statements may carry `s2sad_comment` (the user's source line they
+come from); these become `# ...` comments above the statement.
+"""
+
+import re
+
+import astor
+import gast
+
+_MARK = "__s2sad_comment__:"
+
+
+def comment(text, like=None):
+    """A statement that prints as `# text`."""
+    node = gast.Expr(value=gast.Constant(value=_MARK + text, kind=None))
+    if like is not None:
+        gast.copy_location(node, like)
+    return node
+
+
+def to_source(node):
+    tree = gast.gast_to_ast(gast.fix_missing_locations(node))
+    text = astor.to_source(tree)
+    return re.sub(r"""^(\s*)('\'\'|\"\"\"|'|")%s(.*?)\2$""" % re.escape(_MARK), _uncomment, text, flags=re.M)
+
+
+def _uncomment(match):
+    body = match.group(3).replace("\\'", "'").replace('\\"', '"').replace("\\\\", "\\")
+    return f"{match.group(1)}# {body}"

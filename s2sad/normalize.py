@@ -1,0 +1,740 @@
+"""Normalize: desugar the user's function into a small, regular form (the IR).
+
+In: a fenced `Parsed` function. Out: a `gast.FunctionDef` in A-normal form,
+where every statement is one of
+
+    name = rhs                      rhs: one operation on atoms
+    a, b = call(atoms)              a user function returning a tuple
+    name[index] = atom              a write into a local array
+    if atom: ... else: ...
+    for name in range(atom, atom, atom): ...     (no break/continue/return inside)
+    while atom: ...                 (the condition is recomputed at the end of the body)
+    return atom | return (atom, ...)     only as the last statement
+
+An atom is a name, a constant, or a global attribute such as `np.pi`.
+`break`, `continue` and early `return` become flags that guard the rest of
+their block; `for` over arrays, `enumerate` and `zip` become `range` loops;
+augmented assignment, chained comparison, `and`/`or`, conditional
+expressions and tuple unpacking are spelled out. Calls to known functions
+are spelled canonically (`np.sin`, `math.exp`) whatever alias the user
+imported, and carry the function object in `node.s2sad_func`.
+Next stage: `analysis`.
+"""
+
+import builtins
+import inspect
+import math
+import types
+
+import gast
+import numpy as np
+
+from .errors import UnsupportedSyntaxError
+
+# ndarray methods rewritten to NumPy functions: `x.sum(axis=0)` -> `np.sum(x, axis=0)`
+METHODS = {name: getattr(np, name) for name in (
+    "sum", "mean", "prod", "max", "min", "dot", "reshape", "transpose", "copy", "ravel",
+    "cumsum", "clip", "squeeze", "swapaxes", "std", "var", "argmax", "argmin", "any", "all")}
+METHODS["flatten"] = np.ravel
+# attributes kept as they are (all non-differentiable), and those turned into calls
+ATTRIBUTES = {"shape", "size", "ndim", "dtype"}
+ATTRIBUTE_CALLS = {"T": np.transpose}
+
+
+def canonical_name(obj):
+    """How generated code spells a known function object, or None."""
+    if obj is None:
+        return None
+    for prefix, module in (("np", np), ("np.linalg", np.linalg), ("math", math)):
+        name = getattr(obj, "__name__", None)
+        if name and getattr(module, name, None) is obj:
+            return f"{prefix}.{name}"
+    try:
+        import scipy.special
+        name = getattr(obj, "__name__", None)
+        if name and getattr(scipy.special, name, None) is obj:
+            return f"scipy.special.{name}"
+    except ImportError:  # pragma: no cover
+        pass
+    if getattr(builtins, getattr(obj, "__name__", ""), None) is obj:
+        return obj.__name__
+    return None
+
+
+class Names:
+    """Fresh names that cannot collide with the user's."""
+
+    def __init__(self, taken):
+        self.taken = set(taken)
+        self.counts = {}
+
+    def fresh(self, stem):
+        while True:
+            n = self.counts.get(stem, 0) + 1
+            self.counts[stem] = n
+            name = f"_{stem}{n}"
+            if name not in self.taken:
+                self.taken.add(name)
+                return name
+
+
+def name(id_, store=False):
+    return gast.Name(id=id_, ctx=gast.Store() if store else gast.Load(), annotation=None, type_comment=None)
+
+
+def const(value):
+    return gast.Constant(value=value, kind=None)
+
+
+def assign(target, value, like=None):
+    node = gast.Assign(targets=[target if not isinstance(target, str) else name(target, True)], value=value,
+                       type_comment=None)
+    if like is not None:
+        gast.copy_location(node, like)
+    return node
+
+
+def is_atom(node):
+    return isinstance(node, (gast.Name, gast.Constant)) or getattr(node, "s2sad_global", False)
+
+
+class Normalizer:
+    def __init__(self, parsed):
+        self.parsed = parsed
+        self.ns = parsed.namespace
+        fn = parsed.tree
+        self.params = [a.id for a in fn.args.args]
+        self.locals = set(self.params)
+        for node in gast.walk(fn):
+            if isinstance(node, gast.Name) and isinstance(node.ctx, gast.Store):
+                self.locals.add(node.id)
+        self.names = Names({n.id for n in gast.walk(fn) if isinstance(n, gast.Name)})
+        self.loops = []  # stack of {"break": flag or None, "continue": flag or None}
+        self.returned = None  # flag name when the function has an early return
+        self.retval = None
+
+    def error(self, construct, node, hint=""):
+        return UnsupportedSyntaxError(construct, self.parsed.where(node), hint)
+
+    # ---- entry ----------------------------------------------------------
+    def run(self):
+        fn = self.parsed.tree
+        body = [s for s in fn.body if not _is_dropped(s)]
+        if not body or not _returns_at_tail_only(body):
+            self.returned, self.retval = "_returned", "_retval"
+            self.locals.update((self.returned, self.retval))
+        out = []
+        if self.returned:
+            out.append(assign(self.returned, const(False), fn))
+        out += self.block(body)
+        if self.returned:
+            ret = gast.Return(value=name(self.retval))
+            gast.copy_location(ret, fn)
+            out.append(ret)
+        if not out or not isinstance(out[-1], gast.Return):
+            raise self.error("a function without a `return`", fn, "return the value to differentiate")
+        new = gast.FunctionDef(name=fn.name, args=fn.args, body=out, decorator_list=[], returns=None,
+                               type_comment=None, type_params=[])
+        for a in new.args.args:
+            a.annotation = None
+        if fn.args.defaults or fn.args.kwonlyargs:
+            new.args = gast.arguments(args=fn.args.args, posonlyargs=fn.args.posonlyargs, vararg=None,
+                                      kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[])
+        gast.copy_location(new, fn)
+        return new
+
+    # ---- statements -----------------------------------------------------
+    def block(self, stmts):
+        out = []
+        stmts = [s for s in stmts if not _is_dropped(s)]
+        for i, s in enumerate(stmts):
+            out += self.stmt(s)
+            rest = stmts[i + 1:]
+            if rest and self.may_jump(s):
+                guard = self.guard(s, out)
+                inner = self.block(rest)
+                if inner:
+                    node = gast.If(test=guard, body=inner, orelse=[])
+                    gast.copy_location(node, rest[0])
+                    out.append(node)
+                break
+        return out
+
+    def may_jump(self, s):
+        """Does `s` leave the current block early (break/continue here, or return)?"""
+        def search(node, in_loop):
+            if isinstance(node, gast.Return):
+                return self.returned is not None
+            if isinstance(node, (gast.Break, gast.Continue)):
+                return not in_loop
+            nested = in_loop or isinstance(node, (gast.For, gast.While))
+            return any(search(c, nested) for c in gast.iter_child_nodes(node)
+                       if isinstance(c, gast.stmt))
+        if isinstance(s, (gast.For, gast.While)):
+            return self.returned is not None and any(isinstance(n, gast.Return) for n in gast.walk(s))
+        return search(s, False)
+
+    def guard(self, like, out):
+        flags = []
+        if self.loops:
+            flags += [f for f in (self.loops[-1]["break"], self.loops[-1]["continue"]) if f]
+        if self.returned:
+            flags.append(self.returned)
+        if len(flags) == 1:
+            expr = gast.UnaryOp(op=gast.Not(), operand=name(flags[0]))
+        else:
+            expr = gast.UnaryOp(op=gast.Not(), operand=gast.BoolOp(op=gast.Or(), values=[name(f) for f in flags]))
+        gast.copy_location(expr, like)
+        return self.atom(expr, out)
+
+    def stmt(self, s):
+        out = []
+        method = getattr(self, "stmt_" + type(s).__name__, None)
+        if method is None:
+            raise self.error(f"a `{type(s).__name__}` statement", s)
+        method(s, out)
+        for node in out:
+            if not hasattr(node, "lineno"):
+                gast.copy_location(node, s)
+        return out
+
+    def stmt_Pass(self, s, out):
+        pass
+
+    def stmt_Expr(self, s, out):  # docstrings and print are dropped by the fence's rules
+        pass
+
+    def stmt_Assert(self, s, out):
+        pass
+
+    def stmt_Return(self, s, out):
+        value = s.value
+        if value is None:
+            raise self.error("a `return` without a value", s, "return the value to differentiate")
+        if isinstance(value, gast.Tuple):
+            result = gast.Tuple(elts=[self.atom(e, out) for e in value.elts], ctx=gast.Load())
+        else:
+            result = self.atom(value, out)
+        if self.returned:
+            out.append(assign(self.retval, result, s))
+            out.append(assign(self.returned, const(True), s))
+        else:
+            ret = gast.Return(value=result)
+            gast.copy_location(ret, s)
+            out.append(ret)
+
+    def stmt_Break(self, s, out):
+        out.append(assign(self.loops[-1]["break"], const(True), s))
+
+    def stmt_Continue(self, s, out):
+        out.append(assign(self.loops[-1]["continue"], const(True), s))
+
+    def stmt_AugAssign(self, s, out):
+        target = s.target
+        if isinstance(target, gast.Name):
+            value = gast.BinOp(left=name(target.id), op=s.op, right=s.value)
+            gast.copy_location(value, s)
+            out.append(assign(target.id, self.rhs(value, out), s))
+            return
+        # a[i] += v: evaluate the index once, read, combine, write back
+        array = self.atom(target.value, out)
+        index = self.index(target.slice, out)
+        old = self.names.fresh("t")
+        out.append(assign(old, gast.Subscript(value=array, slice=index, ctx=gast.Load()), s))
+        value = gast.BinOp(left=name(old), op=s.op, right=s.value)
+        gast.copy_location(value, s)
+        new = self.atom(value, out)
+        out.append(assign(gast.Subscript(value=_store(array), slice=index, ctx=gast.Store()), new, s))
+
+    def stmt_AnnAssign(self, s, out):
+        if s.value is not None:
+            self.stmt_Assign(gast.Assign(targets=[s.target], value=s.value, type_comment=None,
+                                         lineno=s.lineno, col_offset=s.col_offset), out)
+
+    def stmt_Assign(self, s, out):
+        value, targets = s.value, s.targets
+        if len(targets) > 1:  # a = b = expr
+            result = self.atom(value, out)
+            for t in targets:
+                self.assign_to(t, result, s, out)
+            return
+        target = targets[0]
+        if isinstance(target, (gast.Tuple, gast.List)):
+            self.unpack(target, value, s, out)
+        elif isinstance(target, gast.Subscript):
+            array = self.atom(target.value, out)
+            index = self.index(target.slice, out)
+            result = self.atom(value, out)
+            out.append(assign(gast.Subscript(value=_store(array), slice=index, ctx=gast.Store()), result, s))
+        else:
+            out.append(assign(target.id, self.rhs(value, out), s))
+
+    def assign_to(self, target, atom, s, out):
+        if isinstance(target, gast.Name):
+            out.append(assign(target.id, atom, s))
+        else:
+            self.stmt_Assign(gast.Assign(targets=[target], value=atom, type_comment=None,
+                                         lineno=s.lineno, col_offset=s.col_offset), out)
+
+    def unpack(self, target, value, s, out):
+        names = [e.id for e in target.elts]
+        if isinstance(value, (gast.Tuple, gast.List)):
+            if len(value.elts) != len(names):
+                raise self.error("unpacking with mismatched lengths", s)
+            atoms = [self.atom(e, out) for e in value.elts]
+            # `a, b = b, a`: copy a right-hand name that an earlier target overwrites
+            for i, a in enumerate(atoms):
+                if isinstance(a, gast.Name) and a.id in names[:i]:
+                    tmp = self.names.fresh("t")
+                    out.append(assign(tmp, a, s))
+                    atoms[i] = name(tmp)
+            for n, a in zip(names, atoms):
+                out.append(assign(n, a, s))
+            return
+        rhs = self.rhs(value, out)
+        if isinstance(rhs, gast.Call) and getattr(rhs, "s2sad_user", False):
+            tup = gast.Tuple(elts=[name(n, True) for n in names], ctx=gast.Store())
+            out.append(assign(tup, rhs, s))
+            return
+        tmp = self.names.fresh("t")
+        out.append(assign(tmp, rhs, s))
+        for i, n in enumerate(names):
+            out.append(assign(n, gast.Subscript(value=name(tmp), slice=const(i), ctx=gast.Load()), s))
+
+    def stmt_If(self, s, out):
+        test = self.atom(s.test, out)
+        node = gast.If(test=test, body=self.block(s.body) or [gast.Pass()], orelse=self.block(s.orelse))
+        gast.copy_location(node, s)
+        out.append(node)
+
+    # ---- loops ----------------------------------------------------------
+    def loop_flags(self, s):
+        def owned(kind):
+            def search(node):
+                for child in gast.iter_child_nodes(node):
+                    if isinstance(child, kind):
+                        return True
+                    if isinstance(child, (gast.For, gast.While)):
+                        continue
+                    if search(child):
+                        return True
+                return False
+            return any(search(b) or isinstance(b, kind) for b in s.body)
+        return {"break": self.names.fresh("break") if owned(gast.Break) else None,
+                "continue": self.names.fresh("continue") if owned(gast.Continue) else None}
+
+    def stmt_For(self, s, out):
+        start, stop, step, prefix, target = self.range_of(s, out)
+        flags = self.loop_flags(s)
+        for f in flags.values():
+            if f:
+                self.locals.add(f)
+        self.loops.append(flags)
+        exits = flags["break"] or (self.returned and any(isinstance(n, gast.Return) for n in gast.walk(s)))
+        body_prefix = list(prefix)
+        if flags["continue"]:
+            body_prefix.append(assign(flags["continue"], const(False), s))
+        if not exits:
+            reassigned = any(isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store) and n.id == target
+                             for b in s.body for n in gast.walk(b))
+            index = self.names.fresh("i") if reassigned else target
+            if reassigned:
+                body_prefix.insert(0, assign(target, name(index), s))
+            body = body_prefix + self.block(s.body)
+            self.loops.pop()
+            loop = gast.For(target=name(index, True),
+                            iter=_call("range", [start, stop, step], range), body=body or [gast.Pass()],
+                            orelse=[], type_comment=None)
+            loop.iter.s2sad_func = range
+            gast.copy_location(loop, s)
+            out.append(loop)
+            return
+        # a loop that can exit early runs as a while loop over an explicit counter
+        counter = self.names.fresh("i")
+        self.locals.add(counter)
+        if flags["break"]:
+            out.append(assign(flags["break"], const(False), s))
+        out.append(assign(counter, start, s))
+        body = [assign(target, name(counter), s)] + body_prefix + self.block(s.body)
+        self.loops.pop()
+        more = self.range_test(counter, stop, step, s)
+        cond = self.loop_condition(more, flags, s, out)
+        body.append(assign(counter, _binop(name(counter), gast.Add(), step, s), s))
+        cond2 = self.loop_condition(self.range_test(counter, stop, step, s), flags, s, body, cond)
+        assert cond2 == cond
+        loop = gast.While(test=name(cond), body=body, orelse=[])
+        gast.copy_location(loop, s)
+        out.append(loop)
+
+    def range_test(self, counter, stop, step, like):
+        if isinstance(step, gast.Constant):
+            op = gast.Lt() if step.value > 0 else gast.Gt()
+            expr = gast.Compare(left=name(counter), ops=[op], comparators=[stop])
+        else:
+            up = gast.BoolOp(op=gast.And(), values=[
+                gast.Compare(left=step, ops=[gast.Gt()], comparators=[const(0)]),
+                gast.Compare(left=name(counter), ops=[gast.Lt()], comparators=[stop])])
+            down = gast.BoolOp(op=gast.And(), values=[
+                gast.Compare(left=step, ops=[gast.Lt()], comparators=[const(0)]),
+                gast.Compare(left=name(counter), ops=[gast.Gt()], comparators=[stop])])
+            expr = gast.BoolOp(op=gast.Or(), values=[up, down])
+        for n in gast.walk(expr):
+            gast.copy_location(n, like)
+        return expr
+
+    def loop_condition(self, test, flags, like, out, cond=None):
+        """Emit `cond = test and not break and not returned` into `out`."""
+        cond = cond or self.names.fresh("more")
+        self.locals.add(cond)
+        value = self.atom(test, out)
+        out.append(assign(cond, value, like))
+        stops = [f for f in (flags["break"], self.returned) if f]
+        for flag in stops:
+            # `cond = cond and not flag`, spelled without short-circuit on atoms
+            clear = gast.If(test=name(flag), body=[assign(cond, const(False), like)], orelse=[])
+            gast.copy_location(clear, like)
+            out.append(clear)
+        return cond
+
+    def stmt_While(self, s, out):
+        flags = self.loop_flags(s)
+        for f in flags.values():
+            if f:
+                self.locals.add(f)
+        if flags["break"]:
+            out.append(assign(flags["break"], const(False), s))
+        cond = self.loop_condition(s.test, flags, s, out)
+        self.loops.append(flags)
+        body = []
+        if flags["continue"]:
+            body.append(assign(flags["continue"], const(False), s))
+        body += self.block(s.body)
+        self.loops.pop()
+        self.loop_condition(s.test, flags, s, body, cond)
+        loop = gast.While(test=name(cond), body=body, orelse=[])
+        gast.copy_location(loop, s)
+        out.append(loop)
+
+    def range_of(self, s, out):
+        """(start, stop, step, body prefix, index name) of a for loop over anything."""
+        it, target = s.iter, s.target
+        func = self.resolve(it.func) if isinstance(it, gast.Call) else None
+        if func is range:
+            if not isinstance(target, gast.Name):
+                raise self.error("unpacking a `range` loop variable", target)
+            args = [self.atom(a, out) for a in it.args]
+            if len(args) == 1:
+                args = [const(0)] + args
+            if len(args) == 2:
+                args.append(const(1))
+            return args[0], args[1], args[2], [], target.id
+        if func is enumerate:
+            if not (isinstance(target, gast.Tuple) and len(target.elts) == 2):
+                raise self.error("`enumerate` without `i, value` unpacking", target, "write `for i, v in enumerate(xs)`")
+            seq = self.hoist(it.args[0], out)
+            start = self.atom(it.args[1], out) if len(it.args) > 1 else const(0)
+            index, value = target.elts
+            stop = self.names.fresh("n")
+            out.append(assign(stop, self.len_of(seq), s))
+            if isinstance(start, gast.Constant) and start.value == 0:
+                return const(0), name(stop), const(1), self.unpack_item(value, seq, name(index.id), s), index.id
+            shifted = self.names.fresh("k")
+            prefix = [assign(shifted, _binop(name(index.id), gast.Sub(), start, s), s)]
+            prefix += self.unpack_item(value, seq, name(shifted), s)
+            end = self.names.fresh("n")
+            out.append(assign(end, _binop(name(stop), gast.Add(), start, s), s))
+            return start, name(end), const(1), prefix, index.id
+        if func is zip:
+            if not (isinstance(target, gast.Tuple) and len(target.elts) == len(it.args)):
+                raise self.error("`zip` without one loop variable per sequence", target)
+            seqs = [self.hoist(a, out) for a in it.args]
+            index = self.names.fresh("i")
+            stop = self.names.fresh("n")
+            out.append(assign(stop, self.len_of(seqs[0]), s))
+            for other in seqs[1:]:
+                length = self.names.fresh("n")
+                out.append(assign(length, self.len_of(other), s))
+                out.append(assign(stop, _call("min", [name(stop), name(length)], min), s))
+            prefix = []
+            for t, seq in zip(target.elts, seqs):
+                prefix += self.unpack_item(t, seq, name(index), s)
+            return const(0), name(stop), const(1), prefix, index
+        seq = self.hoist(it, out)
+        index = self.names.fresh("i")
+        stop = self.names.fresh("n")
+        out.append(assign(stop, self.len_of(seq), s))
+        return const(0), name(stop), const(1), self.unpack_item(target, seq, name(index), s), index
+
+    def hoist(self, expr, out):
+        atom = self.atom(expr, out)
+        if isinstance(atom, gast.Name):
+            return atom
+        seq = self.names.fresh("seq")
+        out.append(assign(seq, atom, expr))
+        return name(seq)
+
+    def len_of(self, seq):
+        return _call("len", [seq], len)
+
+    def unpack_item(self, target, seq, index, s):
+        item = gast.Subscript(value=seq, slice=index, ctx=gast.Load())
+        if isinstance(target, gast.Name):
+            return [assign(target.id, item, s)]
+        tmp = self.names.fresh("t")
+        out = [assign(tmp, item, s)]
+        for i, elt in enumerate(target.elts):
+            out.append(assign(elt.id, gast.Subscript(value=name(tmp), slice=const(i), ctx=gast.Load()), s))
+        return out
+
+    # ---- expressions ----------------------------------------------------
+    def atom(self, expr, out):
+        """Lower `expr`, emitting statements into `out`; return an atom."""
+        if is_atom(expr) and not (isinstance(expr, gast.Name) and self.is_global(expr.id)):
+            return expr
+        value = self.rhs(expr, out)
+        if is_atom(value):
+            return value
+        tmp = self.names.fresh("t")
+        self.locals.add(tmp)
+        out.append(assign(tmp, value, expr))
+        return name(tmp)
+
+    def is_global(self, id_):
+        return id_ not in self.locals
+
+    def resolve(self, expr):
+        """The object a global expression (`np.sin`, `math`, `helper`) refers to, else None."""
+        if isinstance(expr, gast.Name):
+            if expr.id in self.locals:
+                return None
+            return self.ns.get(expr.id, _MISSING)
+        if isinstance(expr, gast.Attribute):
+            base = self.resolve(expr.value)
+            if base is None or base is _MISSING:
+                return None if base is None else _MISSING
+            return getattr(base, expr.attr, _MISSING)
+        return None
+
+    def rhs(self, expr, out):
+        """Lower `expr` to a single operation on atoms (or an atom)."""
+        if isinstance(expr, gast.Constant):
+            return expr
+        if isinstance(expr, gast.Name):
+            if expr.id in self.locals:
+                return expr
+            return self.global_value(expr)
+        if isinstance(expr, gast.BinOp):
+            return _binop(self.atom(expr.left, out), expr.op, self.atom(expr.right, out), expr)
+        if isinstance(expr, gast.UnaryOp):
+            operand = self.atom(expr.operand, out)
+            if isinstance(expr.op, gast.UAdd):
+                return operand
+            if isinstance(expr.op, gast.USub) and isinstance(operand, gast.Constant) \
+                    and isinstance(operand.value, (int, float)) and not isinstance(operand.value, bool):
+                return gast.copy_location(const(-operand.value), expr)
+            node = gast.UnaryOp(op=expr.op, operand=operand)
+            return gast.copy_location(node, expr)
+        if isinstance(expr, gast.Compare):
+            return self.compare(expr, out)
+        if isinstance(expr, gast.BoolOp):
+            return self.boolop(expr, out)
+        if isinstance(expr, gast.IfExp):
+            test = self.atom(expr.test, out)
+            tmp = self.names.fresh("t")
+            self.locals.add(tmp)
+            body, orelse = [], []
+            body.append(assign(tmp, self.rhs(expr.body, body), expr))
+            orelse.append(assign(tmp, self.rhs(expr.orelse, orelse), expr))
+            node = gast.If(test=test, body=body, orelse=orelse)
+            out.append(gast.copy_location(node, expr))
+            return name(tmp)
+        if isinstance(expr, gast.Call):
+            return self.call(expr, out)
+        if isinstance(expr, gast.Subscript):
+            value = self.atom(expr.value, out)
+            node = gast.Subscript(value=value, slice=self.index(expr.slice, out), ctx=gast.Load())
+            return gast.copy_location(node, expr)
+        if isinstance(expr, gast.Attribute):
+            return self.attribute(expr, out)
+        if isinstance(expr, (gast.Tuple, gast.List)):
+            node = type(expr)(elts=[self.atom(e, out) for e in expr.elts], ctx=gast.Load())
+            return gast.copy_location(node, expr)
+        raise self.error(f"the expression `{type(expr).__name__}`", expr)
+
+    def global_value(self, expr):
+        obj = self.resolve(expr)
+        if obj is _MISSING:
+            raise self.error(f"the undefined name `{_spell(expr)}`", expr, "define it before calling")
+        spelled = canonical_name(obj) if callable(obj) else None
+        if isinstance(obj, (int, float, bool)) and not isinstance(obj, np.ndarray):
+            return gast.copy_location(const(obj), expr)
+        node = _parse_expr(spelled) if spelled else expr
+        node.s2sad_global = True
+        node.s2sad_obj = obj
+        return gast.copy_location(node, expr)
+
+    def attribute(self, expr, out):
+        obj = self.resolve(expr)
+        if obj is not None:  # a global: np.pi, math.e, module.CONSTANT
+            if obj is _MISSING:
+                raise self.error(f"the undefined attribute `{_spell(expr)}`", expr)
+            return self.global_value(expr)
+        value = self.atom(expr.value, out)
+        if expr.attr in ATTRIBUTE_CALLS:
+            return _call(canonical_name(ATTRIBUTE_CALLS[expr.attr]), [value], ATTRIBUTE_CALLS[expr.attr], expr)
+        if expr.attr in ATTRIBUTES:
+            node = gast.Attribute(value=value, attr=expr.attr, ctx=gast.Load())
+            return gast.copy_location(node, expr)
+        raise self.error(f"the attribute `.{expr.attr}`", expr,
+                         "s2sad knows ndarray attributes .shape .size .ndim .T; call a NumPy function instead")
+
+    def index(self, node, out):
+        if isinstance(node, gast.Tuple):
+            return gast.Tuple(elts=[self.index(e, out) for e in node.elts], ctx=gast.Load())
+        if isinstance(node, gast.Slice):
+            parts = [None if p is None else self.atom(p, out) for p in (node.lower, node.upper, node.step)]
+            return gast.Slice(lower=parts[0], upper=parts[1], step=parts[2])
+        if isinstance(node, gast.Constant):
+            return node
+        return self.atom(node, out)
+
+    def compare(self, expr, out):
+        left = self.atom(expr.left, out)
+        pieces = []
+        for op, right in zip(expr.ops, expr.comparators):
+            right = self.atom(right, out)
+            pieces.append(gast.Compare(left=left, ops=[op], comparators=[right]))
+            left = right
+        if len(pieces) == 1:
+            return gast.copy_location(pieces[0], expr)
+        node = gast.BoolOp(op=gast.And(), values=pieces)
+        gast.copy_location(node, expr)
+        for p in pieces:
+            gast.copy_location(p, expr)
+        return self.boolop(node, out)
+
+    def boolop(self, expr, out):
+        """`a and b` evaluates b only when a is true: spelled with an `if`."""
+        if all(is_atom(v) for v in expr.values):  # atoms have no effects: no need to short-circuit
+            node = gast.BoolOp(op=expr.op, values=[self.atom(v, out) for v in expr.values])
+            return gast.copy_location(node, expr)
+        tmp = self.names.fresh("t")
+        self.locals.add(tmp)
+        first = self.atom(expr.values[0], out)
+        out.append(assign(tmp, first, expr))
+        for value in expr.values[1:]:
+            body = []
+            body.append(assign(tmp, self.rhs(value, body), expr))
+            test = name(tmp)
+            if isinstance(expr.op, gast.Or):
+                neg = self.names.fresh("t")
+                out.append(assign(neg, gast.UnaryOp(op=gast.Not(), operand=name(tmp)), expr))
+                test = name(neg)
+            node = gast.If(test=test, body=body, orelse=[])
+            out.append(gast.copy_location(node, expr))
+        return name(tmp)
+
+    def call(self, expr, out):
+        func = expr.func
+        if isinstance(func, gast.Attribute) and self.resolve(func) is None:
+            # a method on a local value: x.sum(axis=0) -> np.sum(x, axis=0)
+            method = METHODS.get(func.attr)
+            if func.attr == "astype":
+                receiver = self.atom(func.value, out)
+                args = [self.atom(a, out) for a in expr.args]
+                return _call("astype", [receiver] + args, "astype", expr)
+            if method is None:
+                raise self.error(f"the method `.{func.attr}()`", expr,
+                                 "call the NumPy function instead, e.g. `np.sum(x)`")
+            receiver = self.atom(func.value, out)
+            args = [receiver] + [self.atom(a, out) for a in expr.args]
+            if func.attr in ("reshape", "transpose") and len(expr.args) > 1:
+                args = [receiver, gast.Tuple(elts=args[1:], ctx=gast.Load())]
+                tmp = self.names.fresh("t")
+                out.append(assign(tmp, args[1], expr))
+                args[1] = name(tmp)
+            keywords = [gast.keyword(arg=k.arg, value=self.atom(k.value, out)) for k in expr.keywords]
+            return _call(canonical_name(method), args, method, expr, keywords)
+        obj = self.resolve(func)
+        if obj is None:
+            raise self.error("a call of a local variable", expr, "call functions by their global name")
+        if obj is _MISSING:
+            raise self.error(f"a call of the undefined name `{_spell(func)}`", expr)
+        if any(isinstance(a, gast.Starred) for a in expr.args):
+            raise self.error("`*args` in a call", expr, "pass the arguments one by one")
+        args = [self.atom(a, out) for a in expr.args]
+        keywords = [gast.keyword(arg=k.arg, value=self.atom(k.value, out)) for k in expr.keywords]
+        spelled = canonical_name(obj)
+        if spelled is not None or not inspect.isfunction(obj):
+            if spelled is None:
+                spelled = _spell(func)
+            return _call(spelled, args, obj, expr, keywords)
+        # a user function: bind keywords and defaults to positions
+        try:
+            bound = inspect.signature(obj).bind(*args, **{k.arg: k.value for k in keywords})
+        except TypeError as err:
+            raise self.error(f"a call of `{obj.__name__}` that does not match its signature ({err})", expr) from None
+        bound.apply_defaults()
+        positional = [v if isinstance(v, gast.AST) else self.default_atom(v, expr) for v in bound.arguments.values()]
+        node = _call(_spell(func), positional, obj, expr)
+        node.s2sad_user = True
+        return node
+
+    def default_atom(self, value, like):
+        if isinstance(value, (int, float, bool, str)) or value is None:
+            return const(value)
+        raise self.error(f"a default argument value of type {type(value).__name__}", like,
+                         "pass the argument explicitly")
+
+
+_MISSING = object()
+
+
+def _is_dropped(s):
+    if isinstance(s, gast.Expr):
+        return True  # docstrings, print(): the fence has refused everything else
+    return isinstance(s, (gast.Pass, gast.Assert))
+
+
+def _returns_at_tail_only(body):
+    if not isinstance(body[-1], gast.Return):
+        return False
+    return not any(isinstance(n, gast.Return) for s in body[:-1] for n in gast.walk(s))
+
+
+def _store(array):
+    node = gast.Name(id=array.id, ctx=gast.Store(), annotation=None, type_comment=None)
+    return node
+
+
+def _binop(left, op, right, like):
+    node = gast.BinOp(left=left, op=op, right=right)
+    return gast.copy_location(node, like)
+
+
+def _call(spelled, args, obj, like=None, keywords=()):
+    node = gast.Call(func=_parse_expr(spelled), args=list(args), keywords=list(keywords))
+    node.s2sad_func = obj
+    if like is not None:
+        gast.copy_location(node, like)
+    return node
+
+
+def _parse_expr(text):
+    return gast.parse(text, mode="eval").body if hasattr(gast, "parse") else None
+
+
+def _spell(expr):
+    if isinstance(expr, gast.Name):
+        return expr.id
+    if isinstance(expr, gast.Attribute):
+        return _spell(expr.value) + "." + expr.attr
+    return "<expression>"
+
+
+def normalize(parsed):
+    return Normalizer(parsed).run()
+
+
+def function_types():
+    return types.FunctionType

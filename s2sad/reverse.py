@@ -1,0 +1,449 @@
+"""Reverse mode: normalized code -> adjoint code.
+
+In: a normalized FunctionDef and its `Analysis`. Out: a FunctionDef
+`f_vjp(*params, _out_bar) -> (out, (param_bar, ...))` made of
+
+  1. the forward sweep: the primal statements, plus a push of each value
+     the reverse sweep reads and the forward sweep later overwrites (the
+     to-be-recorded rule: nothing else goes on the tape);
+  2. the reverse sweep: for each statement, last first, its adjoint (from
+     the rule table), then the pop that restores what it overwrote.
+
+Loops run backwards: `range` loops over the same indices reversed, `while`
+loops for the counted number of trips. Branches re-read their condition.
+Calls to user functions call their own generated `_vjp`.
+Next stage: `optimize`/`emit`.
+"""
+
+import copy
+
+import gast
+
+from . import rules
+from . import typesys as T
+from .analysis import atom_name, binop_func, call_func, is_user_call
+from .analysis import names_in as analysis_names
+from .emit import comment
+from .errors import NonDifferentiableError
+from .normalize import assign, const, name
+
+
+def parse_stmt(text):
+    return gast.parse(text).body[0]
+
+
+def parse_expr(text):
+    return gast.parse(text, mode="eval").body
+
+
+class Reverse:
+    def __init__(self, fn, analysis, compiler, parsed):
+        self.fn, self.an, self.compiler, self.parsed = fn, analysis, compiler, parsed
+        self.reads = set()
+        self.taken = {n.id for n in gast.walk(fn) if isinstance(n, gast.Name)}
+        self.bars = {}
+        self.counter = 0
+        self.restores = []  # placeholders resolved once `reads` is known
+        self.ans_types = {}
+
+    # ---- names ---------------------------------------------------------------
+    def bar(self, v):
+        if v not in self.bars:
+            candidate = f"{v}_bar"
+            while candidate in self.taken:
+                candidate += "_"
+            self.taken.add(candidate)
+            self.bars[v] = candidate
+        return self.bars[v]
+
+    def fresh(self, stem):
+        self.counter += 1
+        candidate = f"_{stem}{self.counter}"
+        while candidate in self.taken:
+            self.counter += 1
+            candidate = f"_{stem}{self.counter}"
+        self.taken.add(candidate)
+        return candidate
+
+    def ty(self, node_or_name):
+        if isinstance(node_or_name, gast.Name) and node_or_name.id in self.ans_types:
+            return self.ans_types[node_or_name.id]
+        if isinstance(node_or_name, str):
+            return self.an.types.get(node_or_name, T.UNKNOWN)
+        return self.an.type_of(node_or_name)
+
+    def active(self, node):
+        v = atom_name(node) if not isinstance(node, str) else node
+        return v is not None and v in self.an.active
+
+    def read(self, node):
+        self.reads.update(n.id for n in gast.walk(node) if isinstance(n, gast.Name)
+                          and not getattr(n, "s2sad_global", False))
+
+    # ---- the whole function -----------------------------------------------------
+    def run(self, name_):
+        fn = self.fn
+        body, ret = fn.body[:-1], fn.body[-1]
+        self.while_counters = {}
+        reverse = self.reverse_block(body, fn.body)
+        # the output's adjoint is the seed
+        seed, out_bar = [], "_out_bar"
+        outs = ret.value.elts if isinstance(ret.value, gast.Tuple) else [ret.value]
+        if getattr(self, "aux", False):
+            outs = outs[:1]
+        for i, out in enumerate(outs):
+            if self.active(out):
+                g = name(out_bar) if not isinstance(ret.value, gast.Tuple) or getattr(self, "aux", False) else \
+                    gast.Subscript(value=name(out_bar), slice=const(i), ctx=gast.Load())
+                seed.append(self.accumulate(out.id, g))
+        forward = self.forward_block(body)
+        result_value = ret.value
+        if any(isinstance(n, gast.Name) for n in gast.walk(ret.value)):
+            self.result_name = self.fresh("result")
+            forward.append(assign(self.result_name, ret.value))
+            result_value = name(self.result_name)
+        self.resolve_restores()
+        params = self.an.params
+        inits = self.init_adjoints(fn.body, top=True)
+        taped = sorted(v for v in self.reads if self.an.overwritten(v) and v not in params)
+        preinit = [s for s in (self.placeholder(v) for v in taped) if s is not None]
+        tape = [parse_stmt("_tape = Tape()")] if self.uses_tape else []
+        grads = gast.Tuple(elts=[name(self.bar(p)) if p in self.an.wrt else const(0.0) for p in params],
+                           ctx=gast.Load())
+        result = gast.Return(value=gast.Tuple(elts=[result_value, grads], ctx=gast.Load()))
+        new_body = tape + preinit + forward + [comment("reverse sweep")] + inits + seed + reverse + [result]
+        args = copy.deepcopy(fn.args)
+        args.args.append(name(out_bar, False))
+        args.args[-1].ctx = gast.Param()
+        new = gast.FunctionDef(name=name_, args=args, body=new_body, decorator_list=[], returns=None,
+                               type_comment=None, type_params=[])
+        return gast.copy_location(new, fn)
+
+    @property
+    def uses_tape(self):
+        return any(isinstance(n, gast.Name) and n.id == "_tape" for s in self._all_generated for n in gast.walk(s))
+
+    def placeholder(self, v):
+        """Give a taped variable a value of its type before its first push."""
+        ty = self.ty(v)
+        if ty.kind == "f" and ty.ndim == 0:
+            value = "0.0"
+        elif ty.kind == "i" and ty.ndim == 0:
+            value = "0"
+        elif ty.kind == "b" and ty.ndim == 0:
+            value = "False"
+        elif ty.is_array:
+            dtype = {"f": "np.float64", "i": "np.int64", "b": "np.bool_"}[ty.kind]
+            value = f"np.empty({(0,) * ty.ndim}, dtype={dtype})"
+        else:
+            return None
+        return parse_stmt(f"{v} = {value}")
+
+    # ---- adjoint initialization ---------------------------------------------------
+    def init_adjoints(self, block, top=False):
+        """Zero the adjoints of active names that live in this block."""
+        out = []
+        owners = {v for v in self.an.active if self.an.scope.get(v) == (None if top else id(block))}
+        if top:
+            owners |= set(self.an.wrt)
+        for v in sorted(owners, key=lambda v: (v not in self.an.params, v)):
+            ty = self.ty(v)
+            if ty.is_scalar:
+                value = parse_expr("0.0")
+            else:
+                value = parse_expr(f"zeros_like({v})" if not ty.is_array else f"np.zeros_like({v}, dtype=np.float64)")
+                if not top:
+                    self.read(value)
+            out.append(assign(self.bar(v), value))
+        return out
+
+    # ---- reverse sweep -------------------------------------------------------------
+    def reverse_block(self, body, block):
+        out = []
+        for s in reversed(body):
+            out += self.reverse_stmt(s)
+        return out
+
+    def reverse_stmt(self, s):
+        if isinstance(s, gast.Assign):
+            out = self.reverse_assign(s)
+        elif isinstance(s, gast.If):
+            self.read(s.test)
+            body = self.init_adjoints(s.body) + self.reverse_block(s.body, s.body)
+            orelse = self.init_adjoints(s.orelse) + self.reverse_block(s.orelse, s.orelse)
+            out = [gast.If(test=s.test, body=body or [gast.Pass()], orelse=orelse)]
+        elif isinstance(s, gast.For):
+            out = self.reverse_for(s)
+        elif isinstance(s, gast.While):
+            counter = self.fresh("trips")
+            self.while_counters[id(s)] = counter
+            self.read(name(counter))
+            body = self.init_adjoints(s.body) + self.reverse_block(s.body, s.body)
+            loop = gast.For(target=name(self.fresh("trip"), True),
+                            iter=parse_expr(f"range({counter})"), body=body or [gast.Pass()], orelse=[],
+                            type_comment=None)
+            out = [loop, self.restore_marker("name", counter, s)]
+        else:
+            raise AssertionError(f"unexpected statement {type(s).__name__}")
+        if out and hasattr(s, "lineno"):
+            line = self.parsed.where(s).line.strip()
+            if line and not isinstance(s, (gast.If, gast.For, gast.While)):
+                out.insert(0, comment(f"line {s.lineno}: {line}"))
+            for node in out:
+                gast.copy_location(node, s)
+        return out
+
+    def reverse_for(self, s):
+        start, stop, step = s.iter.args
+        for a in (start, stop, step):
+            self.read(a)
+        i = s.target.id
+        body = self.init_adjoints(s.body) + self.reverse_block(s.body, s.body)
+        if isinstance(start, gast.Constant) and start.value == 0 and isinstance(step, gast.Constant) \
+                and step.value == 1:
+            rng = gast.Call(func=name("range"), args=[
+                gast.BinOp(left=copy.deepcopy(stop), op=gast.Sub(), right=const(1)), const(-1), const(-1)],
+                keywords=[])
+        else:
+            rng = gast.Call(func=name("reversed_range"), args=[copy.deepcopy(a) for a in (start, stop, step)],
+                            keywords=[])
+        loop = gast.For(target=name(i, True), iter=rng, body=body or [gast.Pass()], orelse=[], type_comment=None)
+        return [loop, self.restore_marker("name", i, s)]
+
+    def reverse_assign(self, s):
+        target, rhs = s.targets[0], s.value
+        out = []
+        if isinstance(target, gast.Name):
+            v = target.id
+            self_referential = v in analysis_names(rhs)
+            if v in self.an.active:
+                g = name(self.bar(v))
+                if self_referential:
+                    # `v = f(v, ...)`: the adjoint reads the old v, so restore it first,
+                    # keeping the new value for rules that read `ans`
+                    saved, ans = self.fresh("g"), self.fresh("ans")
+                    out.append(assign(saved, g))
+                    out.append(self.reset(v))
+                    out.append(assign(ans, name(v)))
+                    out.append(self.restore_marker("name", v, s))
+                    self.ans_types[ans] = self.ty(v)
+                    out += self.adjoint(rhs, name(saved), name(ans))
+                    return out
+                out += self.adjoint(rhs, g, target)
+                if self.needs_reset(v):
+                    out.append(self.reset(v))
+            out.append(self.restore_marker("name", v, s))
+        elif isinstance(target, gast.Tuple):  # a, b = user_function(...)
+            names = [e.id for e in target.elts]
+            if any(v in self.an.active for v in names):
+                seeds = gast.Tuple(elts=[name(self.bar(v)) if v in self.an.active else const(0.0) for v in names],
+                                   ctx=gast.Load())
+                out += self.user_adjoint(rhs, seeds)
+                out += [self.reset(v) for v in names if v in self.an.active and self.an.overwritten(v)]
+            out += [self.restore_marker("name", v, s) for v in names]
+        else:  # y[idx] = a
+            y, idx = target.value.id, target.slice
+            self.read(idx)
+            if y in self.an.active:
+                slot = gast.Subscript(value=name(self.bar(y)), slice=copy.deepcopy(idx), ctx=gast.Load())
+                if self.active(rhs):
+                    contribution = slot
+                    if self.ty(rhs).is_scalar and not self._selects_scalar(y, idx):
+                        contribution = gast.Call(func=parse_expr("np.sum"), args=[slot], keywords=[])
+                    out.append(self.accumulate(rhs.id, contribution))
+                store = copy.deepcopy(slot)
+                store.ctx = gast.Store()
+                out.append(assign(store, const(0.0)))
+            out.append(self.restore_marker("item", (y, idx), s))
+        return out
+
+    def _selects_scalar(self, array, idx):
+        return self.an._subscript_type(self.ty(array), idx).is_scalar
+
+    def needs_reset(self, v):
+        """Could v_bar still receive contributions meant for an older value of v?"""
+        once = self.an.assign_count.get(v, 0) == 1 and v not in self.an.params
+        return not (once and (self.an.scope.get(v) is not None or v not in self.an.assigned_in_loop))
+
+    def reset(self, v):
+        ty = self.ty(v)
+        if ty.is_scalar:
+            return assign(self.bar(v), const(0.0))
+        value = parse_expr(f"np.zeros_like({self.bar(v)})")
+        return assign(self.bar(v), value)
+
+    def accumulate(self, v, contribution):
+        """`v_bar = v_bar + contribution`."""
+        return assign(self.bar(v), gast.BinOp(left=name(self.bar(v)), op=gast.Add(), right=contribution))
+
+    def adjoint(self, rhs, g, ans):
+        """Statements adding the contributions of `ans = rhs` to its operands' adjoints."""
+        if isinstance(rhs, gast.Name):
+            return [self.accumulate(rhs.id, g)] if self.active(rhs) else []
+        if isinstance(rhs, gast.BinOp):
+            rule = rules.lookup(binop_func(rhs.op))
+            return self.apply_rule(rule, {"x": rhs.left, "y": rhs.right}, g, ans)
+        if isinstance(rhs, gast.UnaryOp):
+            if isinstance(rhs.op, gast.USub) and self.active(rhs.operand):
+                return [self.accumulate(rhs.operand.id, gast.UnaryOp(op=gast.USub(), operand=g))]
+            return []
+        if isinstance(rhs, (gast.Tuple, gast.List)):
+            return [self.accumulate(e.id, gast.Subscript(value=g, slice=const(i), ctx=gast.Load()))
+                    for i, e in enumerate(rhs.elts) if self.active(e)]
+        if isinstance(rhs, gast.Subscript):
+            return self.subscript_adjoint(rhs, g)
+        if isinstance(rhs, gast.Call):
+            if is_user_call(rhs):
+                return self.user_adjoint(rhs, g)
+            rule = rules.lookup(call_func(rhs))
+            if rule is None:
+                return []
+            return self.apply_rule(rule, rules.bind(rule, rhs), g, ans)
+        return []
+
+    def apply_rule(self, rule, bound, g, ans):
+        out = []
+        mapping = dict(bound)
+        mapping["g"], mapping["ans"] = g, ans
+        for param, template in rule.adjoint.items():
+            operand = bound.get(param)
+            if operand is None or not self.active(operand):
+                continue
+            expr = rules.expand(template, mapping)
+            self.read(expr)
+            if rule.broadcasts:
+                expr = self.unbroadcast(expr, operand, ans)
+            out.append(self.accumulate(operand.id, expr))
+        return out
+
+    def unbroadcast(self, expr, operand, ans):
+        t_op, t_ans = self.ty(operand), self.ty(ans)
+        if t_op.is_scalar and t_ans.is_scalar:
+            return expr
+        if t_op.is_scalar and t_ans.is_array:
+            return gast.Call(func=parse_expr("np.sum"), args=[expr], keywords=[])
+        self.read(operand)
+        return gast.Call(func=name("unbroadcast"), args=[expr, copy.deepcopy(operand)], keywords=[])
+
+    def subscript_adjoint(self, rhs, g):
+        x = rhs.value
+        if not self.active(x):
+            return []
+        self.read(rhs.slice)
+        tx = self.ty(x)
+        if tx.kind == "tuple":
+            raise NonDifferentiableError("differentiating through a tuple subscript is not supported yet")
+        if any(self.ty(p).is_array for p in (rhs.slice.elts if isinstance(rhs.slice, gast.Tuple) else [rhs.slice])
+               if not isinstance(p, gast.Slice)):
+            return [assign(self.bar(x.id), gast.Call(func=name("add_at"), args=[
+                name(self.bar(x.id)), copy.deepcopy(rhs.slice), g], keywords=[]))]
+        slot = gast.Subscript(value=name(self.bar(x.id)), slice=copy.deepcopy(rhs.slice), ctx=gast.Load())
+        store = copy.deepcopy(slot)
+        store.ctx = gast.Store()
+        return [assign(store, gast.BinOp(left=slot, op=gast.Add(), right=g))]
+
+    def user_adjoint(self, call, g):
+        arg_types = [self.ty(a) for a in call.args]
+        wrt = [i for i, a in enumerate(call.args) if self.active(a)]
+        if not wrt:
+            return []
+        vjp_name = self.compiler.vjp_name(call_func(call), arg_types, tuple(wrt))
+        for a in call.args:
+            self.read(a)
+        result = self.fresh("vjp")
+        out = [assign(result, gast.Call(func=name(vjp_name), args=[copy.deepcopy(a) for a in call.args] + [g],
+                                        keywords=[]))]
+        for i in wrt:
+            part = parse_expr(f"{result}[1][{i}]")
+            out.append(self.accumulate(call.args[i].id, part))
+        return out
+
+    # ---- restores: pops, decided once every read is known --------------------------
+    def restore_marker(self, kind, what, stmt):
+        marker = gast.Pass()
+        marker.s2sad_restore = (kind, what)
+        return marker
+
+    def resolve_restores(self):
+        self._all_generated = []
+
+        def fix(stmts):
+            out = []
+            for s in stmts:
+                r = getattr(s, "s2sad_restore", None)
+                if r is not None:
+                    kind, what = r
+                    if kind == "name" and what in self.reads and self.an.overwritten(what):
+                        out.append(parse_stmt(f"{what} = pop(_tape, {what})"))
+                    elif kind == "item" and what[0] in self.reads:
+                        y, idx = what
+                        slot = gast.Subscript(value=name(y), slice=copy.deepcopy(idx), ctx=gast.Store())
+                        value = parse_expr("pop(_tape, 0)")
+                        value.args[1] = gast.Subscript(value=name(y), slice=copy.deepcopy(idx), ctx=gast.Load())
+                        out.append(assign(slot, value))
+                    continue
+                for field in ("body", "orelse"):
+                    if isinstance(getattr(s, field, None), list):
+                        setattr(s, field, fix(getattr(s, field)) or ([gast.Pass()] if field == "body" else []))
+                out.append(s)
+            return out
+        self._fix = fix
+
+    # ---- forward sweep ---------------------------------------------------------------
+    def forward_block(self, body, in_loop=False):
+        out = []
+        for s in body:
+            out += self.forward_stmt(s, in_loop)
+        return out
+
+    def push(self, expr):
+        return gast.Expr(value=gast.Call(func=name("push"), args=[name("_tape"), expr], keywords=[]))
+
+    def needs_push(self, v):
+        return v in self.reads and self.an.overwritten(v)
+
+    def forward_stmt(self, s, in_loop):
+        if isinstance(s, gast.Assign):
+            target = s.targets[0]
+            pushes = []
+            if isinstance(target, gast.Name) and self.needs_push(target.id):
+                pushes.append(self.push(name(target.id)))
+            elif isinstance(target, gast.Tuple):
+                pushes += [self.push(name(e.id)) for e in target.elts if self.needs_push(e.id)]
+            elif isinstance(target, gast.Subscript) and target.value.id in self.reads:
+                pushes.append(self.push(gast.Subscript(value=name(target.value.id),
+                                                       slice=copy.deepcopy(target.slice), ctx=gast.Load())))
+            return pushes + [s]
+        if isinstance(s, gast.If):
+            new = gast.If(test=s.test, body=self.forward_block(s.body, in_loop) or [gast.Pass()],
+                          orelse=self.forward_block(s.orelse, in_loop))
+            return [gast.copy_location(new, s)]
+        if isinstance(s, gast.For):
+            pre = [self.push(name(s.target.id))] if self.needs_push(s.target.id) else []
+            new = gast.For(target=s.target, iter=s.iter, body=self.forward_block(s.body, True), orelse=[],
+                           type_comment=None)
+            return pre + [gast.copy_location(new, s)]
+        if isinstance(s, gast.While):
+            counter = self.while_counters[id(s)]
+            self.an.assign_count[counter] = 1
+            if in_loop:
+                self.an.assigned_in_loop.add(counter)
+            pre = [self.push(name(counter))] if self.needs_push(counter) else []
+            body = self.forward_block(s.body, True) + [parse_stmt(f"{counter} = {counter} + 1")]
+            new = gast.While(test=s.test, body=body, orelse=[])
+            return pre + [assign(counter, const(0)), gast.copy_location(new, s)]
+        raise AssertionError(type(s).__name__)
+
+
+def transform(fn, analysis, compiler, parsed, name_, aux=False):
+    rev = Reverse(fn, analysis, compiler, parsed)
+    rev.aux = aux
+    # while-loop counters are assigned inside loops when their loop is nested
+    new = rev.run(name_)
+    new.body = rev._fix(new.body)
+    rev._all_generated = new.body
+    if not rev.uses_tape:
+        pass
+    elif not any(isinstance(n, gast.Name) and n.id == "_tape" for n in gast.walk(new.body[0])):
+        new.body.insert(0, parse_stmt("_tape = Tape()"))
+    return new

@@ -1,0 +1,374 @@
+"""Derivative rules: one line per primitive, both modes side by side.
+
+Elementwise primitives are given by their partial derivatives, written in
+the primitive's own argument names and `ans` (the result). From a partial
+`p` of argument `x`, reverse mode emits `x_bar += unbroadcast(g * p, x)` and
+forward mode emits `ans_dot = ... + x_dot * p`.
+
+Other primitives give their adjoint (in terms of the output adjoint `g`)
+and their tangent (in terms of `x_dot`) per argument. Anything larger than
+one expression is a helper function in `runtime`.
+
+Templates are Python source, parsed once and spliced into generated code
+with the names replaced, so generated code reads like the table.
+"""
+
+import builtins
+import math
+import operator
+
+import gast
+import numpy as np
+import scipy.special
+
+from . import typesys as T
+
+
+# ---- template machinery --------------------------------------------------
+def _parse_params(text):
+    names, defaults = [], {}
+    for part in text.split(","):
+        part = part.strip()
+        if "=" in part:
+            k, v = part.split("=")
+            names.append(k.strip())
+            defaults[k.strip()] = eval(v)  # a literal: None or a number
+        else:
+            names.append(part)
+    return tuple(names), defaults
+
+
+def _template(text):
+    return gast.parse(text, mode="eval").body
+
+
+def bind(rule, call):
+    """Map a normalized Call's atoms to the rule's parameter names."""
+    values = dict(zip(rule.params, call.args))
+    for kw in call.keywords:
+        values[kw.arg] = kw.value
+    for k, v in rule.defaults.items():
+        values.setdefault(k, gast.Constant(value=v, kind=None))
+    return values
+
+
+class _Substitute(gast.NodeTransformer):
+    def __init__(self, mapping):
+        self.mapping = mapping
+
+    def visit_Name(self, node):
+        if node.id in self.mapping:
+            return _copy(self.mapping[node.id])
+        return node
+
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        # `f(x, axis=None)` -> `f(x)`: NumPy's default, spelled so Numba accepts it
+        node.keywords = [k for k in node.keywords
+                         if not (isinstance(k.value, gast.Constant) and k.value.value is None)]
+        return node
+
+
+def _copy(node):
+    import copy
+    return copy.deepcopy(node)
+
+
+def expand(template, mapping):
+    """Splice atoms into a template expression."""
+    return _Substitute(mapping).visit(_copy(template))
+
+
+class Rule:
+    """How one primitive is differentiated.
+
+    params: argument names in call order, with defaults for keywords.
+    adjoint: {param: template of the contribution to param's adjoint}
+    tangent: {param: template of the contribution of param_dot to ans_dot}
+    result: (arg types by name, constant values by name) -> result Ty
+    broadcasts: contributions must be summed back to the argument's shape.
+    """
+
+    def __init__(self, params, adjoint, tangent, result, broadcasts=False):
+        self.params, self.defaults = _parse_params(params)
+        self.adjoint = {k: _template(v) for k, v in adjoint.items()}
+        self.tangent = {k: _template(v) for k, v in tangent.items()}
+        self.result = result
+        self.broadcasts = broadcasts
+
+    @property
+    def differentiable(self):
+        return tuple(self.adjoint)
+
+
+RULES = {}          # function object -> Rule
+NONDIFF = {}        # function object -> result type function (no derivative: ints, shapes, allocation)
+
+
+def _key(f):
+    return id(f)
+
+
+def lookup(func):
+    return RULES.get(_key(func))
+
+
+def nondiff(func):
+    return NONDIFF.get(_key(func))
+
+
+def _register(funcs, rule):
+    for f in funcs:
+        RULES[_key(f)] = rule
+
+
+# ---- result types -------------------------------------------------------
+def elementwise_type(kind="f"):
+    def result(args, consts):
+        tys = list(args.values())
+        if kind == "keep":
+            return T.broadcast(*tys)
+        return T.broadcast(*tys, kind="f") if all(t.numeric for t in tys) else T.UNKNOWN
+    return result
+
+
+def same_as(param):
+    return lambda args, consts: args[param] if args[param].numeric else T.UNKNOWN
+
+
+def float_same_as(param):
+    def result(args, consts):
+        t = args[param]
+        return T.array("f", t.ndim) if t.numeric else T.UNKNOWN
+    return result
+
+
+def reduction(args, consts):
+    x = args["x"]
+    axis = consts.get("axis")
+    if not x.numeric:
+        return T.UNKNOWN
+    if axis is None:
+        return T.FLOAT
+    return T.array("f", x.ndim - 1)
+
+
+def scalar_result(args, consts):
+    return T.FLOAT
+
+
+def dot_result(args, consts):
+    a, b = args[list(args)[0]], args[list(args)[1]]
+    if not (a.numeric and b.numeric):
+        return T.UNKNOWN
+    if a.ndim == 0 or b.ndim == 0:
+        return T.array("f", max(a.ndim, b.ndim))
+    return T.array("f", a.ndim + b.ndim - 2)
+
+
+def with_ndim(ndim_of):
+    def result(args, consts):
+        n = ndim_of(args, consts)
+        return T.UNKNOWN if n is None else T.array("f", n)
+    return result
+
+
+def _shape_len(t, value=None):
+    if t.kind == "tuple":
+        return len(t.items)
+    if t.kind in ("i",) and t.ndim == 0:
+        return 1
+    return None
+
+
+# ---- elementwise: partial derivatives ------------------------------------
+def elementwise(*funcs, keep_kind=False):
+    def define(params, **partials):
+        adjoint, tangent = {}, {}
+        for p, d in partials.items():
+            adjoint[p] = "g" if d == "1" else "-g" if d == "-1" else f"g * ({d})"
+            tangent[p] = f"{p}_dot" if d == "1" else f"-{p}_dot" if d == "-1" else f"{p}_dot * ({d})"
+        _register(funcs, Rule(params, adjoint, tangent, elementwise_type("keep" if keep_kind else "f"),
+                              broadcasts=True))
+    return define
+
+
+E = elementwise
+E(operator.add, np.add, keep_kind=True)("x, y", x="1", y="1")
+E(operator.sub, np.subtract, keep_kind=True)("x, y", x="1", y="-1")
+E(operator.mul, np.multiply, keep_kind=True)("x, y", x="y", y="x")
+E(operator.truediv, np.divide, np.true_divide)("x, y", x="1 / y", y="-ans / y")
+E(operator.pow, np.power, math.pow, builtins.pow)("x, y", x="y * x ** (y - 1)", y="ans * np.log(x)")
+E(operator.mod, np.mod, np.remainder, math.fmod)("x, y", x="1", y="-np.floor(x / y)")
+E(operator.neg, np.negative, keep_kind=True)("x", x="-1")
+E(builtins.abs, np.abs, np.fabs, math.fabs, keep_kind=True)("x", x="np.sign(x)")
+E(builtins.float)("x", x="1")
+E(np.square)("x", x="2 * x")
+E(np.sin, math.sin)("x", x="np.cos(x)")
+E(np.cos, math.cos)("x", x="-np.sin(x)")
+E(np.tan, math.tan)("x", x="1 + ans * ans")
+E(np.arcsin, math.asin)("x", x="1 / np.sqrt(1 - x * x)")
+E(np.arccos, math.acos)("x", x="-1 / np.sqrt(1 - x * x)")
+E(np.arctan, math.atan)("x", x="1 / (1 + x * x)")
+E(np.sinh, math.sinh)("x", x="np.cosh(x)")
+E(np.cosh, math.cosh)("x", x="np.sinh(x)")
+E(np.tanh, math.tanh)("x", x="1 - ans * ans")
+E(np.exp, math.exp)("x", x="ans")
+E(np.expm1, math.expm1)("x", x="ans + 1")
+E(np.log, math.log)("x", x="1 / x")
+E(np.log1p, math.log1p)("x", x="1 / (1 + x)")
+E(np.log2, math.log2)("x", x="1 / (x * np.log(2.0))")
+E(np.log10, math.log10)("x", x="1 / (x * np.log(10.0))")
+E(np.sqrt, math.sqrt)("x", x="0.5 / ans")
+E(np.cbrt)("x", x="1 / (3 * ans * ans)")
+E(np.arctan2, math.atan2)("y, x", y="x / (x * x + y * y)", x="-y / (x * x + y * y)")
+E(np.hypot, math.hypot)("x, y", x="x / ans", y="y / ans")
+E(np.logaddexp)("x, y", x="np.exp(x - ans)", y="np.exp(y - ans)")
+E(math.erf, scipy.special.erf)("x", x="1.1283791670955126 * np.exp(-x * x)")
+E(math.erfc, scipy.special.erfc)("x", x="-1.1283791670955126 * np.exp(-x * x)")
+E(scipy.special.expit)("x", x="ans * (1 - ans)")
+E(np.maximum, builtins.max, np.fmax)("x, y", x="max_share(x, y)", y="max_share(y, x)")
+E(np.minimum, builtins.min, np.fmin)("x, y", x="max_share(y, x)", y="max_share(x, y)")
+E(np.clip)("x, lo, hi", x="inside(x, lo, hi)", lo="(x < lo) * 1.0", hi="(x > hi) * 1.0")
+E(np.where)("c, x, y", x="(c != 0) * 1.0", y="(c == 0) * 1.0")
+# piecewise constant: the derivative is zero wherever it exists
+for _f in (np.sign, np.floor, np.ceil, np.round, np.rint, np.trunc, operator.floordiv, np.floor_divide,
+           math.floor, math.ceil, builtins.round):
+    RULES[_key(_f)] = Rule("x, y=None", {}, {}, elementwise_type())
+
+
+# ---- everything else: adjoint and tangent per argument -------------------
+def rule(*funcs, params, adjoint, tangent, result, broadcasts=False):
+    _register(funcs, Rule(params, adjoint, tangent, result, broadcasts))
+
+
+rule(np.sum, params="x, axis=None",
+     adjoint={"x": "sum_adjoint(g, x, axis)"},
+     tangent={"x": "np.sum(x_dot, axis=axis)"}, result=reduction)
+rule(np.mean, params="x, axis=None",
+     adjoint={"x": "sum_adjoint(g, x, axis) * (np.size(ans) / np.size(x))"},
+     tangent={"x": "np.mean(x_dot, axis=axis)"}, result=reduction)
+rule(np.prod, params="x, axis=None",
+     adjoint={"x": "sum_adjoint(g * ans, x, axis) / x"},
+     tangent={"x": "np.sum(sum_adjoint(ans, x, axis) * x_dot / x, axis=axis)"}, result=reduction)
+rule(np.max, np.amax, params="x, axis=None",
+     adjoint={"x": "extreme_adjoint(g, x, ans, axis)"},
+     tangent={"x": "np.sum(extreme_adjoint(1.0, x, ans, axis) * x_dot, axis=axis)"}, result=reduction)
+rule(np.min, np.amin, params="x, axis=None",
+     adjoint={"x": "extreme_adjoint(g, x, ans, axis)"},
+     tangent={"x": "np.sum(extreme_adjoint(1.0, x, ans, axis) * x_dot, axis=axis)"}, result=reduction)
+rule(np.cumsum, params="x, axis=None",
+     adjoint={"x": "cumsum_adjoint(g, x, axis)"},
+     tangent={"x": "np.cumsum(x_dot, axis=axis)"},
+     result=lambda a, c: T.array("f", a["x"].ndim if c.get("axis") is not None else 1))
+rule(np.dot, params="x, y",
+     adjoint={"x": "dot_adjoint_x(g, x, y)", "y": "dot_adjoint_y(g, x, y)"},
+     tangent={"x": "np.dot(x_dot, y)", "y": "np.dot(x, y_dot)"}, result=dot_result)
+rule(operator.matmul, np.matmul, params="x, y",
+     adjoint={"x": "dot_adjoint_x(g, x, y)", "y": "dot_adjoint_y(g, x, y)"},
+     tangent={"x": "x_dot @ y", "y": "x @ y_dot"}, result=dot_result)
+rule(np.inner, params="x, y",
+     adjoint={"x": "g * y", "y": "g * x"},
+     tangent={"x": "np.dot(x_dot, y)", "y": "np.dot(x, y_dot)"}, result=scalar_result)
+rule(np.vdot, params="x, y",
+     adjoint={"x": "np.reshape(g * y, np.shape(x))", "y": "np.reshape(g * x, np.shape(y))"},
+     tangent={"x": "np.vdot(x_dot, y)", "y": "np.vdot(x, y_dot)"}, result=scalar_result)
+rule(np.outer, params="x, y",
+     adjoint={"x": "np.dot(g, np.ravel(y))", "y": "np.dot(np.ravel(x), g)"},
+     tangent={"x": "np.outer(x_dot, y)", "y": "np.outer(x, y_dot)"}, result=lambda a, c: T.array("f", 2))
+rule(np.reshape, params="x, shape",
+     adjoint={"x": "reshape(g, np.shape(x))"},
+     tangent={"x": "reshape(x_dot, shape)"},
+     result=with_ndim(lambda a, c: _shape_len(a["shape"])))
+rule(np.ravel, params="x",
+     adjoint={"x": "reshape(g, np.shape(x))"},
+     tangent={"x": "np.ravel(x_dot)"}, result=lambda a, c: T.array("f", 1))
+rule(np.transpose, params="x, axes=None",
+     adjoint={"x": "transpose_adjoint(g, axes)"},
+     tangent={"x": "np.transpose(x_dot, axes)"}, result=same_as("x"))
+rule(np.swapaxes, params="x, axis1, axis2",
+     adjoint={"x": "np.swapaxes(g, axis1, axis2)"},
+     tangent={"x": "np.swapaxes(x_dot, axis1, axis2)"}, result=same_as("x"))
+rule(np.expand_dims, params="x, axis",
+     adjoint={"x": "reshape(g, np.shape(x))"},
+     tangent={"x": "np.expand_dims(x_dot, axis)"}, result=lambda a, c: T.array("f", a["x"].ndim + 1))
+rule(np.squeeze, params="x, axis=None",
+     adjoint={"x": "reshape(g, np.shape(x))"},
+     tangent={"x": "reshape(x_dot, np.shape(ans))"}, result=lambda a, c: T.UNKNOWN)
+rule(np.copy, np.array, np.asarray, params="x",
+     adjoint={"x": "g"},
+     tangent={"x": "np.copy(x_dot)"}, result=float_same_as("x"))
+rule(np.concatenate, params="xs, axis=0",
+     adjoint={"xs": "split_like(g, xs, axis)"},
+     tangent={"xs": "np.concatenate(xs_dot, axis=axis)"},
+     result=lambda a, c: a["xs"].items[0] if a["xs"].kind == "tuple" else T.UNKNOWN)
+rule(np.stack, params="xs, axis=0",
+     adjoint={"xs": "unstack(g, xs, axis)"},
+     tangent={"xs": "np.stack(xs_dot, axis=axis)"},
+     result=lambda a, c: T.array("f", a["xs"].items[0].ndim + 1) if a["xs"].kind == "tuple" else T.UNKNOWN)
+rule(np.hstack, params="xs",
+     adjoint={"xs": "split_like(g, xs, 0 if np.ndim(xs[0]) == 1 else 1)"},
+     tangent={"xs": "np.hstack(xs_dot)"},
+     result=lambda a, c: a["xs"].items[0] if a["xs"].kind == "tuple" else T.UNKNOWN)
+rule(np.vstack, params="xs",
+     adjoint={"xs": "vstack_adjoint(g, xs)"},
+     tangent={"xs": "np.vstack(xs_dot)"},
+     result=lambda a, c: T.array("f", 2))
+rule(np.full, params="shape, fill_value",
+     adjoint={"fill_value": "np.sum(g)"},
+     tangent={"fill_value": "np.full(shape, fill_value_dot)"},
+     result=with_ndim(lambda a, c: _shape_len(a["shape"])))
+rule(np.trace, params="x",
+     adjoint={"x": "g * np.eye(np.shape(x)[0])"},
+     tangent={"x": "np.trace(x_dot)"}, result=scalar_result)
+rule(np.linalg.norm, params="x",
+     adjoint={"x": "g * x / ans"},
+     tangent={"x": "np.sum(x * x_dot) / ans"}, result=scalar_result)
+rule(np.linalg.det, params="x",
+     adjoint={"x": "g * ans * np.transpose(np.linalg.inv(x))"},
+     tangent={"x": "ans * np.trace(np.linalg.solve(x, x_dot))"}, result=scalar_result)
+rule(np.linalg.inv, params="x",
+     adjoint={"x": "-(np.transpose(ans) @ g @ np.transpose(ans))"},
+     tangent={"x": "-(ans @ x_dot @ ans)"}, result=same_as("x"))
+rule(np.linalg.solve, params="a, b",
+     adjoint={"a": "solve_adjoint_a(g, a, ans)", "b": "np.linalg.solve(np.transpose(a), g)"},
+     tangent={"a": "-np.linalg.solve(a, a_dot @ ans)", "b": "np.linalg.solve(a, b_dot)"},
+     result=same_as("b"))
+rule(scipy.special.logsumexp, params="x, axis=None",
+     adjoint={"x": "sum_adjoint(g, x, axis) * np.exp(x - sum_adjoint(ans, x, axis))"},
+     tangent={"x": "np.sum(x_dot * np.exp(x - sum_adjoint(ans, x, axis)), axis=axis)"}, result=reduction)
+rule("astype", params="x, dtype",
+     adjoint={"x": "g"}, tangent={"x": "np.copy(x_dot)"}, result=float_same_as("x"))
+
+
+# ---- no derivative: integer, boolean and shape-valued functions, allocation ---
+def _alloc(args, consts):
+    shape = args.get("shape")
+    n = _shape_len(shape) if shape is not None else None
+    return T.UNKNOWN if n is None else T.array("f", n)
+
+
+def _like(args, consts):
+    x = args.get("x")
+    return T.array("f", x.ndim) if x is not None and x.numeric else T.UNKNOWN
+
+
+for _f, _r in [
+    (builtins.len, lambda a, c: T.INT), (builtins.int, lambda a, c: T.INT), (builtins.bool, lambda a, c: T.BOOL),
+    (builtins.range, lambda a, c: T.OBJ), (builtins.print, lambda a, c: T.OBJ),
+    (np.shape, lambda a, c: T.UNKNOWN), (np.ndim, lambda a, c: T.INT), (np.size, lambda a, c: T.INT),
+    (np.zeros, _alloc), (np.ones, _alloc), (np.empty, _alloc),
+    (np.zeros_like, _like), (np.ones_like, _like), (np.empty_like, _like),
+    (np.eye, lambda a, c: T.array("f", 2)), (np.identity, lambda a, c: T.array("f", 2)),
+    (np.arange, lambda a, c: T.array("i", 1)), (np.linspace, lambda a, c: T.array("f", 1)),
+    (np.argmax, lambda a, c: T.INT), (np.argmin, lambda a, c: T.INT), (np.argsort, lambda a, c: T.array("i", 1)),
+    (np.isnan, lambda a, c: T.broadcast(*a.values(), kind="b")),
+    (np.isfinite, lambda a, c: T.broadcast(*a.values(), kind="b")),
+    (np.any, lambda a, c: T.BOOL), (np.all, lambda a, c: T.BOOL),
+    (math.isnan, lambda a, c: T.BOOL), (math.isfinite, lambda a, c: T.BOOL),
+]:
+    NONDIFF[_key(_f)] = _r
+NONDIFF_NAMES = "len, int, bool, range, np.shape, np.ndim, np.size, np.zeros, np.ones, np.empty, " \
+                "np.zeros_like, np.ones_like, np.empty_like, np.eye, np.arange, np.linspace, np.argmax, ..."
+
+

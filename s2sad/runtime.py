@@ -1,0 +1,198 @@
+"""Runtime helpers that generated code calls.
+
+Each helper is plain NumPy, so the Python backend runs generated code as it
+is; `numba_support` registers Numba implementations of the same helpers so
+that generated code also compiles in nopython mode.
+
+The tape is a stack of float64 values and a stack of int64 values (ints,
+booleans and array shapes), each a preallocated array grown by doubling.
+`pop(tape, like)` takes a value of the popped value's type as a witness, so
+one generic pop serves scalars and arrays of any rank.
+"""
+
+import numpy as np
+
+
+class Tape:
+    def __init__(self):
+        self.floats = np.empty(64)
+        self.nfloats = 0
+        self.ints = np.empty(64, dtype=np.int64)
+        self.nints = 0
+
+
+def _grow(buffer, need):
+    size = buffer.shape[0]
+    while size < need:
+        size *= 2
+    new = np.empty(size, dtype=buffer.dtype)
+    new[:buffer.shape[0]] = buffer
+    return new
+
+
+def push(tape, value):
+    if isinstance(value, np.ndarray):
+        n = value.size
+        if tape.nfloats + n > tape.floats.shape[0]:
+            tape.floats = _grow(tape.floats, tape.nfloats + n)
+        tape.floats[tape.nfloats:tape.nfloats + n] = value.ravel()
+        tape.nfloats += n
+        if tape.nints + value.ndim > tape.ints.shape[0]:
+            tape.ints = _grow(tape.ints, tape.nints + value.ndim)
+        tape.ints[tape.nints:tape.nints + value.ndim] = value.shape
+        tape.nints += value.ndim
+    elif isinstance(value, (bool, np.bool_, int, np.integer)):
+        if tape.nints == tape.ints.shape[0]:
+            tape.ints = _grow(tape.ints, tape.nints + 1)
+        tape.ints[tape.nints] = value
+        tape.nints += 1
+    else:
+        if tape.nfloats == tape.floats.shape[0]:
+            tape.floats = _grow(tape.floats, tape.nfloats + 1)
+        tape.floats[tape.nfloats] = value
+        tape.nfloats += 1
+
+
+def pop(tape, like):
+    if isinstance(like, np.ndarray):
+        tape.nints -= like.ndim
+        shape = tuple(int(s) for s in tape.ints[tape.nints:tape.nints + like.ndim])
+        n = int(np.prod(shape)) if shape else 1
+        tape.nfloats -= n
+        return tape.floats[tape.nfloats:tape.nfloats + n].reshape(shape).astype(like.dtype)
+    if isinstance(like, (bool, np.bool_)):
+        tape.nints -= 1
+        return bool(tape.ints[tape.nints])
+    if isinstance(like, (int, np.integer)):
+        tape.nints -= 1
+        return int(tape.ints[tape.nints])
+    tape.nfloats -= 1
+    return float(tape.floats[tape.nfloats])
+
+
+def reversed_range(start, stop, step):
+    n = len(range(start, stop, step))
+    return range(start + (n - 1) * step, start - step, -step)
+
+
+def zeros_like(x):
+    if isinstance(x, np.ndarray):
+        return np.zeros(x.shape)
+    return 0.0
+
+
+def unbroadcast(g, x):
+    """Sum `g` down to the shape of `x`: the adjoint of NumPy broadcasting."""
+    if not isinstance(x, np.ndarray):
+        return np.sum(g)
+    g = np.asarray(g)
+    if g.shape == x.shape:
+        return g
+    while g.ndim > x.ndim:
+        g = g.sum(axis=0)
+    for axis, size in enumerate(x.shape):
+        if size == 1 and g.shape[axis] != 1:
+            g = g.sum(axis=axis, keepdims=True)
+    return g.reshape(x.shape) if g.shape != x.shape else g
+
+
+def sum_adjoint(g, x, axis):
+    """Spread the adjoint of a sum back over the summed array."""
+    if axis is None:
+        return g + np.zeros(np.shape(x))
+    return np.expand_dims(g, axis) + np.zeros(np.shape(x))
+
+
+def extreme_adjoint(g, x, ans, axis):
+    """Adjoint of max/min: to the extreme entries, split evenly among ties."""
+    hits = (x == sum_adjoint(ans, x, axis)) * 1.0
+    count = np.sum(hits, axis=axis) if axis is not None else np.sum(hits)
+    return sum_adjoint(g / count, x, axis) * hits
+
+
+def cumsum_adjoint(g, x, axis):
+    if axis is None:
+        return np.reshape(np.cumsum(g[::-1])[::-1], np.shape(x))
+    return np.flip(np.cumsum(np.flip(g, axis), axis=axis), axis)
+
+
+def dot_adjoint_x(g, x, y):
+    x, y = np.asarray(x), np.asarray(y)
+    if x.ndim == 0 or y.ndim == 0:
+        return unbroadcast(g * y, x)
+    if y.ndim == 1:
+        return np.multiply.outer(g, y) if x.ndim > 1 or np.ndim(g) > 0 else g * y
+    if x.ndim == 1:
+        return np.dot(y, g)
+    return np.dot(g, np.swapaxes(y, -1, -2))
+
+
+def dot_adjoint_y(g, x, y):
+    x, y = np.asarray(x), np.asarray(y)
+    if x.ndim == 0 or y.ndim == 0:
+        return unbroadcast(g * x, y)
+    if x.ndim == 1:
+        return np.multiply.outer(x, g) if y.ndim > 1 else g * x
+    if y.ndim == 1:
+        return np.dot(np.swapaxes(x, -1, -2), g)
+    return np.dot(np.swapaxes(x, -1, -2), g)
+
+
+def reshape(x, shape):
+    return np.reshape(np.ascontiguousarray(x), shape)
+
+
+def transpose_adjoint(g, axes):
+    if axes is None:
+        return np.transpose(g)
+    return np.transpose(g, np.argsort(axes))
+
+
+def split_like(g, xs, axis):
+    parts, start = [], 0
+    for x in xs:
+        n = np.shape(x)[axis]
+        index = [slice(None)] * g.ndim
+        index[axis] = slice(start, start + n)
+        parts.append(g[tuple(index)])
+        start += n
+    return tuple(parts)
+
+
+def unstack(g, xs, axis):
+    return tuple(np.take(g, i, axis=axis) for i in range(len(xs)))
+
+
+def vstack_adjoint(g, xs):
+    parts = split_like(g, tuple(np.atleast_2d(x) for x in xs), 0)
+    return tuple(np.reshape(p, np.shape(x)) for p, x in zip(parts, xs))
+
+
+def solve_adjoint_a(g, a, ans):
+    b_bar = np.linalg.solve(np.transpose(a), g)
+    if np.ndim(ans) == 1:
+        return -np.outer(b_bar, ans)
+    return -np.dot(b_bar, np.transpose(ans))
+
+
+def max_share(x, y):
+    """d max(x, y) / dx: 1 where x wins, 1/2 on a tie, 0 where y wins."""
+    return (x > y) * 1.0 + (x == y) * 0.5
+
+
+def inside(x, lo, hi):
+    return ((x >= lo) & (x <= hi)) * 1.0
+
+
+def add_at(target, index, g):
+    out = np.array(target, copy=True)
+    np.add.at(out, index, g)
+    return out
+
+
+def astype(x, dtype):
+    return np.asarray(x).astype(dtype)
+
+
+HELPERS = {name: obj for name, obj in globals().items()
+           if callable(obj) and not name.startswith("_") and name not in ("np",)}
