@@ -665,7 +665,7 @@ class Normalizer:
         args = [self.atom(a, out) for a in expr.args]
         keywords = [gast.keyword(arg=k.arg, value=self.atom(k.value, out)) for k in expr.keywords]
         spelled = canonical_name(obj)
-        if spelled is not None or not inspect.isfunction(obj):
+        if spelled is not None or not inspect.isfunction(obj) or _has_rule(obj):
             if spelled is None:
                 spelled = _spell(func)
             return _call(spelled, args, obj, expr, keywords)
@@ -688,6 +688,11 @@ class Normalizer:
 
 
 _MISSING = object()
+
+
+def _has_rule(obj):
+    from . import rules
+    return rules.lookup(obj) is not None or rules.nondiff(obj) is not None
 
 
 def _is_dropped(s):
