@@ -39,3 +39,31 @@ def drop_dead(fn):
 def _pure(expr):
     """Only drop what cannot have an effect: no calls except pop (whose tape effect we must keep)."""
     return not any(isinstance(n, gast.Call) for n in gast.walk(expr))
+
+
+def _comment_text(s):
+    from .emit import _MARK
+    if isinstance(s, gast.Expr) and isinstance(s.value, gast.Constant) and isinstance(s.value.value, str) \
+            and s.value.value.startswith(_MARK):
+        return s.value.value
+    return None
+
+
+def tidy_comments(fn):
+    """One comment per run of statements from the same source line; none above nothing."""
+    def tidy(stmts):
+        out, last = [], None
+        for i, s in enumerate(stmts):
+            text = _comment_text(s)
+            if text is not None:
+                following = stmts[i + 1] if i + 1 < len(stmts) else None
+                if following is None or _comment_text(following) is not None or text == last:
+                    continue
+                last = text
+            for field in ("body", "orelse"):
+                if isinstance(getattr(s, field, None), list):
+                    setattr(s, field, tidy(getattr(s, field)) or ([gast.Pass()] if field == "body" else []))
+            out.append(s)
+        return out
+    fn.body = tidy(fn.body)
+    return fn

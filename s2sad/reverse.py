@@ -45,6 +45,7 @@ class Reverse:
         self.counter = 0
         self.restores = []  # placeholders resolved once `reads` is known
         self.ans_types = {}
+        self.remat = set()
 
     # ---- names ---------------------------------------------------------------
     def bar(self, v):
@@ -81,8 +82,20 @@ class Reverse:
                           and not getattr(n, "s2sad_global", False))
 
     # ---- the whole function -----------------------------------------------------
+    def first_definitions(self):
+        """Top-level assignments that give a name its first value: nothing older to save."""
+        seen, first = set(self.an.params), set()
+        for s in self.fn.body:
+            if isinstance(s, gast.Assign) and isinstance(s.targets[0], gast.Name):
+                seen.update(analysis_names(s.value))
+                if s.targets[0].id not in seen:
+                    first.add(id(s))
+            seen.update(n.id for n in gast.walk(s) if isinstance(n, gast.Name))
+        return first
+
     def run(self, name_):
         fn = self.fn
+        self.first = self.first_definitions()
         body, ret = fn.body[:-1], fn.body[-1]
         self.while_counters = {}
         reverse = self.reverse_block(body, fn.body)
@@ -96,6 +109,7 @@ class Reverse:
                 g = name(out_bar) if not isinstance(ret.value, gast.Tuple) or getattr(self, "aux", False) else \
                     gast.Subscript(value=name(out_bar), slice=const(i), ctx=gast.Load())
                 seed.append(self.accumulate(out.id, g))
+        self.resolve_remat(reverse)
         forward = self.forward_block(body)
         result_value = ret.value
         if any(isinstance(n, gast.Name) for n in gast.walk(ret.value)):
@@ -105,7 +119,7 @@ class Reverse:
         self.resolve_restores()
         params = self.an.params
         inits = self.init_adjoints(fn.body, top=True)
-        taped = sorted(v for v in self.reads if self.an.overwritten(v) and v not in params)
+        taped = sorted(v for v in self.reads if self.needs_push(v) and v not in params)
         preinit = [s for s in (self.placeholder(v) for v in taped) if s is not None]
         tape = [parse_stmt("_tape = Tape()")] if self.uses_tape else []
         grads = gast.Tuple(elts=[name(self.bar(p)) if p in self.an.wrt else const(0.0) for p in params],
@@ -178,7 +192,7 @@ class Reverse:
             counter = self.fresh("trips")
             self.while_counters[id(s)] = counter
             self.read(name(counter))
-            body = self.init_adjoints(s.body) + self.reverse_block(s.body, s.body)
+            body = self.loop_body(s.body, None)
             loop = gast.For(target=name(self.fresh("trip"), True),
                             iter=parse_expr(f"range({counter})"), body=body or [gast.Pass()], orelse=[],
                             type_comment=None)
@@ -198,7 +212,7 @@ class Reverse:
         for a in (start, stop, step):
             self.read(a)
         i = s.target.id
-        body = self.init_adjoints(s.body) + self.reverse_block(s.body, s.body)
+        body = self.loop_body(s.body, i)
         if isinstance(start, gast.Constant) and start.value == 0 and isinstance(step, gast.Constant) \
                 and step.value == 1:
             rng = gast.Call(func=name("range"), args=[
@@ -209,6 +223,55 @@ class Reverse:
                             keywords=[])
         loop = gast.For(target=name(i, True), iter=rng, body=body or [gast.Pass()], orelse=[], type_comment=None)
         return [loop, self.restore_marker("name", i, s)]
+
+    def loop_body(self, body, index):
+        """Reverse of one iteration: recompute cheap values, zero local adjoints, then the adjoints."""
+        remat = self.rematerializable(body, index)
+        self.remat.update(remat)
+        markers = []
+        for stmt in body:
+            if isinstance(stmt, gast.Assign) and isinstance(stmt.targets[0], gast.Name) \
+                    and stmt.targets[0].id in remat:
+                marker = gast.Pass()
+                marker.s2sad_remat = stmt
+                markers.append(marker)
+        return markers + self.init_adjoints(body) + self.reverse_block(body, body)
+
+    def rematerializable(self, body, index):
+        """Values of this iteration cheaper to recompute in the reverse sweep than to tape.
+
+        `t = rhs` qualifies when it is t's only assignment, t lives in this
+        body, and every operand of rhs still holds its value when the reverse
+        of the iteration starts: it is not assigned in the loop (arrays: not
+        written), or it is the loop index, or it is itself recomputed.
+        """
+        assigned = set()
+        for node in body:
+            for n in gast.walk(node):
+                if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store):
+                    assigned.add(n.id)
+        remat = set()
+        for stmt in body:
+            if not (isinstance(stmt, gast.Assign) and isinstance(stmt.targets[0], gast.Name)):
+                continue
+            t = stmt.targets[0].id
+            if self.an.assign_count.get(t) != 1 or self.an.scope.get(t) != id(body) or t in self.an.params:
+                continue
+            rhs = stmt.value
+            if isinstance(rhs, gast.Call) and (is_user_call(rhs) or not _cheap_call(rhs)):
+                continue
+            operands = analysis_names(rhs)
+            if all(o == index or o in remat or o not in assigned for o in operands):
+                remat.add(t)
+        return remat
+
+    def resolve_remat(self, tree_body):
+        markers = [n for s in tree_body for n in gast.walk(s) if getattr(n, "s2sad_remat", None) is not None]
+        for marker in reversed(markers):
+            stmt = marker.s2sad_remat
+            if stmt.targets[0].id in self.reads:
+                marker.s2sad_needed = True
+                self.read(stmt.value)
 
     def reverse_assign(self, s):
         target, rhs = s.targets[0], s.value
@@ -232,7 +295,8 @@ class Reverse:
                 out += self.adjoint(rhs, g, target)
                 if self.needs_reset(v):
                     out.append(self.reset(v))
-            out.append(self.restore_marker("name", v, s))
+            if id(s) not in self.first:
+                out.append(self.restore_marker("name", v, s))
         elif isinstance(target, gast.Tuple):  # a, b = user_function(...)
             names = [e.id for e in target.elts]
             if any(v in self.an.active for v in names):
@@ -370,10 +434,15 @@ class Reverse:
         def fix(stmts):
             out = []
             for s in stmts:
+                remat = getattr(s, "s2sad_remat", None)
+                if remat is not None:
+                    if getattr(s, "s2sad_needed", False):
+                        out.append(copy.deepcopy(remat))
+                    continue
                 r = getattr(s, "s2sad_restore", None)
                 if r is not None:
                     kind, what = r
-                    if kind == "name" and what in self.reads and self.an.overwritten(what):
+                    if kind == "name" and self.needs_push(what):
                         out.append(parse_stmt(f"{what} = pop(_tape, {what})"))
                     elif kind == "item" and what[0] in self.reads:
                         y, idx = what
@@ -400,13 +469,13 @@ class Reverse:
         return gast.Expr(value=gast.Call(func=name("push"), args=[name("_tape"), expr], keywords=[]))
 
     def needs_push(self, v):
-        return v in self.reads and self.an.overwritten(v)
+        return v in self.reads and self.an.overwritten(v) and v not in self.remat
 
     def forward_stmt(self, s, in_loop):
         if isinstance(s, gast.Assign):
             target = s.targets[0]
             pushes = []
-            if isinstance(target, gast.Name) and self.needs_push(target.id):
+            if isinstance(target, gast.Name) and self.needs_push(target.id) and id(s) not in self.first:
                 pushes.append(self.push(name(target.id)))
             elif isinstance(target, gast.Tuple):
                 pushes += [self.push(name(e.id)) for e in target.elts if self.needs_push(e.id)]
@@ -433,6 +502,12 @@ class Reverse:
             new = gast.While(test=s.test, body=body, orelse=[])
             return pre + [assign(counter, const(0)), gast.copy_location(new, s)]
         raise AssertionError(type(s).__name__)
+
+
+def _cheap_call(call):
+    """Elementwise math on values: as cheap to redo as to tape."""
+    rule = rules.lookup(call_func(call))
+    return rule is not None and rule.broadcasts
 
 
 def transform(fn, analysis, compiler, parsed, name_, aux=False):

@@ -1,0 +1,491 @@
+"""One test per supported construct: each gradient against finite differences or a closed form."""
+
+import inspect
+import math
+from math import exp as mexp
+
+import numpy as np
+import numpy as xp
+import pytest
+from numpy import sin
+
+import s2sad
+from fd import assert_grad_matches, numerical_grad
+
+RNG = np.random.default_rng(0)
+X5 = np.array([0.3, -1.2, 0.7, 2.0, -0.4])
+SCALE = 2.5
+WEIGHTS = np.array([1.0, -2.0, 0.5, 3.0, 0.25])
+
+
+def check(f, args, argnum=0, rtol=1e-5, atol=1e-7):
+    g = s2sad.grad(f, argnums=argnum)(*args)
+    assert_grad_matches(g, f, args, argnum, rtol=rtol, atol=atol)
+    return g
+
+
+# ---- function kinds -----------------------------------------------------------------------------
+
+def module_level(x):
+    return x * np.sin(x)
+
+
+def test_module_level_function():
+    g = s2sad.grad(module_level)(1.3)
+    assert g == pytest.approx(np.sin(1.3) + 1.3 * np.cos(1.3), rel=1e-12)
+
+
+def test_nested_function_object():
+    def inner(x):
+        return np.exp(2.0 * x) - x
+    assert s2sad.grad(inner)(0.4) == pytest.approx(2 * np.exp(0.8) - 1, rel=1e-12)
+
+
+def test_closure_reads_free_variables_from_cells():
+    a = 3.0
+    w = np.array([1.0, 2.0, -1.0])
+
+    def f(x):
+        return a * np.sum(w * x ** 2)
+    x = np.array([0.5, -1.0, 2.0])
+    np.testing.assert_allclose(s2sad.grad(f)(x), 2 * a * w * x)
+
+
+def test_lambda():
+    f = lambda x: x * x * x  # noqa: E731
+    assert s2sad.grad(f)(2.0) == pytest.approx(12.0)
+
+
+def test_two_lambdas_on_one_line_are_told_apart():
+    f, g = lambda x: x * x, lambda x: 3.0 * x  # noqa: E731
+    assert s2sad.grad(f)(5.0) == pytest.approx(10.0)
+    assert s2sad.grad(g)(5.0) == pytest.approx(3.0)
+    # and in the other order, in a fresh compile
+    f2, g2 = lambda x: x * x, lambda x: 3.0 * x  # noqa: E731
+    assert s2sad.grad(g2)(5.0) == pytest.approx(3.0)
+    assert s2sad.grad(f2)(5.0) == pytest.approx(10.0)
+
+
+def uses_globals(x):
+    return SCALE * np.sum(WEIGHTS * x)
+
+
+def test_module_globals_constant_and_array():
+    np.testing.assert_allclose(s2sad.grad(uses_globals)(X5), SCALE * WEIGHTS)
+
+
+def uses_xp_alias(x):
+    return xp.sum(xp.cos(x) * x)
+
+
+def test_numpy_under_another_alias():
+    check(uses_xp_alias, (X5,))
+
+
+def uses_from_import(x):
+    return sin(x) * 2.0
+
+
+def test_from_numpy_import_sin():
+    assert s2sad.grad(uses_from_import)(0.7) == pytest.approx(2 * np.cos(0.7), rel=1e-12)
+
+
+def uses_math(x):
+    return math.exp(x) + math.sin(x) * math.log(x) + math.sqrt(x) + mexp(-x)
+
+
+def test_import_math():
+    x = 1.7
+    expected = math.exp(x) + math.cos(x) * math.log(x) + math.sin(x) / x + 0.5 / math.sqrt(x) - math.exp(-x)
+    assert s2sad.grad(uses_math)(x) == pytest.approx(expected, rel=1e-12)
+
+
+# ---- statements and expressions -----------------------------------------------------------------
+
+def aug_assign(x, y):
+    s = x
+    s += y
+    s *= x
+    s -= 2.0 * y
+    s /= y
+    s **= 2
+    return s
+
+
+def test_augmented_assignment():
+    check(aug_assign, (1.5, 0.7), 0)
+    check(aug_assign, (1.5, 0.7), 1)
+
+
+def chained(x):
+    if 0.0 < x < 1.0:
+        return x * x
+    return 3.0 * x
+
+
+def test_chained_comparison():
+    assert s2sad.grad(chained)(0.5) == pytest.approx(1.0)
+    assert s2sad.grad(chained)(1.5) == pytest.approx(3.0)
+    assert s2sad.grad(chained)(-0.5) == pytest.approx(3.0)
+
+
+def cond_expr(x):
+    y = x * x if x > 0.0 else -2.0 * x
+    return y + (np.sin(x) if x < 1.0 else 0.0)
+
+
+def test_conditional_expression():
+    assert s2sad.grad(cond_expr)(0.5) == pytest.approx(1.0 + np.cos(0.5))
+    assert s2sad.grad(cond_expr)(2.0) == pytest.approx(4.0)
+    assert s2sad.grad(cond_expr)(-1.0) == pytest.approx(-2.0 + np.cos(-1.0))
+
+
+def fib_like(x, n):
+    a, b = x, 1.0
+    for _ in range(n):
+        a, b = b, a + b
+    c, d = a * x, b
+    d, c = c, d
+    return c * d + a
+
+
+def test_tuple_unpacking_and_swaps():
+    check(fib_like, (0.8, 5))
+    check(fib_like, (0.8, 0))
+
+
+def for_over_array(x):
+    total = 0.0
+    for v in x:
+        total = total + v * v
+    return total
+
+
+def test_for_over_array():
+    np.testing.assert_allclose(s2sad.grad(for_over_array)(X5), 2 * X5)
+
+
+def for_enumerate(x):
+    total = 0.0
+    for i, v in enumerate(x):
+        total += (i + 1.0) * np.sin(v)
+    return total
+
+
+def test_for_enumerate():
+    np.testing.assert_allclose(s2sad.grad(for_enumerate)(X5), np.arange(1, 6) * np.cos(X5))
+
+
+def for_zip(x, w):
+    total = 0.0
+    for a, b in zip(x, w):
+        total += a * b * a
+    return total
+
+
+def test_for_zip():
+    check(for_zip, (X5, WEIGHTS), 0)
+    check(for_zip, (X5, WEIGHTS), 1)
+
+
+def range_forms(x):
+    total = 0.0
+    for i in range(1, 5, 2):       # 1, 3
+        total += x[i] * x[i]
+    for i in range(4, -1, -2):     # 4, 2, 0
+        total += 3.0 * x[i]
+    for i in range(3, 0, -1):      # 3, 2, 1
+        total += x[i] * i
+    for i in range(2):
+        total += x[i]
+    return total
+
+
+def test_range_start_stop_step_and_negative_step():
+    expected = np.zeros(5)
+    expected[[1, 3]] += 2 * X5[[1, 3]]
+    expected[[4, 2, 0]] += 3.0
+    expected[[3, 2, 1]] += [3, 2, 1]
+    expected[[0, 1]] += 1.0
+    np.testing.assert_allclose(s2sad.grad(range_forms)(X5), expected)
+
+
+def early_returns(x):
+    if x < 0.0:
+        return -x
+    if x < 1.0:
+        return x * x
+    y = x * 3.0
+    if y > 9.0:
+        return y * y
+    return y
+
+
+def test_early_and_multiple_returns():
+    assert s2sad.grad(early_returns)(-2.0) == pytest.approx(-1.0)
+    assert s2sad.grad(early_returns)(0.5) == pytest.approx(1.0)
+    assert s2sad.grad(early_returns)(2.0) == pytest.approx(3.0)
+    assert s2sad.grad(early_returns)(4.0) == pytest.approx(18 * 4.0)
+
+
+def return_from_loop(x):
+    for i in range(x.shape[0]):
+        if x[i] > 1.0:
+            return x[i] * x[i]
+    return np.sum(x)
+
+
+def test_return_from_inside_a_loop():
+    np.testing.assert_allclose(s2sad.grad(return_from_loop)(X5), [0, 0, 0, 4.0, 0])
+    small = np.array([0.1, 0.2, 0.3])
+    np.testing.assert_allclose(s2sad.grad(return_from_loop)(small), np.ones(3))
+
+
+def break_continue(x):
+    total = 0.0
+    for i in range(x.shape[0]):
+        if x[i] < 0.0:
+            continue
+        if total > 2.0:
+            break
+        total += x[i] * x[i]
+    return total
+
+
+def test_break_and_continue():
+    x = np.array([0.5, -1.0, 1.2, -0.3, 0.9, 0.4, 2.0])
+    # visits 0.5 (total .25), skips -1, 1.2 (1.69), skips, 0.9 (2.5), then breaks
+    expected = np.zeros(7)
+    expected[[0, 2, 4]] = 2 * x[[0, 2, 4]]
+    np.testing.assert_allclose(s2sad.grad(break_continue)(x), expected)
+
+
+def with_defaults(x, scale=2.0, *, power=3):
+    return scale * x ** power
+
+
+def test_keyword_and_default_arguments_at_top_level():
+    assert s2sad.grad(with_defaults)(1.5) == pytest.approx(2.0 * 3 * 1.5 ** 2)
+    assert s2sad.grad(with_defaults)(1.5, power=2) == pytest.approx(2.0 * 2 * 1.5)
+    assert s2sad.grad(with_defaults, argnums=1)(1.5, scale=4.0) == pytest.approx(1.5 ** 3)
+    assert s2sad.grad(with_defaults)(x=1.5, scale=1.0) == pytest.approx(3 * 1.5 ** 2)
+
+
+def helper_scaled(v, scale=1.0, shift=0.0):
+    return scale * v * v + shift
+
+
+def calls_helper_with_keywords(x):
+    return helper_scaled(x) + helper_scaled(x, scale=3.0) + helper_scaled(x, shift=x, scale=0.5)
+
+
+def test_keyword_and_default_arguments_in_calls_to_helpers():
+    x = 1.1
+    assert s2sad.grad(calls_helper_with_keywords)(x) == pytest.approx(2 * x + 6 * x + x + 1)
+
+
+def if_elif_else(x):
+    if x < -1.0:
+        y = x * x
+    elif x < 1.0:
+        y = np.sin(x)
+    elif x < 2.0:
+        y = 5.0 * x
+    else:
+        y = np.exp(x)
+    return y
+
+
+def test_if_elif_else():
+    for x, g in ((-2.0, -4.0), (0.3, np.cos(0.3)), (1.5, 5.0), (3.0, np.exp(3.0))):
+        assert s2sad.grad(if_elif_else)(x) == pytest.approx(g)
+
+
+def newton_sqrt(a):
+    x = a
+    while abs(x * x - a) > 1e-12 * a:
+        x = 0.5 * (x + a / x)
+    return x
+
+
+def test_while_with_data_dependent_trip_count():
+    for a in (2.0, 10.0, 1e4):
+        assert s2sad.grad(newton_sqrt)(a) == pytest.approx(0.5 / np.sqrt(a), rel=1e-6)
+
+
+def nested_loops(A, v):
+    n, m = A.shape
+    total = 0.0
+    for i in range(n):
+        row = 0.0
+        for j in range(m):
+            row += A[i, j] * v[j]
+        total += row * row
+    return total
+
+
+def test_nested_loops():
+    A = RNG.normal(size=(3, 4))
+    v = RNG.normal(size=4)
+    np.testing.assert_allclose(s2sad.grad(nested_loops)(A, v), 2 * np.outer(A @ v, v), rtol=1e-10)
+    np.testing.assert_allclose(s2sad.grad(nested_loops, argnums=1)(A, v), 2 * A.T @ (A @ v), rtol=1e-10)
+
+
+def square(v):
+    return v * v
+
+
+def cube_via_square(v):
+    return square(v) * v
+
+
+def many_helper_calls(x):
+    s = square(x[0]) + cube_via_square(x[1])
+    for i in range(x.shape[0]):
+        s = s + square(x[i]) + helper_scaled(x[i], scale=2.0)
+    return s + square(s)
+
+
+def test_helpers_called_from_several_places_in_loops_with_keywords_calling_helpers():
+    check(many_helper_calls, (np.array([0.3, -0.5, 0.8]),), rtol=1e-6)
+
+
+# ---- subscripts ----------------------------------------------------------------------------------
+
+def subscript_reads(x, M, k):
+    return x[1] * x[k] + M[0, 2] * np.sum(x[1:4]) + np.sum(M[:, 0] ** 2) + x[-1]
+
+
+def test_subscript_reads():
+    M = RNG.normal(size=(3, 3))
+    args = (X5, M, 3)
+    check(subscript_reads, args, 0)
+    check(subscript_reads, args, 1)
+
+
+def writes_into_local_arrays(x):
+    n = x.shape[0]
+    y = np.zeros(n)
+    for i in range(n):
+        y[i] = x[i] * x[i]
+    M = np.zeros((2, n))
+    for i in range(2):
+        for j in range(n):
+            M[i, j] = (i + 1.0) * y[j]
+    y[1:3] = x[0:2] * 5.0
+    return np.sum(y) + np.sum(M * M)
+
+
+def test_writes_into_local_arrays():
+    check(writes_into_local_arrays, (X5,))
+
+
+def subscript_augassign(x):
+    y = np.zeros(3)
+    for i in range(x.shape[0]):
+        y[i % 3] += x[i] * x[i]
+    return np.sum(y * y)
+
+
+def test_subscript_augmented_assignment():
+    check(subscript_augassign, (X5,))
+
+
+def inplace_on_local(x, w):
+    y = np.ones(x.shape[0])
+    y += x
+    y *= x
+    y = y * w
+    return np.sum(y)
+
+
+def test_inplace_operators_on_local_arrays():
+    check(inplace_on_local, (X5, WEIGHTS), 0)
+    check(inplace_on_local, (X5, WEIGHTS), 1)
+
+
+def inplace_does_not_touch_caller(x):
+    y = x * 1.0
+    y += x
+    return np.sum(y * y)
+
+
+def test_inplace_on_copy_matches_and_inputs_unchanged():
+    x = X5.copy()
+    np.testing.assert_allclose(s2sad.grad(inplace_does_not_touch_caller)(x), 8 * X5)
+    np.testing.assert_array_equal(x, X5)
+
+
+def rnn(W, xs):
+    h = np.zeros(W.shape[0])
+    for t in range(xs.shape[0]):
+        h = np.tanh(W @ h + xs[t])
+    return np.sum(h)
+
+
+def test_values_overwritten_inside_loops_rnn_recurrence():
+    W = RNG.normal(size=(3, 3)) * 0.5
+    xs = RNG.normal(size=(4, 3))
+    check(rnn, (W, xs), 0)
+    check(rnn, (W, xs), 1)
+
+
+# ---- API ------------------------------------------------------------------------------------------
+
+def with_aux(x):
+    loss = np.sum(x * x)
+    return loss, x * 2.0
+
+
+def test_has_aux_tuple_outputs():
+    g, aux = s2sad.grad(with_aux, has_aux=True)(X5)
+    np.testing.assert_allclose(g, 2 * X5)
+    np.testing.assert_allclose(aux, 2 * X5)
+    (value, aux2), g2 = s2sad.value_and_grad(with_aux, has_aux=True)(X5)
+    assert value == pytest.approx(np.sum(X5 * X5))
+    np.testing.assert_allclose(aux2, 2 * X5)
+    np.testing.assert_allclose(g2, 2 * X5)
+
+
+def three_args(a, b, c):
+    return a * b * b + np.sum(c) * a
+
+
+def test_argnums_tuple():
+    c = np.array([1.0, 2.0])
+    ga, gc = s2sad.grad(three_args, argnums=(0, 2))(2.0, 3.0, c)
+    assert ga == pytest.approx(9.0 + 3.0)
+    np.testing.assert_allclose(gc, [2.0, 2.0])
+    gb, ga2 = s2sad.grad(three_args, argnums=(1, 0))(2.0, 3.0, c)
+    assert (gb, ga2) == pytest.approx((12.0, 12.0))
+
+
+def test_value_and_grad():
+    value, g = s2sad.value_and_grad(rnn)(np.eye(2) * 0.5, np.ones((3, 2)))
+    assert value == pytest.approx(rnn(np.eye(2) * 0.5, np.ones((3, 2))))
+    assert_grad_matches(g, rnn, (np.eye(2) * 0.5, np.ones((3, 2))), 0)
+
+
+def loop_with_branch(x):
+    total = 0.0
+    for i in range(x.shape[0]):
+        if x[i] > 0.0:
+            total = total + x[i] * x[i]  # MARK-BRANCH
+        else:
+            total = total - x[i]
+    return total
+
+
+def test_generated_source_keeps_user_names_and_line_numbers():
+    g = s2sad.grad(loop_with_branch)
+    np.testing.assert_allclose(g(X5), np.where(X5 > 0, 2 * X5, -1.0))
+    text = s2sad.source(g)
+    assert "total" in text
+    lines, first = inspect.getsourcelines(loop_with_branch)
+    mark = first + next(i for i, line in enumerate(lines) if "MARK-BRANCH" in line)
+    assert re_search(rf"#.*\b{mark}\b", text), text
+
+
+def re_search(pattern, text):
+    import re
+    return re.search(pattern, text)
