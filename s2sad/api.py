@@ -15,6 +15,7 @@ import numpy as np
 from . import backends
 from . import compiler
 from . import optimize
+from . import pytree
 from . import typesys as T
 from .errors import S2SADError
 
@@ -69,27 +70,38 @@ class Transformed:
         for i in argnums:
             if i >= len(args):
                 raise TypeError(f"argnums={self.argnums} but the function takes {len(args)} arguments")
-            _check_real(args[i], i, self.signature)
-        args = [float(a) if i in argnums and isinstance(a, (float, np.floating)) else a for i, a in enumerate(args)]
-        spec = self.specialize(args, argnums)
-        out, grads = spec.call(*args, 1.0)
+            for leaf in (pytree.tree_leaves(args[i]) if pytree.is_container(args[i]) else [args[i]]):
+                _check_real(leaf, i, self.signature)
+        flat, treedefs, positions = [], [], []
+        for i, a in enumerate(args):
+            leaves, treedef = pytree.tree_flatten(a) if pytree.is_container(a) else ([a], None)
+            treedefs.append(treedef)
+            positions.append(list(range(len(flat), len(flat) + len(leaves))))
+            if i in argnums:
+                leaves = [float(v) if isinstance(v, (float, np.floating)) else v for v in leaves]
+            flat += leaves
+        spec = self.specialize(flat, argnums, tuple(treedefs), positions)
+        out, grads = spec.call(*flat, 1.0)
         value = out[0] if self.has_aux else out
         if np.ndim(value) != 0:
             raise TypeError(f"grad requires a scalar output; {self.fun.__name__} returned an array of shape "
                             f"{np.shape(value)}. Use jacrev/jacfwd/vjp for non-scalar outputs.")
-        picked = grads[argnums[0]] if isinstance(self.argnums, int) else tuple(grads[i] for i in argnums)
+        per_arg = [grads[p[0]] if treedefs[i] is None else
+                   pytree.tree_unflatten(treedefs[i], [grads[k] for k in p]) for i, p in enumerate(positions)]
+        picked = per_arg[argnums[0]] if isinstance(self.argnums, int) else tuple(per_arg[i] for i in argnums)
         if self.has_aux:
             result = ((value, out[1]), picked) if self.with_value else (picked, out[1])
         else:
             result = (value, picked) if self.with_value else picked
         return result
 
-    def specialize(self, args, argnums):
-        types = tuple(T.of_value(a) for a in args)
-        key = (types, argnums)
+    def specialize(self, flat_args, argnums, treedefs, positions):
+        types = tuple(T.of_value(a) for a in flat_args)
+        key = (types, argnums, treedefs)
         spec = self.specializations.get(key)
         if spec is None:
-            spec = self.specializations[key] = Specialization(self, types, argnums)
+            wrt = tuple(k for i in argnums for k in positions[i])
+            spec = self.specializations[key] = Specialization(self, types, wrt, treedefs)
         self.last = spec
         return spec
 
@@ -105,10 +117,10 @@ class Transformed:
 
 
 class Specialization:
-    def __init__(self, transformed, types, argnums):
+    def __init__(self, transformed, types, argnums, treedefs):
         fun = transformed.fun
         module = compiler.Module()
-        name = module.vjp_name(fun, list(types), argnums, aux=transformed.has_aux)
+        name = module.vjp_name(fun, list(types), argnums, aux=transformed.has_aux, treedefs=treedefs)
         for tree in module.functions:
             optimize.drop_dead(tree)
             optimize.tidy_comments(tree)

@@ -7,13 +7,14 @@ normalized primal of each user helper it calls, and their `_vjp`s) and
 turns them into one Python module: readable source, then live functions.
 """
 
+import copy
 import math
 
 import gast
 import numpy as np
 
 from . import analysis as analysis_mod
-from . import emit, fence, frontend, normalize, reverse, runtime
+from . import emit, fence, frontend, normalize, pytree, reverse, runtime
 from . import typesys as T
 
 
@@ -28,6 +29,15 @@ class Function:
         fence.check(self.parsed)
         self.ir = normalize.normalize(self.parsed)
         self.name = self.parsed.name if fn is None or fn.__name__ != "<lambda>" else "lambda_"
+
+    def with_flat_params(self, treedefs):
+        """This function with each container parameter replaced by its leaves."""
+        if all(t is None for t in treedefs):
+            self.leaves_of = [[a.id] for a in self.ir.args.args]
+            return self
+        flat = copy.copy(self)
+        flat.ir, flat.leaves_of = pytree.flatten_params(self.ir, treedefs, self.parsed.where)
+        return flat
 
     @classmethod
     def of(cls, fn):
@@ -75,10 +85,13 @@ class Module:
             self.add(func, func.ir)
         return self.primals[id(fn)]
 
-    def vjp_name(self, fn, arg_types, wrt_positions, aux=False):
+    def vjp_name(self, fn, arg_types, wrt_positions, aux=False, treedefs=None):
+        """The generated vjp of `fn` for these argument types; `treedefs` marks a top-level call."""
         key = (id(fn), tuple(arg_types), tuple(wrt_positions), aux)
         if key not in self.vjps:
             func = Function.of(fn)
+            if treedefs is not None:
+                func = func.with_flat_params(treedefs)
             base = f"{func.name}_vjp"
             name = base
             n = 1
@@ -86,7 +99,8 @@ class Module:
                 n += 1
                 name = f"{base}{n}"
             self.vjps[key] = name
-            self.primal(fn)
+            if treedefs is None:
+                self.primal(fn)  # the caller's forward sweep calls the primal
             params = [a.id for a in func.ir.args.args]
             wrt = [params[i] for i in wrt_positions]
             self.add(func, self.reverse(func, arg_types, wrt, name, aux))

@@ -260,7 +260,7 @@ def test_break_and_continue():
     np.testing.assert_allclose(s2sad.grad(break_continue)(x), expected)
 
 
-def with_defaults(x, scale=2.0, *, power=3):
+def with_defaults(x, scale=2.0, power=3):
     return scale * x ** power
 
 
@@ -269,6 +269,17 @@ def test_keyword_and_default_arguments_at_top_level():
     assert s2sad.grad(with_defaults)(1.5, power=2) == pytest.approx(2.0 * 2 * 1.5)
     assert s2sad.grad(with_defaults, argnums=1)(1.5, scale=4.0) == pytest.approx(1.5 ** 3)
     assert s2sad.grad(with_defaults)(x=1.5, scale=1.0) == pytest.approx(3 * 1.5 ** 2)
+
+
+def with_keyword_only(x, scale=2.0, *, power=3):
+    return scale * x ** power
+
+
+@pytest.mark.xfail(strict=True, reason="BUG-4: keyword-only parameters are dropped by normalize "
+                   "('undefined name `power`')")
+def test_keyword_only_arguments_at_top_level():
+    assert s2sad.grad(with_keyword_only)(1.5) == pytest.approx(2.0 * 3 * 1.5 ** 2)
+    assert s2sad.grad(with_keyword_only)(1.5, power=2) == pytest.approx(2.0 * 2 * 1.5)
 
 
 def helper_scaled(v, scale=1.0, shift=0.0):
@@ -387,6 +398,8 @@ def subscript_augassign(x):
     return np.sum(y * y)
 
 
+@pytest.mark.xfail(strict=True, reason="BUG-5: `y[i] += v` uses a fresh temporary that is not "
+                   "registered as a local ('undefined name `_t1`')")
 def test_subscript_augmented_assignment():
     check(subscript_augassign, (X5,))
 
@@ -414,6 +427,89 @@ def test_inplace_on_copy_matches_and_inputs_unchanged():
     x = X5.copy()
     np.testing.assert_allclose(s2sad.grad(inplace_does_not_touch_caller)(x), 8 * X5)
     np.testing.assert_array_equal(x, X5)
+
+
+def inplace_through_alias(x):
+    y = x * 1.0
+    z = y
+    y += x          # mutates the array z also names
+    return np.sum(z * z)
+
+
+def setitem_through_alias(x):
+    y = np.zeros(2)
+    z = y
+    y[0] = x[0]     # z sees the write
+    return np.sum(z * x[0])
+
+
+@pytest.mark.xfail(strict=True, reason="BUG-1: `y += x` is rewritten to `y = y + x`, so another name "
+                   "for the same array keeps the old value: wrong value and gradient")
+def test_inplace_add_through_an_alias():
+    value, g = s2sad.value_and_grad(inplace_through_alias)(X5)
+    assert value == pytest.approx(inplace_through_alias(X5))
+    np.testing.assert_allclose(g, 8 * X5)
+
+
+@pytest.mark.xfail(strict=True, reason="BUG-1: a write `y[0] = v` is not seen through an alias `z = y`")
+def test_setitem_through_an_alias():
+    value, g = s2sad.value_and_grad(setitem_through_alias)(X5)
+    assert value == pytest.approx(setitem_through_alias(X5))
+    check(setitem_through_alias, (X5,))
+
+
+def reassigns_parameter(x):
+    x = np.sin(x)
+    return np.sum(x * x)
+
+
+@pytest.mark.xfail(strict=True, reason="BUG-2: rebinding a parameter in straight-line code emits "
+                   "push(_tape, x) without creating _tape (NameError)")
+def test_reassigning_a_parameter():
+    np.testing.assert_allclose(s2sad.grad(reassigns_parameter)(X5), 2 * np.sin(X5) * np.cos(X5))
+
+
+def break_inner_loop(x):
+    t = 0.0
+    for i in range(3):
+        for j in range(3):
+            if j > i:
+                break
+            t += x[i] * x[j]
+    return t
+
+
+def return_from_nested_loops(x):
+    for i in range(3):
+        for j in range(3):
+            if x[i] * x[j] > 1.0:
+                return x[i] * x[j]
+    return 0.0
+
+
+@pytest.mark.xfail(strict=True, reason="BUG-3: break in an inner loop: UnboundLocalError `_trips2` "
+                   "in the reverse sweep")
+def test_break_in_an_inner_loop():
+    check(break_inner_loop, (X5,))
+
+
+@pytest.mark.xfail(strict=True, reason="BUG-3: return from inside nested loops: UnboundLocalError `_trips2`")
+def test_return_from_nested_loops():
+    check(return_from_nested_loops, (X5,))
+
+
+def continue_inner_loop(x):
+    t = 0.0
+    for i in range(3):
+        for j in range(3):
+            if j > i:
+                continue
+            t += x[i] * x[j]
+    return t
+
+
+def test_continue_in_an_inner_loop():
+    check(continue_inner_loop, (X5,))
 
 
 def rnn(W, xs):

@@ -84,3 +84,27 @@ def test_decorator_forms():
 
     assert f(0.3) == pytest.approx(np.cos(0.3))
     assert h(2.0, 0.5) == pytest.approx(2.0 * np.exp(0.5))
+
+
+def logistic_loss(params, X, y):
+    p = 1.0 / (1.0 + np.exp(-(X @ params["W"] + params["b"])))
+    return -np.sum(y * np.log(p) + (1 - y) * np.log(1 - p))
+
+
+def test_dict_parameters_give_a_dict_gradient():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(6, 3)), (rng.uniform(size=6) > 0.5) * 1.0
+    params = {"W": rng.normal(size=3), "b": 0.1}
+    g = s2sad.grad(logistic_loss)(params, X, y)
+    assert set(g) == {"W", "b"}
+    flat = lambda W, b: logistic_loss({"W": W, "b": b}, X, y)  # noqa: E731
+    assert_grad_matches(g["W"], flat, (params["W"], params["b"]), 0)
+    assert_grad_matches(g["b"], flat, (params["W"], params["b"]), 1)
+
+
+def test_tree_map_updates_every_leaf():
+    params = {"w": np.array([1.0, 2.0]), "b": [3.0, (4.0,)]}
+    doubled = s2sad.tree_map(lambda v: v * 2, params)
+    assert doubled["b"][1][0] == 8.0 and np.all(doubled["w"] == [2.0, 4.0])
+    leaves, treedef = s2sad.tree_flatten(params)
+    assert s2sad.tree_unflatten(treedef, leaves)["b"][0] == 3.0
