@@ -132,7 +132,7 @@ REFUSED = [
 
 
 @pytest.mark.parametrize("fn, marker, construct", REFUSED,
-                         ids=[r[1] if isinstance(r, tuple) else r.values[1] for r in REFUSED])
+                         ids=[r.values[1] if hasattr(r, "marks") else r[1] for r in REFUSED])
 def test_refused_construct_names_file_line_quotes_it_and_hints(fn, marker, construct):
     lineno = marked_line(fn, marker)
     with pytest.raises(s2sad.UnsupportedSyntaxError) as info:
