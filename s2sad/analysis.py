@@ -252,7 +252,8 @@ class Analysis:
             if rule is None:
                 return []
             bound = rules.bind(rule, rhs)
-            return [atom_name(bound[p]) for p in rule.adjoint if p in bound and atom_name(bound[p])]
+            params = list(rule.adjoint) + [p for p in rule.tangent if p not in rule.adjoint]
+            return [atom_name(bound[p]) for p in params if p in bound and atom_name(bound[p])]
         return []
 
     def unknown_calls(self, rhs):

@@ -40,22 +40,33 @@ _register_stop_gradient()
 
 
 class Transformed:
-    """A derivative of `fun`, generated and compiled per argument signature."""
+    """A derivative of `fun`, generated and compiled per argument signature.
 
-    def __init__(self, fun, argnums, has_aux, with_value, backend):
+    kind: "grad", "value_and_grad", "jacfwd" or "jacrev". When `fun` is itself
+    a transformed function, s2sad transforms the code generated for it, in
+    forward mode (forward-over-reverse for Hessians and grad of grad).
+    """
+
+    def __init__(self, fun, argnums, has_aux, kind, backend):
+        if isinstance(fun, Transformed) and has_aux:
+            raise S2SADError("has_aux is supported on the innermost transform only")
         self.fun = fun
         self.argnums = argnums
         self.has_aux = has_aux
-        self.with_value = with_value
-        self.backend = backend
+        self.kind = kind
+        self.backend = backend if backend is not None else getattr(fun, "backend", None)
         self.specializations = {}
         self.last = None
         functools.update_wrapper(self, fun, updated=())
-        self.signature = _signature(fun)
+        self.signature = fun.signature if isinstance(fun, Transformed) else _signature(fun)
 
     @property
-    def kind(self):
-        return "value_and_grad" if self.with_value else "grad"
+    def with_value(self):
+        return self.kind == "value_and_grad"
+
+    @property
+    def nested(self):
+        return isinstance(self.fun, Transformed)
 
     def _bind(self, args, kwargs):
         if self.signature is None:
@@ -64,51 +75,118 @@ class Transformed:
         bound.apply_defaults()
         return list(bound.arguments.values())
 
+    def _argnums(self):
+        return (self.argnums,) if isinstance(self.argnums, int) else tuple(self.argnums)
+
     def __call__(self, *args, **kwargs):
         args = self._bind(args, kwargs)
-        argnums = (self.argnums,) if isinstance(self.argnums, int) else tuple(self.argnums)
+        argnums = self._argnums()
         for i in argnums:
             if i >= len(args):
                 raise TypeError(f"argnums={self.argnums} but the function takes {len(args)} arguments")
             for leaf in (pytree.tree_leaves(args[i]) if pytree.is_container(args[i]) else [args[i]]):
                 _check_real(leaf, i, self.signature)
-        flat, treedefs, positions = [], [], []
-        for i, a in enumerate(args):
-            leaves, treedef = pytree.tree_flatten(a) if pytree.is_container(a) else ([a], None)
-            treedefs.append(treedef)
-            positions.append(list(range(len(flat), len(flat) + len(leaves))))
-            if i in argnums:
-                leaves = [float(v) if isinstance(v, (float, np.floating)) else v for v in leaves]
-            flat += leaves
-        spec = self.specialize(flat, argnums, tuple(treedefs), positions)
+        flat, treedefs, positions = _flatten(args, argnums)
+        if self.kind == "jacfwd" or self.nested:
+            return self._forward_call(flat, treedefs, positions, argnums)
+        if self.kind == "jacrev":
+            return self._jacrev_call(flat, treedefs, positions, argnums)
+        spec = self.specialize(flat, argnums, tuple(treedefs), positions, "reverse")
         out, grads = spec.call(*flat, 1.0)
         value = out[0] if self.has_aux else out
         if np.ndim(value) != 0:
-            raise TypeError(f"grad requires a scalar output; {self.fun.__name__} returned an array of shape "
+            raise TypeError(f"grad requires a scalar output; {self.__name__} returned an array of shape "
                             f"{np.shape(value)}. Use jacrev/jacfwd/vjp for non-scalar outputs.")
-        per_arg = [grads[p[0]] if treedefs[i] is None else
-                   pytree.tree_unflatten(treedefs[i], [grads[k] for k in p]) for i, p in enumerate(positions)]
-        picked = per_arg[argnums[0]] if isinstance(self.argnums, int) else tuple(per_arg[i] for i in argnums)
+        picked = self._pick(grads, treedefs, positions, argnums)
         if self.has_aux:
-            result = ((value, out[1]), picked) if self.with_value else (picked, out[1])
-        else:
-            result = (value, picked) if self.with_value else picked
-        return result
+            return ((value, out[1]), picked) if self.with_value else (picked, out[1])
+        return (value, picked) if self.with_value else picked
 
-    def specialize(self, flat_args, argnums, treedefs, positions):
+    def _pick(self, flat_grads, treedefs, positions, argnums):
+        per_arg = [flat_grads[p[0]] if treedefs[i] is None else
+                   pytree.tree_unflatten(treedefs[i], [flat_grads[k] for k in p]) if p else None
+                   for i, p in enumerate(positions)]
+        return per_arg[argnums[0]] if isinstance(self.argnums, int) else tuple(per_arg[i] for i in argnums)
+
+    def _forward_call(self, flat, treedefs, positions, argnums):
+        """Derivatives by forward mode, one basis tangent per input element."""
+        if any(t is not None for t in treedefs) and self.nested:
+            raise S2SADError("higher-order derivatives of functions of dicts/lists are not supported yet: "
+                             "pass arrays")
+        wrt = tuple(k for i in argnums for k in positions[i])
+        spec = self.specialize(flat, argnums, tuple(treedefs), positions, "forward")
+        zeros = [np.zeros_like(flat[k], dtype=float) if isinstance(flat[k], np.ndarray) else 0.0 for k in wrt]
+        out = None
+        columns = {}
+        for j, k in enumerate(wrt):
+            x = flat[k]
+            cols = []
+            for index in (np.ndindex(x.shape) if isinstance(x, np.ndarray) else [()]):
+                dots = list(zeros)
+                if index == ():
+                    dots[j] = 1.0 if not isinstance(x, np.ndarray) else _unit(x, index)
+                else:
+                    dots[j] = _unit(x, index)
+                value, tangent = spec.call(*flat, *dots)
+                if self.has_aux:
+                    value, tangent = value[0], tangent[0]
+                out = value
+                cols.append(np.asarray(tangent, dtype=float))
+            shape = np.shape(x)
+            stacked = np.stack(cols, axis=-1).reshape(np.shape(cols[0]) + shape) if cols else np.zeros(shape)
+            columns[k] = stacked if stacked.ndim else float(stacked)
+        if self.kind in ("grad", "value_and_grad") and np.ndim(out) != 0:
+            raise TypeError(f"grad requires a scalar output; got an array of shape {np.shape(out)}")
+        picked = self._pick(columns, treedefs, positions, argnums)
+        return (out, picked) if self.with_value else picked
+
+    def _jacrev_call(self, flat, treedefs, positions, argnums):
+        """Jacobian by reverse mode, one basis cotangent per output element."""
+        spec = self.specialize(flat, argnums, tuple(treedefs), positions, "reverse")
+        out, _ = spec.call(*flat, 0.0) if not self.has_aux else spec.call(*flat, 0.0)
+        value = out[0] if self.has_aux else out
+        rows = []
+        for index in (np.ndindex(np.shape(value)) if np.ndim(value) else [()]):
+            seed = 1.0 if index == () else _unit(np.asarray(value, dtype=float), index)
+            _, grads = spec.call(*flat, seed)
+            rows.append(grads)
+        wrt = [k for i in argnums for k in positions[i]]
+        jac = {}
+        for k in wrt:
+            parts = [np.asarray(r[k], dtype=float) for r in rows]
+            stacked = np.stack(parts).reshape(np.shape(value) + np.shape(flat[k]))
+            jac[k] = stacked if stacked.ndim else float(stacked)
+        picked = self._pick(jac, treedefs, positions, argnums)
+        return (picked, out[1]) if self.has_aux else picked
+
+    def specialize(self, flat_args, argnums, treedefs, positions, mode):
         types = tuple(T.of_value(a) for a in flat_args)
-        key = (types, argnums, treedefs)
+        key = (types, argnums, treedefs, mode)
         spec = self.specializations.get(key)
         if spec is None:
             wrt = tuple(k for i in argnums for k in positions[i])
-            spec = self.specializations[key] = Specialization(self, types, wrt, treedefs)
+            fun = self.fun.as_function(flat_args) if self.nested else self.fun
+            spec = self.specializations[key] = Specialization(self, fun, types, wrt, treedefs, mode)
         self.last = spec
         return spec
+
+    def as_function(self, flat_args):
+        """A generated Python function computing this derivative for arguments like `flat_args`."""
+        argnums = self._argnums()
+        positions = [[i] for i in range(len(flat_args))]
+        treedefs = tuple(None for _ in flat_args)
+        if self.kind not in ("grad", "jacrev", "jacfwd"):
+            raise S2SADError(f"s2sad cannot yet differentiate {self.kind} again")
+        if self.nested or self.kind == "jacfwd":
+            spec = self.specialize(list(flat_args), argnums, treedefs, positions, "forward")
+            return spec.gradient_wrapper(flat_args, argnums, self.argnums, "forward")
+        spec = self.specialize(list(flat_args), argnums, treedefs, positions, "reverse")
+        return spec.gradient_wrapper(flat_args, argnums, self.argnums, "reverse")
 
     @property
     def source(self):
         if self.last is None:
-            raise S2SADError(f"{self.fun.__name__} has not been called yet: s2sad generates code for the "
+            raise S2SADError(f"{self.__name__} has not been called yet: s2sad generates code for the "
                              "argument types of the first call")
         return self.last.source
 
@@ -116,21 +194,76 @@ class Transformed:
         return f"<s2sad.{self.kind} of {getattr(self.fun, '__name__', self.fun)}>"
 
 
+def _unit(x, index):
+    e = np.zeros(np.shape(x))
+    e[index] = 1.0
+    return e
+
+
+def _flatten(args, argnums):
+    flat, treedefs, positions = [], [], []
+    for i, a in enumerate(args):
+        leaves, treedef = pytree.tree_flatten(a) if pytree.is_container(a) else ([a], None)
+        treedefs.append(treedef)
+        positions.append(list(range(len(flat), len(flat) + len(leaves))))
+        if i in argnums:
+            leaves = [float(v) if isinstance(v, (float, np.floating)) else v for v in leaves]
+        flat += leaves
+    return flat, treedefs, positions
+
+
 class Specialization:
-    def __init__(self, transformed, types, argnums, treedefs):
-        fun = transformed.fun
+    """The generated module of one derivative, for one argument signature."""
+
+    def __init__(self, transformed, fun, types, wrt, treedefs, mode):
         module = compiler.Module()
-        name = module.vjp_name(fun, list(types), argnums, aux=transformed.has_aux, treedefs=treedefs)
+        if mode == "reverse":
+            name = module.vjp_name(fun, list(types), wrt, aux=transformed.has_aux, treedefs=treedefs)
+        else:
+            name = module.jvp_name(fun, list(types), wrt, treedefs=treedefs)
         for tree in module.functions:
             optimize.drop_dead(tree)
             optimize.tidy_comments(tree)
-        header = (f"# Generated by s2sad: reverse mode of {getattr(fun, '__qualname__', fun)}\n"
-                  f"# with respect to argument(s) {argnums}, for argument types "
+        what = "reverse" if mode == "reverse" else "forward"
+        header = (f"# Generated by s2sad: {what} mode of {getattr(fun, '__qualname__', fun)}\n"
+                  f"# with respect to argument(s) {wrt}, for argument types "
                   f"({', '.join(map(repr, types))}).\n")
+        self.module, self.name, self.types, self.mode = module, name, types, mode
         self.source = module.source(header)
-        self.name = name
-        namespace = module.load(self.source, f"<s2sad {name} {next(_counter)}>")
-        self.call = backends.prepare(namespace, name, module, transformed.backend)
+        self.filename = f"<s2sad {name} {next(_counter)}>"
+        self.namespace = module.load(self.source, self.filename)
+        self.call = backends.prepare(self.namespace, name, module, transformed.backend)
+        self.wrappers = {}
+
+    def gradient_wrapper(self, flat_args, argnums, argnums_spec, mode):
+        """Generated source for `grad(f)(*args)` itself, so it can be differentiated again."""
+        key = (argnums, mode)
+        if key in self.wrappers:
+            return self.wrappers[key]
+        params = [f"a{i}" for i in range(len(flat_args))]
+        call_args = ", ".join(params)
+        lines = [f"def {self.name}_grad({call_args}):"]
+        if mode == "reverse":
+            picks = [f"_r[1][{i}]" for i in argnums]
+            lines.append(f"    _r = {self.name}({call_args}, 1.0)")
+        else:
+            picks = []
+            for j, i in enumerate(argnums):
+                if isinstance(flat_args[i], np.ndarray):
+                    raise S2SADError("s2sad differentiates a forward-mode derivative again only for "
+                                     "scalar inputs so far")
+                dots = ", ".join("1.0" if jj == j else "0.0" for jj in range(len(argnums)))
+                lines.append(f"    _r{j} = {self.name}({call_args}, {dots})")
+                picks.append(f"_r{j}[1]")
+        result = picks[0] if isinstance(argnums_spec, int) else "(" + ", ".join(picks) + ",)"
+        lines.append(f"    return {result}")
+        source = "\n".join(lines) + "\n"
+        full = self.source + "\n\n" + source
+        filename = f"<s2sad {self.name}_grad {next(_counter)}>"
+        namespace = self.module.load(full, filename)
+        wrapper = namespace[f"{self.name}_grad"]
+        self.wrappers[key] = wrapper
+        return wrapper
 
 
 def _signature(fun):
@@ -156,10 +289,10 @@ def _check_real(value, i, signature):
                         f"{value.dtype}. Convert it with .astype(float).")
 
 
-def _transform(fun, argnums, has_aux, with_value, backend):
+def _transform(fun, argnums, has_aux, kind, backend):
     if fun is None:
-        return lambda f: _transform(f, argnums, has_aux, with_value, backend)
-    return Transformed(fun, argnums, has_aux, with_value, backend)
+        return lambda f: _transform(f, argnums, has_aux, kind, backend)
+    return Transformed(fun, argnums, has_aux, kind, backend)
 
 
 def grad(fun=None, argnums=0, has_aux=False, backend=None):
@@ -168,12 +301,85 @@ def grad(fun=None, argnums=0, has_aux=False, backend=None):
     Usable as `grad(f)`, `@grad` and `@grad(argnums=(0, 1))`. A tuple of
     argnums gives a tuple of gradients.
     """
-    return _transform(fun, argnums, has_aux, False, backend)
+    return _transform(fun, argnums, has_aux, "grad", backend)
 
 
 def value_and_grad(fun=None, argnums=0, has_aux=False, backend=None):
     """Like `grad`, but returns `(value, gradient)`."""
-    return _transform(fun, argnums, has_aux, True, backend)
+    return _transform(fun, argnums, has_aux, "value_and_grad", backend)
+
+
+def jacfwd(fun, argnums=0, has_aux=False, backend=None):
+    """The Jacobian by forward mode: shape `out.shape + in.shape`."""
+    return Transformed(fun, argnums, has_aux, "jacfwd", backend)
+
+
+def jacrev(fun, argnums=0, has_aux=False, backend=None):
+    """The Jacobian by reverse mode: shape `out.shape + in.shape`."""
+    return Transformed(fun, argnums, has_aux, "jacrev", backend)
+
+
+def hessian(fun, argnums=0, backend=None):
+    """Second derivatives, forward over reverse: `jacfwd(jacrev(fun))`."""
+    return jacfwd(jacrev(fun, argnums, backend=backend), argnums, backend=backend)
+
+
+def jvp(fun, primals, tangents, backend=None):
+    """(fun(*primals), the directional derivative of fun at primals along tangents)."""
+    primals, tangents = list(primals), list(tangents)
+    if len(primals) != len(tangents):
+        raise TypeError("jvp needs one tangent per primal")
+    base = fun.as_function(primals) if isinstance(fun, Transformed) else fun
+    flat, treedefs, positions = _flatten(primals, tuple(range(len(primals))))
+    flat_dots = []
+    for p, t in zip(primals, tangents):
+        leaves = pytree.tree_leaves(t) if pytree.is_container(p) else [t]
+        flat_dots += [np.asarray(v, dtype=float) if isinstance(v, np.ndarray) else float(v) for v in leaves]
+    wrt = tuple(k for k, v in enumerate(flat) if isinstance(v, (float, np.floating))
+                or (isinstance(v, np.ndarray) and v.dtype.kind == "f"))
+    spec = _jvp_spec(base, flat, wrt, tuple(treedefs), backend)
+    out, out_dot = spec.call(*flat, *[flat_dots[k] for k in wrt])
+    return out, out_dot
+
+
+_JVP_CACHE = {}
+
+
+def _jvp_spec(fun, flat, wrt, treedefs, backend):
+    types = tuple(T.of_value(a) for a in flat)
+    key = (id(fun), types, wrt, treedefs)
+    spec = _JVP_CACHE.get(key)
+    if spec is None or spec[0] is not fun:
+        holder = Transformed(fun, 0, False, "jacfwd", backend)
+        spec = (fun, Specialization(holder, fun, types, wrt, treedefs, "forward"))
+        _JVP_CACHE[key] = spec
+    return spec[1]
+
+
+def vjp(fun, *primals, backend=None):
+    """(fun(*primals), vjp_fn) where vjp_fn(cotangent) gives one cotangent per primal."""
+    flat, treedefs, positions = _flatten(list(primals), tuple(range(len(primals))))
+    wrt = tuple(k for k, v in enumerate(flat) if isinstance(v, (float, np.floating))
+                or (isinstance(v, np.ndarray) and v.dtype.kind == "f"))
+    holder = Transformed(fun, 0, False, "jacrev", backend)
+    spec = holder.specialize(flat, tuple(range(len(primals))), tuple(treedefs), positions, "reverse")
+    out, _ = spec.call(*flat, _zero_like(fun, flat))
+    def vjp_fn(cotangent):
+        _, grads = spec.call(*flat, cotangent)
+        per_arg = []
+        for i, p in enumerate(positions):
+            leaves = [grads[k] for k in p]
+            per_arg.append(leaves[0] if treedefs[i] is None else pytree.tree_unflatten(treedefs[i], leaves))
+        return tuple(per_arg)
+    return out, vjp_fn
+
+
+def _zero_like(fun, flat):
+    """A zero cotangent of the right structure: run the primal once to learn it."""
+    out = fun(*flat) if not isinstance(fun, Transformed) else None
+    if isinstance(out, tuple):
+        return tuple(np.zeros_like(o, dtype=float) if np.ndim(o) else 0.0 for o in out)
+    return np.zeros_like(out, dtype=float) if np.ndim(out) else 0.0
 
 
 def source(f):

@@ -8,13 +8,14 @@ turns them into one Python module: readable source, then live functions.
 """
 
 import copy
+import linecache
 import math
 
 import gast
 import numpy as np
 
 from . import analysis as analysis_mod
-from . import emit, fence, frontend, normalize, pytree, reverse, runtime
+from . import emit, fence, forward, frontend, normalize, pytree, reverse, runtime, runtime_rules  # noqa: F401
 from . import typesys as T
 
 
@@ -106,6 +107,31 @@ class Module:
             self.add(func, self.reverse(func, arg_types, wrt, name, aux))
         return self.vjps[key]
 
+    def jvp_name(self, fn, arg_types, wrt_positions, treedefs=None):
+        """The generated jvp of `fn`: tangents for the arguments at `wrt_positions`."""
+        key = ("jvp", id(fn), tuple(arg_types), tuple(wrt_positions))
+        if key not in self.vjps:
+            func = Function.of(fn)
+            if treedefs is not None:
+                func = func.with_flat_params(treedefs)
+            name = self._unique(f"{func.name}_jvp")
+            self.vjps[key] = name
+            if treedefs is None:
+                self.primal(fn)
+            params = [a.id for a in func.ir.args.args]
+            wrt = [params[i] for i in wrt_positions]
+            an = func.analyze(arg_types, wrt, self)
+            analysis_mod.check_differentiable(an, func.parsed.where)
+            self.add(func, forward.transform(func.ir, an, self, func.parsed, name, wrt))
+        return self.vjps[key]
+
+    def _unique(self, base):
+        name, n = base, 1
+        while name in self.vjps.values():
+            n += 1
+            name = f"{base}{n}"
+        return name
+
     def reverse(self, func, arg_types, wrt, name, aux=False):
         an = func.analyze(arg_types, wrt, self, aux)
         analysis_mod.check_differentiable(an, func.parsed.where)
@@ -134,6 +160,8 @@ class Module:
         namespace["scipy"] = scipy
         namespace.update(runtime.HELPERS)
         namespace.update(self.namespace)
+        # register the source so that inspect (and so s2sad itself) can read generated functions
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
         code = compile(source, filename, "exec")
         exec(code, namespace)
         return namespace

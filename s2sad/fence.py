@@ -61,7 +61,8 @@ def check(parsed):
             targets = node.targets if isinstance(node, gast.Assign) else [node.target]
             for target in targets:
                 _check_target(parsed, target)
-        if isinstance(node, gast.Expr) and not _is_docstring(node) and not _is_ignorable(node):
+        if isinstance(node, gast.Expr) and not _is_docstring(node) and not _is_ignorable(node) \
+                and not _is_tape_push(node, parsed.namespace):
             raise UnsupportedSyntaxError(
                 "a call whose result is thrown away", parsed.where(node),
                 "s2sad differentiates values, not side effects: assign the result to a name")
@@ -88,6 +89,14 @@ def _check_target(parsed, target):
 
 def _is_docstring(node):
     return isinstance(node.value, gast.Constant) and isinstance(node.value.value, str)
+
+
+def _is_tape_push(node, namespace):
+    """Generated adjoint code pushes onto its tape; transforming it again must keep that."""
+    from . import runtime
+    call = node.value
+    return isinstance(call, gast.Call) and isinstance(call.func, gast.Name) \
+        and namespace.get(call.func.id) is runtime.push
 
 
 def _is_ignorable(node):

@@ -119,7 +119,7 @@ class Normalizer:
     # ---- entry ----------------------------------------------------------
     def run(self):
         fn = self.parsed.tree
-        body = [s for s in fn.body if not _is_dropped(s)]
+        body = [s for s in fn.body if not _is_dropped(s) or self.is_push_stmt(s)]
         if not body or not _returns_at_tail_only(body):
             self.returned, self.retval = "_returned", "_retval"
             self.locals.update((self.returned, self.retval))
@@ -146,7 +146,7 @@ class Normalizer:
     # ---- statements -----------------------------------------------------
     def block(self, stmts):
         out = []
-        stmts = [s for s in stmts if not _is_dropped(s)]
+        stmts = [s for s in stmts if not _is_dropped(s) or self.is_push_stmt(s)]
         for i, s in enumerate(stmts):
             out += self.stmt(s)
             rest = stmts[i + 1:]
@@ -159,6 +159,9 @@ class Normalizer:
                     out.append(node)
                 break
         return out
+
+    def is_push_stmt(self, s):
+        return isinstance(s, gast.Expr) and isinstance(s.value, gast.Call) and self.is_tape_push(s.value)
 
     def may_jump(self, s):
         """Does `s` leave the current block early (break/continue here, or return)?"""
@@ -201,8 +204,16 @@ class Normalizer:
     def stmt_Pass(self, s, out):
         pass
 
-    def stmt_Expr(self, s, out):  # docstrings and print are dropped by the fence's rules
-        pass
+    def stmt_Expr(self, s, out):
+        """Kept only for a tape push in generated code; docstrings and print() are dropped."""
+        call = s.value
+        if isinstance(call, gast.Call) and self.is_tape_push(call):
+            node = _call("push", [self.atom(a, out) for a in call.args], self.resolve(call.func), s)
+            out.append(gast.copy_location(gast.Expr(value=node), s))
+
+    def is_tape_push(self, call):
+        from . import runtime
+        return isinstance(call.func, gast.Name) and self.resolve(call.func) is runtime.push
 
     def stmt_Assert(self, s, out):
         pass

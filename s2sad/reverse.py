@@ -197,6 +197,10 @@ class Reverse:
                             iter=parse_expr(f"range({counter})"), body=body or [gast.Pass()], orelse=[],
                             type_comment=None)
             out = [loop, self.restore_marker("name", counter, s)]
+        elif isinstance(s, gast.Expr):
+            raise NonDifferentiableError(
+                "reverse mode over generated reverse-mode code (a tape push) is not supported; "
+                "s2sad differentiates gradients in forward mode (jacfwd, jvp, grad of grad)")
         else:
             raise AssertionError(f"unexpected statement {type(s).__name__}")
         if out and hasattr(s, "lineno"):
@@ -369,6 +373,10 @@ class Reverse:
         out = []
         mapping = dict(bound)
         mapping["g"], mapping["ans"] = g, ans
+        for param in rule.tangent:
+            if param not in rule.adjoint and bound.get(param) is not None and self.active(bound[param]):
+                raise NonDifferentiableError(f"no reverse-mode rule for argument `{param}` of this call; "
+                                             "use forward mode (jvp/jacfwd)")
         for param, template in rule.adjoint.items():
             operand = bound.get(param)
             if operand is None or not self.active(operand):
@@ -472,6 +480,8 @@ class Reverse:
         return v in self.reads and self.an.overwritten(v) and v not in self.remat
 
     def forward_stmt(self, s, in_loop):
+        if isinstance(s, gast.Expr):
+            return [s]
         if isinstance(s, gast.Assign):
             target = s.targets[0]
             pushes = []

@@ -1,0 +1,255 @@
+"""Forward mode: normalized code -> tangent code.
+
+In: a normalized FunctionDef and its `Analysis` (active = depends on the
+inputs that carry tangents). Out: `f_jvp(*params, *param_dots) -> (out,
+out_dot)`, where each active statement `v = rhs` is joined by
+`v_dot = <sum over active operands of the rule's tangent>`. Control flow is
+unchanged. Calls to user functions call their own generated `_jvp`.
+
+Generated adjoint code can itself be transformed: tape pushes and pops of
+active values are mirrored on a second tape holding their tangents.
+Next stage: `optimize`/`emit`.
+"""
+
+import copy
+
+import gast
+
+from . import rules, runtime
+from . import typesys as T
+from .analysis import atom_name, binop_func, call_func, is_user_call
+from .emit import comment
+from .errors import NonDifferentiableError
+from .normalize import assign, const, name
+
+TANGENT_TAPE = "_tape_dot"
+
+
+def parse_expr(text):
+    return gast.parse(text, mode="eval").body
+
+
+class Forward:
+    def __init__(self, fn, analysis, compiler, parsed):
+        self.fn, self.an, self.compiler, self.parsed = fn, analysis, compiler, parsed
+        self.taken = {n.id for n in gast.walk(fn) if isinstance(n, gast.Name)}
+        self.dots = {}
+        self.counter = 0
+        self.written = {t.value.id for t in gast.walk(fn) if isinstance(t, gast.Subscript)
+                        and isinstance(t.ctx, gast.Store)}
+
+    def dot(self, v):
+        if v not in self.dots:
+            candidate = f"{v}_dot"
+            while candidate in self.taken:
+                candidate += "_"
+            self.taken.add(candidate)
+            self.dots[v] = candidate
+        return self.dots[v]
+
+    def fresh(self, stem):
+        self.counter += 1
+        candidate = f"_{stem}{self.counter}"
+        while candidate in self.taken:
+            self.counter += 1
+            candidate = f"_{stem}{self.counter}"
+        self.taken.add(candidate)
+        return candidate
+
+    def active(self, node):
+        v = atom_name(node)
+        return v is not None and v in self.an.active
+
+    def ty(self, node):
+        return self.an.type_of(node) if not isinstance(node, str) else self.an.types.get(node, T.UNKNOWN)
+
+    def zero(self, node):
+        """A zero tangent of the value `node` (an atom)."""
+        ty = self.ty(node)
+        if ty.is_scalar:
+            return const(0.0)
+        if ty.is_array:
+            return gast.Call(func=parse_expr("np.zeros_like"), args=[copy.deepcopy(node)],
+                             keywords=[gast.keyword(arg="dtype", value=parse_expr("np.float64"))])
+        return gast.Call(func=name("zeros_like"), args=[copy.deepcopy(node)], keywords=[])
+
+    def dot_of(self, node):
+        return name(self.dot(node.id)) if self.active(node) else self.zero(node)
+
+    # ---- the whole function --------------------------------------------------
+    def run(self, name_, wrt):
+        fn = self.fn
+        body = self.block(fn.body[:-1])
+        ret = fn.body[-1].value
+        if isinstance(ret, gast.Tuple):
+            out_dot = gast.Tuple(elts=[self.dot_of(e) for e in ret.elts], ctx=gast.Load())
+        else:
+            out_dot = self.dot_of(ret)
+        body.append(gast.Return(value=gast.Tuple(elts=[ret, out_dot], ctx=gast.Load())))
+        args = copy.deepcopy(fn.args)
+        for p in wrt:
+            arg = name(self.dot(p))
+            arg.ctx = gast.Param()
+            args.args.append(arg)
+        new = gast.FunctionDef(name=name_, args=args, body=body, decorator_list=[], returns=None,
+                               type_comment=None, type_params=[])
+        return gast.copy_location(new, fn)
+
+    def block(self, body):
+        out = []
+        for s in body:
+            out += self.stmt(s)
+        return out
+
+    def stmt(self, s):
+        if isinstance(s, gast.Assign):
+            out = self.assign(s)
+        elif isinstance(s, gast.Expr):
+            out = self.effect(s)
+        elif isinstance(s, gast.If):
+            out = [gast.If(test=s.test, body=self.block(s.body) or [gast.Pass()], orelse=self.block(s.orelse))]
+        elif isinstance(s, gast.For):
+            out = [gast.For(target=s.target, iter=s.iter, body=self.block(s.body) or [gast.Pass()], orelse=[],
+                            type_comment=None)]
+        elif isinstance(s, gast.While):
+            out = [gast.While(test=s.test, body=self.block(s.body) or [gast.Pass()], orelse=[])]
+        else:
+            raise AssertionError(type(s).__name__)
+        for node in out:
+            gast.copy_location(node, s)
+        return out
+
+    def effect(self, s):
+        """`push(tape, v)`: the tangent of an active value goes on the tangent tape."""
+        call = s.value
+        out = [s]
+        if call_func(call) is runtime.push and self.active(call.args[1]):
+            out.append(gast.Expr(value=gast.Call(func=name("push"), args=[
+                name(TANGENT_TAPE), name(self.dot(call.args[1].id))], keywords=[])))
+        return out
+
+    def assign(self, s):
+        target, rhs = s.targets[0], s.value
+        if isinstance(target, gast.Subscript):
+            y = target.value.id
+            if y not in self.an.active:
+                return [s]
+            store = gast.Subscript(value=name(self.dot(y)), slice=copy.deepcopy(target.slice), ctx=gast.Store())
+            value = name(self.dot(rhs.id)) if self.active(rhs) else const(0.0)
+            return [assign(store, value), s]
+        if isinstance(target, gast.Tuple):
+            return self.user_call(s, [e.id for e in target.elts], rhs)
+        v = target.id
+        func = call_func(rhs) if isinstance(rhs, gast.Call) else None
+        if func is runtime.Tape:
+            return [s, assign(TANGENT_TAPE, gast.Call(func=name("Tape"), args=[], keywords=[]))]
+        if v not in self.an.active:
+            return [s]
+        if func is runtime.pop:
+            return [s, assign(self.dot(v), gast.Call(func=name("pop"), args=[
+                name(TANGENT_TAPE), name(self.dot(v))], keywords=[]))]
+        if is_user_call(rhs):
+            return self.user_call(s, [v], rhs)
+        tangent, uses_ans = self.tangent(rhs, target)
+        if tangent is None:  # an active name given an inactive value: its tangent is zero
+            return [s, assign(self.dot(v), self.zero(target))]
+        tangent = self.match_type(tangent, rhs, target)
+        if not uses_ans:
+            return [assign(self.dot(v), tangent), s]
+        if v in [n.id for n in gast.walk(rhs) if isinstance(n, gast.Name)]:
+            ans = self.fresh("ans")
+            tangent = _rename(tangent, v, ans)
+            return [assign(ans, rhs), assign(self.dot(v), tangent), assign(v, name(ans))]
+        return [s, assign(self.dot(v), tangent)]
+
+    def match_type(self, tangent, rhs, target):
+        """A scalar tangent of an array value is broadcast, so `v_dot` keeps v's type."""
+        t_v = self.ty(target.id)
+        operands = [n for n in gast.walk(rhs) if isinstance(n, gast.Name) and self.active(n)]
+        if t_v.is_array and operands and all(self.ty(n).is_scalar for n in operands):
+            return gast.BinOp(left=tangent, op=gast.Add(), right=self.zero(target))
+        return tangent
+
+    def tangent(self, rhs, ans):
+        """(tangent expression or None, whether it reads `ans`)."""
+        if isinstance(rhs, gast.Name):
+            if not self.active(rhs):
+                return None, False
+            value = name(self.dot(rhs.id))
+            if self.ty(rhs).is_array and ans.id in self.written:
+                value = gast.Call(func=parse_expr("np.copy"), args=[value], keywords=[])
+            return value, False
+        if isinstance(rhs, gast.BinOp):
+            return self.apply_rule(rules.lookup(binop_func(rhs.op)), {"x": rhs.left, "y": rhs.right}, ans)
+        if isinstance(rhs, gast.UnaryOp):
+            if isinstance(rhs.op, gast.USub) and self.active(rhs.operand):
+                return gast.UnaryOp(op=gast.USub(), operand=name(self.dot(rhs.operand.id))), False
+            return None, False
+        if isinstance(rhs, (gast.Tuple, gast.List)):
+            if not any(self.active(e) for e in rhs.elts):
+                return None, False
+            return type(rhs)(elts=[self.dot_of(e) for e in rhs.elts], ctx=gast.Load()), False
+        if isinstance(rhs, gast.Subscript):
+            if not self.active(rhs.value):
+                return None, False
+            return gast.Subscript(value=name(self.dot(rhs.value.id)), slice=copy.deepcopy(rhs.slice),
+                                  ctx=gast.Load()), False
+        if isinstance(rhs, gast.Call):
+            rule = rules.lookup(call_func(rhs))
+            if rule is None:
+                return None, False
+            return self.apply_rule(rule, rules.bind(rule, rhs), ans)
+        return None, False
+
+    def apply_rule(self, rule, bound, ans):
+        terms, uses_ans = [], False
+        mapping = dict(bound)
+        mapping["ans"] = ans
+        for param, operand in bound.items():
+            mapping[f"{param}_dot"] = self.dot_of(operand) if isinstance(operand, gast.Name) else const(0.0)
+        for param, template in rule.tangent.items():
+            operand = bound.get(param)
+            if operand is None or not self.active(operand):
+                continue
+            if param not in rule.tangent:
+                raise NonDifferentiableError(f"no tangent rule for argument {param}")
+            uses_ans = uses_ans or any(isinstance(n, gast.Name) and n.id == "ans" for n in gast.walk(template))
+            terms.append(rules.expand(template, mapping))
+        if not terms:
+            return None, False
+        total = terms[0]
+        for t in terms[1:]:
+            total = gast.BinOp(left=total, op=gast.Add(), right=t)
+        return total, uses_ans
+
+    def user_call(self, s, targets, call):
+        active_args = [i for i, a in enumerate(call.args) if self.active(a)]
+        if not any(v in self.an.active for v in targets) or not active_args:
+            out = [s]
+            out += [assign(self.dot(v), self.zero(name(v))) for v in targets if v in self.an.active]
+            return out
+        arg_types = [self.ty(a) for a in call.args]
+        jvp = self.compiler.jvp_name(call_func(call), arg_types, tuple(active_args))
+        result = self.fresh("jvp")
+        args = [copy.deepcopy(a) for a in call.args] + [name(self.dot(call.args[i].id)) for i in active_args]
+        out = [assign(result, gast.Call(func=name(jvp), args=args, keywords=[]))]
+        if len(targets) == 1 and not isinstance(s.targets[0], gast.Tuple):
+            v = targets[0]
+            out += [assign(v, parse_expr(f"{result}[0]")), assign(self.dot(v), parse_expr(f"{result}[1]"))]
+        else:
+            for k, v in enumerate(targets):
+                out.append(assign(v, parse_expr(f"{result}[0][{k}]")))
+                if v in self.an.active:
+                    out.append(assign(self.dot(v), parse_expr(f"{result}[1][{k}]")))
+        return out
+
+
+def _rename(tree, old, new):
+    for n in gast.walk(tree):
+        if isinstance(n, gast.Name) and n.id == old:
+            n.id = new
+    return tree
+
+
+def transform(fn, analysis, compiler, parsed, name_, wrt):
+    return Forward(fn, analysis, compiler, parsed).run(name_, wrt)

@@ -1,0 +1,57 @@
+"""Derivative rules of the runtime helpers that generated adjoint code calls.
+
+Higher-order derivatives transform generated code again, so every helper
+the reverse sweep calls needs a rule of its own. Most are linear in the
+adjoint they carry (`g`); the tape operations are handled by the forward
+transform itself (a parallel tape carries the tangents).
+"""
+
+from . import rules, runtime
+from . import typesys as T
+from .rules import rule
+
+
+def _same(param):
+    return lambda a, c: a[param] if a[param].numeric else T.UNKNOWN
+
+
+def _like(param):
+    return lambda a, c: T.array("f", a[param].ndim) if a[param].numeric else T.UNKNOWN
+
+
+rule(runtime.unbroadcast, params="g, x", adjoint={}, tangent={"g": "unbroadcast(g_dot, x)"}, result=_like("x"))
+rule(runtime.sum_adjoint, params="g, x, axis", adjoint={}, tangent={"g": "sum_adjoint(g_dot, x, axis)"},
+     result=_like("x"))
+rule(runtime.extreme_adjoint, params="g, x, ans, axis", adjoint={},
+     tangent={"g": "extreme_adjoint(g_dot, x, ans, axis)"}, result=_like("x"))
+rule(runtime.cumsum_adjoint, params="g, x, axis", adjoint={}, tangent={"g": "cumsum_adjoint(g_dot, x, axis)"},
+     result=_like("x"))
+rule(runtime.dot_adjoint_x, params="g, x, y", adjoint={},
+     tangent={"g": "dot_adjoint_x(g_dot, x, y)", "y": "dot_adjoint_x(g, x, y_dot)"}, result=_like("x"))
+rule(runtime.dot_adjoint_y, params="g, x, y", adjoint={},
+     tangent={"g": "dot_adjoint_y(g_dot, x, y)", "x": "dot_adjoint_y(g, x_dot, y)"}, result=_like("y"))
+rule(runtime.reshape, params="x, shape", adjoint={}, tangent={"x": "reshape(x_dot, shape)"},
+     result=lambda a, c: T.UNKNOWN if a["shape"].kind != "tuple" else T.array("f", len(a["shape"].items)))
+rule(runtime.transpose_adjoint, params="g, axes", adjoint={}, tangent={"g": "transpose_adjoint(g_dot, axes)"},
+     result=_same("g"))
+rule(runtime.split_like, params="g, xs, axis", adjoint={}, tangent={"g": "split_like(g_dot, xs, axis)"},
+     result=_same("xs"))
+rule(runtime.unstack, params="g, xs, axis", adjoint={}, tangent={"g": "unstack(g_dot, xs, axis)"},
+     result=_same("xs"))
+rule(runtime.vstack_adjoint, params="g, xs", adjoint={}, tangent={"g": "vstack_adjoint(g_dot, xs)"},
+     result=_same("xs"))
+rule(runtime.solve_adjoint_a, params="g, a, ans", adjoint={},
+     tangent={"g": "solve_adjoint_a(g_dot, a, ans)", "ans": "solve_adjoint_a(g, a, ans_dot)",
+              "a": "-solve_adjoint_a(np.transpose(a_dot) @ np.linalg.solve(np.transpose(a), g), a, ans)"},
+     result=_like("a"))
+rule(runtime.add_at, params="target, index, g", adjoint={},
+     tangent={"target": "np.copy(target_dot)", "g": "add_at(np.zeros_like(target), index, g_dot)"},
+     result=_like("target"))
+rule(runtime.astype, params="x, dtype", adjoint={"x": "g"}, tangent={"x": "np.copy(x_dot)"}, result=_like("x"))
+# piecewise constant: zero derivative wherever it exists
+rule(runtime.max_share, params="x, y", adjoint={}, tangent={}, result=lambda a, c: T.broadcast(*a.values()))
+rule(runtime.inside, params="x, lo, hi", adjoint={}, tangent={}, result=lambda a, c: T.broadcast(*a.values()))
+
+for _f, _r in [(runtime.zeros_like, lambda a, c: _like("x")(a, c)), (runtime.reversed_range, lambda a, c: T.OBJ),
+               (runtime.Tape, lambda a, c: T.OBJ)]:
+    rules.NONDIFF[rules._key(_f)] = _r
