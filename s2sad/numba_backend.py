@@ -14,6 +14,7 @@ Python version, or raises `S2SADError` when Numba was asked for explicitly
 """
 
 import os
+import re
 import types as pytypes
 import warnings
 
@@ -417,8 +418,8 @@ def _strict(explicit):
     return explicit or os.environ.get("S2SAD_STRICT", "") not in ("", "0")
 
 
-def _reason(exc, lines=8):
-    text = str(exc).strip().splitlines()
+def _reason(exc, lines=12):
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()
     text = [t for t in text if t.strip()]
     return "\n".join(text[:lines])
 

@@ -1,0 +1,218 @@
+"""The Numba backend: generated code compiled by numba.njit in nopython mode.
+
+Every case runs compiled for real (not NUMBA_DISABLE_JIT) and is compared with
+the Python backend (to 1e-12 relative) and with finite differences. Compiles
+cost seconds, so the grad objects live at module level and are shared.
+"""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import scipy.special
+
+numba = pytest.importorskip("numba")
+
+import s2sad  # noqa: E402
+from s2sad import runtime  # noqa: E402
+from fd import numerical_grad  # noqa: E402
+
+pytestmark = pytest.mark.skipif(numba.config.DISABLE_JIT, reason="needs Numba's compiler, not NUMBA_DISABLE_JIT")
+
+
+# ---- functions under test ---------------------------------------------------------
+def loop_branch(x, y):
+    s = 0.0
+    for i in range(len(x)):
+        if x[i] > 0.5:
+            s = s + np.sin(x[i]) * y
+        else:
+            s = s - x[i] * x[i]
+    return s
+
+
+def while_loop(x):
+    s = x
+    n = 0
+    while s < 10.0:
+        s = s * 1.5 + 0.1
+        n = n + 1
+    return s * n
+
+
+def array_writes(x):
+    y = np.zeros(len(x))
+    for i in range(1, len(x)):
+        y[i] = y[i - 1] * 0.5 + np.cos(x[i])
+    return np.sum(y * y)
+
+
+def reductions(x):
+    return np.sum(np.exp(x)) + np.max(x) + np.mean(x * x) + np.sum(np.cumsum(x) ** 2)
+
+
+def sum_axis(a):
+    return np.sum(np.sum(a * a, axis=0) * np.sum(a, axis=1)[0])
+
+
+def matmul(a, b):
+    return np.sum(np.tanh(a @ b))
+
+
+def helper(a, b):
+    return a * np.exp(-b)
+
+
+def helper_in_loop(x):
+    s = 0.0
+    for i in range(len(x)):
+        s = s + helper(x[i], s)
+    return s
+
+
+def broadcasting(a, v):
+    return np.sum((a + v) ** 2 * v)
+
+
+def array_loop(x):
+    y = x
+    for i in range(3):
+        y = np.sin(y) * 1.1
+    return np.sum(y)
+
+
+def elementwise_helpers(x):
+    return np.sum(np.clip(x, 0.2, 0.6) * np.maximum(x, 0.5))
+
+
+def scalar_builtins(x):
+    s = 0.0
+    for i in range(len(x)):
+        s = s + max(x[i], 0.5) + abs(x[i]) ** 1.5 + math.erf(x[i])
+    return s
+
+
+def not_numba(x):
+    return np.sum(scipy.special.expit(x))  # scipy.special is not supported in nopython mode
+
+
+X = np.linspace(0.13, 0.91, 5)  # no entry on a branch boundary (0.5) or a clip bound
+A = np.arange(12.0).reshape(4, 3) / 7 + 0.1
+
+CASES = {
+    "loop_branch": (loop_branch, (X, 2.0), (0, 1)),
+    "while_loop": (while_loop, (1.3,), 0),
+    "array_writes": (array_writes, (X,), 0),
+    "reductions": (reductions, (X,), 0),
+    "matmul": (matmul, (A, np.ones((3, 2)) * 0.2), (0, 1)),
+    "helper_in_loop": (helper_in_loop, (X,), 0),
+    "broadcasting": (broadcasting, (A, X[:3]), (0, 1)),
+    "array_loop": (array_loop, (X,), 0),
+    "elementwise_helpers": (elementwise_helpers, (X,), 0),
+    "scalar_builtins": (scalar_builtins, (X,), 0),
+    "sum_axis": (sum_axis, (A,), 0),
+}
+SLOW = {"sum_axis", "matmul"}  # about 10 s or more to compile on a loaded 2-core machine
+
+NUMBA = {k: s2sad.grad(f, argnums=n, backend="numba") for k, (f, args, n) in CASES.items()}
+PYTHON = {k: s2sad.grad(f, argnums=n, backend="python") for k, (f, args, n) in CASES.items()}
+
+
+def _params():
+    return [pytest.param(k, marks=pytest.mark.slow) if k in SLOW else k for k in CASES]
+
+
+def _as_tuple(g):
+    return g if isinstance(g, tuple) else (g,)
+
+
+@pytest.mark.parametrize("case", _params())
+def test_numba_matches_python_and_fd(case):
+    f, args, argnums = CASES[case]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a fallback would warn: fail instead
+        got = NUMBA[case](*args)
+    spec = NUMBA[case].last
+    assert spec.call.compiled, f"{case} was not compiled by Numba"
+    want = PYTHON[case](*args)
+    positions = argnums if isinstance(argnums, tuple) else (argnums,)
+    for g, w, i in zip(_as_tuple(got), _as_tuple(want), positions):
+        assert np.shape(g) == np.shape(w)
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(g, numerical_grad(f, args, i), rtol=1e-5, atol=1e-7)
+
+
+def test_numba_second_call_reuses_compiled_code():
+    f, args, _ = CASES["loop_branch"]
+    g = NUMBA["loop_branch"]
+    first = g(*args)
+    call = g.last.call
+    x2 = np.linspace(-1.0, 1.0, 17)
+    second = g(x2, 3.0)
+    assert g.last.call is call and call.compiled
+    for a, b in zip(second, PYTHON["loop_branch"](x2, 3.0)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    assert first is not None
+
+
+def test_tape_push_pop_roundtrip_under_njit():
+    from s2sad import numba_backend
+
+    @numba.njit
+    def roundtrip(a, x, n, b):
+        tape = numba_backend.Tape()
+        for _ in range(40):  # past the initial 64 slots: the buffers grow
+            runtime.push(tape, a)
+            runtime.push(tape, x)
+            runtime.push(tape, n)
+            runtime.push(tape, b)
+        for _ in range(40):
+            b2 = runtime.pop(tape, b)
+            n2 = runtime.pop(tape, n)
+            x2 = runtime.pop(tape, x)
+            a2 = runtime.pop(tape, a)
+        return a2, x2, n2, b2, tape.nfloats, tape.nints
+
+    a = np.arange(6.0).reshape(2, 3)
+    a2, x2, n2, b2, nf, ni = roundtrip(a, 2.5, 7, True)
+    np.testing.assert_array_equal(a2, a)
+    assert (x2, n2, b2, nf, ni) == (2.5, 7, True, 0, 0)
+
+
+def test_fallback_warns_once_and_is_right(monkeypatch):
+    monkeypatch.setenv("S2SAD_BACKEND", "numba")
+    monkeypatch.delenv("S2SAD_STRICT", raising=False)
+    g = s2sad.grad(not_numba)  # backend from the environment, not asked for explicitly
+    with pytest.warns(RuntimeWarning, match="Numba cannot compile") as record:
+        got = g(X)
+    assert any("expit" in str(w.message) for w in record)
+    want = s2sad.grad(not_numba, backend="python")(X)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    np.testing.assert_allclose(got, numerical_grad(not_numba, (X,)), rtol=1e-5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_allclose(g(X * 2), s2sad.grad(not_numba, backend="python")(X * 2), rtol=1e-12)
+
+
+def test_explicit_numba_backend_raises():
+    g = s2sad.grad(not_numba, backend="numba")
+    with pytest.raises(s2sad.S2SADError, match="expit"):
+        g(X)
+
+
+def test_strict_env_raises(monkeypatch):
+    monkeypatch.setenv("S2SAD_BACKEND", "numba")
+    monkeypatch.setenv("S2SAD_STRICT", "1")
+    with pytest.raises(s2sad.S2SADError, match="Numba cannot compile"):
+        s2sad.grad(not_numba)(X)
+
+
+def test_python_backend_untouched_by_numba_import():
+    from s2sad import numba_backend  # noqa: F401  (registers the overloads)
+    tape = runtime.Tape()
+    runtime.push(tape, np.ones((2, 2)))
+    runtime.push(tape, 3)
+    assert runtime.pop(tape, 0) == 3
+    assert runtime.pop(tape, np.empty((0, 0))).shape == (2, 2)
+    assert isinstance(tape, runtime.Tape) and not isinstance(runtime.Tape, numba.core.types.Type)
