@@ -24,13 +24,13 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 import s2sad  # noqa: E402  (registers stop_gradient)
-from s2sad import rules  # noqa: E402
+from s2sad import rules, runtime  # noqa: E402
 
 OUTPUT = os.path.join(ROOT, "docs", "rules.md")
 
 # (prefix as generated code spells it, module) in order of preference
 MODULES = [("operator", operator), ("", builtins), ("math", math), ("np", np), ("np.linalg", np.linalg),
-           ("scipy.special", scipy.special), ("s2sad", s2sad)]
+           ("scipy.special", scipy.special), ("s2sad", s2sad), ("runtime", runtime)]
 METHOD_KEYS = {"astype": "ndarray.astype"}   # rules keyed by a method name (a string)
 
 
@@ -73,7 +73,7 @@ def params(rule):
 
 def per_param(templates, rule):
     if not templates:
-        return "0 (piecewise constant)"
+        return "—"
     return "<br>".join(f"{p}: {code(templates[p])}" for p in rule.params if p in templates)
 
 
@@ -105,7 +105,10 @@ def render():
         "parameter's adjoint (`x_bar += ...`). In the tangent column each entry is the",
         "contribution of that parameter's tangent (`x_dot`) to `ans_dot`. \"Broadcasts\"",
         "means an adjoint is summed back to its argument's shape (`unbroadcast`).",
-        "Helpers such as `sum_adjoint` and `max_share` live in `s2sad/runtime.py`.",
+        "Helpers such as `sum_adjoint` and `max_share` live in `s2sad/runtime.py`;",
+        "rows naming `runtime.*` give their derivatives, so that generated code can be",
+        "differentiated again. \"—\" means no template: the derivative is zero",
+        "(piecewise-constant functions) or that mode never differentiates the call.",
         "",
         "| Functions | Parameters | Adjoint | Tangent | Broadcasts |",
         "|---|---|---|---|---|",
