@@ -339,5 +339,110 @@ def check_differentiable(analysis, where):
             spelled = gast.unparse(rhs.func) if hasattr(gast, "unparse") else getattr(func, "__name__", "?")
             raise NonDifferentiableError(
                 f"{where(stmt)}: s2sad has no derivative rule for `{spelled}` and it is not a Python "
-                f"function s2sad can read\n    {where(stmt).line.strip()}\n  hint: define its derivative with "
-                "s2sad.custom_vjp, or wrap the value in s2sad.stop_gradient if it should not be differentiated")
+                f"function s2sad can read\n    {where(stmt).line.strip()}\n  hint: write the computation as a "
+                "Python function of NumPy calls s2sad knows (see docs/rules.md), or wrap the value in "
+                "s2sad.stop_gradient if it should not be differentiated")
+
+
+FRESH_CALLS = ("np.zeros", "np.ones", "np.empty", "np.full", "np.zeros_like", "np.ones_like", "np.empty_like",
+               "np.copy", "np.array", "np.eye", "np.arange", "np.linspace", "astype")
+
+
+def check_aliasing(analysis, where):
+    """Refuse in-place writes whose effect NumPy would show through another name.
+
+    s2sad gives `y[i] = v` and `y += x` their meaning for an array that only
+    the name `y` refers to. Refused, with a hint, never differentiated wrongly:
+    a write into an argument (the caller's array); a write through a name
+    that shares another array (`z = y` or a slice view `z = y[1:3]`); and a
+    read of such a name after its array was written.
+    """
+    from .errors import UnsupportedSyntaxError
+    fresh_param = _first_top_level_assignment(analysis.fn.body)
+    params = {p for p in analysis.params if not fresh_param.get(p, False)}
+
+    def is_array(v):
+        return analysis.types.get(v, T.UNKNOWN).kind not in ("tuple", "obj", "i", "b") or \
+            analysis.types.get(v, T.UNKNOWN).is_array
+
+    def share_source(stmt):
+        t, rhs = stmt.targets[0], stmt.value
+        if not isinstance(t, gast.Name) or not analysis.types.get(t.id, T.UNKNOWN).is_array:
+            return None
+        if isinstance(rhs, gast.Name) and atom_name(rhs):
+            return rhs.id
+        if isinstance(rhs, gast.Subscript) and atom_name(rhs.value):
+            parts = rhs.slice.elts if isinstance(rhs.slice, gast.Tuple) else [rhs.slice]
+            if any(isinstance(p, gast.Slice) for p in parts) or all(
+                    analysis.type_of(p).is_scalar for p in parts if not isinstance(p, gast.Slice)):
+                return rhs.value.id  # basic indexing returns a view
+        return None
+
+    def written_name(stmt):
+        t = stmt.targets[0]
+        if isinstance(t, gast.Subscript):
+            return t.value.id
+        if getattr(stmt, "s2sad_inplace", False) and analysis.types.get(t.id, T.UNKNOWN).is_array:
+            return t.id
+        return None
+
+    def run(body, views, dirty):
+        """views: name -> the array it shares; dirty: views whose array was written since."""
+        for stmt in body:
+            if isinstance(stmt, gast.If):
+                v1, d1 = run(stmt.body, dict(views), set(dirty))
+                v2, d2 = run(stmt.orelse, dict(views), set(dirty))
+                views, dirty = {**v1, **v2}, d1 | d2
+                continue
+            if isinstance(stmt, (gast.For, gast.While)):
+                for _ in range(2):  # twice: a write late in one iteration reaches reads early in the next
+                    views, dirty = run(stmt.body, views, dirty)
+                continue
+            if not isinstance(stmt, gast.Assign):
+                continue
+            for n in names_in(stmt.value):
+                if n in dirty:
+                    raise UnsupportedSyntaxError(
+                        f"a read of `{n}`, which shares the array `{views[n]}` written since", where(stmt),
+                        f"make `{n}` a copy (`{n} = ....copy()`) if it should keep the old values, or index "
+                        f"`{views[n]}` directly")
+            y = written_name(stmt)
+            if y is not None:
+                if y in params:
+                    raise UnsupportedSyntaxError(
+                        f"a write into the argument `{y}`", where(stmt),
+                        f"copy it first (`{y} = {y}.copy()`): s2sad does not change its caller's arrays")
+                if y in views:
+                    raise UnsupportedSyntaxError(
+                        f"an in-place write into `{y}`, which shares the array `{views[y]}`", where(stmt),
+                        f"make a copy (`{y} = {views[y]}.copy()`) so that each name owns its array")
+                dirty |= {z for z, base in views.items() if base == y}
+                continue
+            t = stmt.targets[0]
+            for v in ([t.id] if isinstance(t, gast.Name) else [e.id for e in t.elts]
+                      if isinstance(t, gast.Tuple) else []):
+                views.pop(v, None)
+                dirty.discard(v)
+            source = share_source(stmt)
+            if source is not None:
+                views[t.id] = views.get(source, source)
+        return views, dirty
+
+    views = {}
+    run(analysis.fn.body, views, set())
+
+
+def _first_top_level_assignment(body):
+    """For each name, whether it is reassigned at the top level before anything else mentions it."""
+    seen, fresh = set(), {}
+    for s in body:
+        if isinstance(s, gast.Assign) and isinstance(s.targets[0], gast.Name):
+            v = s.targets[0].id
+            if v not in seen:
+                fresh[v] = True
+                seen.add(v)
+        for n in gast.walk(s):
+            if isinstance(n, gast.Name) and n.id not in seen:
+                seen.add(n.id)
+                fresh.setdefault(n.id, False)
+    return fresh

@@ -56,6 +56,10 @@ def parse(fn):
         module = gast.parse(dedented)
         gast.increment_lineno(module, first - 1)
         tree = module.body[0]
+        if isinstance(tree, gast.AsyncFunctionDef):
+            from .errors import UnsupportedSyntaxError
+            raise UnsupportedSyntaxError("an `async def`", Location(filename, tree.lineno, tree.col_offset + col_shift),
+                                         "use a plain function")
         if not isinstance(tree, gast.FunctionDef):
             raise S2SADError(f"{filename}:{first}: expected a def of {fn.__name__}")
         tree.decorator_list = []

@@ -103,7 +103,7 @@ class Normalizer:
         self.parsed = parsed
         self.ns = parsed.namespace
         fn = parsed.tree
-        self.params = [a.id for a in fn.args.args]
+        self.params = [a.id for a in fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs]
         self.locals = set(self.params)
         for node in gast.walk(fn):
             if isinstance(node, gast.Name) and isinstance(node.ctx, gast.Store):
@@ -112,6 +112,12 @@ class Normalizer:
         self.loops = []  # stack of {"break": flag or None, "continue": flag or None}
         self.returned = None  # flag name when the function has an early return
         self.retval = None
+
+    def fresh(self, stem):
+        """A new local name: every temporary is a local, never looked up as a global."""
+        n = self.names.fresh(stem)
+        self.locals.add(n)
+        return n
 
     def error(self, construct, node, hint=""):
         return UnsupportedSyntaxError(construct, self.parsed.where(node), hint)
@@ -137,9 +143,11 @@ class Normalizer:
                                type_comment=None, type_params=[])
         for a in new.args.args:
             a.annotation = None
-        if fn.args.defaults or fn.args.kwonlyargs:
-            new.args = gast.arguments(args=fn.args.args, posonlyargs=fn.args.posonlyargs, vararg=None,
-                                      kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[])
+        if fn.args.defaults or fn.args.kwonlyargs or fn.args.posonlyargs:
+            # every parameter becomes positional, in signature order: callers bind by inspect.signature
+            new.args = gast.arguments(args=fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs,
+                                      posonlyargs=[], vararg=None, kwonlyargs=[], kw_defaults=[], kwarg=None,
+                                      defaults=[])
         gast.copy_location(new, fn)
         return new
 
@@ -245,12 +253,14 @@ class Normalizer:
         if isinstance(target, gast.Name):
             value = gast.BinOp(left=name(target.id), op=s.op, right=s.value)
             gast.copy_location(value, s)
-            out.append(assign(target.id, self.rhs(value, out), s))
+            node = assign(target.id, self.rhs(value, out), s)
+            node.s2sad_inplace = True  # `y += x` on an array updates it in place: see analysis.check_aliasing
+            out.append(node)
             return
         # a[i] += v: evaluate the index once, read, combine, write back
         array = self.atom(target.value, out)
         index = self.index(target.slice, out)
-        old = self.names.fresh("t")
+        old = self.fresh("t")
         out.append(assign(old, gast.Subscript(value=array, slice=index, ctx=gast.Load()), s))
         value = gast.BinOp(left=name(old), op=s.op, right=s.value)
         gast.copy_location(value, s)
@@ -296,7 +306,7 @@ class Normalizer:
             # `a, b = b, a`: copy a right-hand name that an earlier target overwrites
             for i, a in enumerate(atoms):
                 if isinstance(a, gast.Name) and a.id in names[:i]:
-                    tmp = self.names.fresh("t")
+                    tmp = self.fresh("t")
                     out.append(assign(tmp, a, s))
                     atoms[i] = name(tmp)
             for n, a in zip(names, atoms):
@@ -307,7 +317,7 @@ class Normalizer:
             tup = gast.Tuple(elts=[name(n, True) for n in names], ctx=gast.Store())
             out.append(assign(tup, rhs, s))
             return
-        tmp = self.names.fresh("t")
+        tmp = self.fresh("t")
         out.append(assign(tmp, rhs, s))
         for i, n in enumerate(names):
             out.append(assign(n, gast.Subscript(value=name(tmp), slice=const(i), ctx=gast.Load()), s))
@@ -331,8 +341,8 @@ class Normalizer:
                         return True
                 return False
             return any(search(b) or isinstance(b, kind) for b in s.body)
-        return {"break": self.names.fresh("break") if owned(gast.Break) else None,
-                "continue": self.names.fresh("continue") if owned(gast.Continue) else None}
+        return {"break": self.fresh("break") if owned(gast.Break) else None,
+                "continue": self.fresh("continue") if owned(gast.Continue) else None}
 
     def stmt_For(self, s, out):
         start, stop, step, prefix, target = self.range_of(s, out)
@@ -348,7 +358,7 @@ class Normalizer:
         if not exits:
             reassigned = any(isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store) and n.id == target
                              for b in s.body for n in gast.walk(b))
-            index = self.names.fresh("i") if reassigned else target
+            index = self.fresh("i") if reassigned else target
             if reassigned:
                 body_prefix.insert(0, assign(target, name(index), s))
             body = body_prefix + self.block(s.body)
@@ -361,7 +371,7 @@ class Normalizer:
             out.append(loop)
             return
         # a loop that can exit early runs as a while loop over an explicit counter
-        counter = self.names.fresh("i")
+        counter = self.fresh("i")
         self.locals.add(counter)
         if flags["break"]:
             out.append(assign(flags["break"], const(False), s))
@@ -395,7 +405,7 @@ class Normalizer:
 
     def loop_condition(self, test, flags, like, out, cond=None):
         """Emit `cond = test and not break and not returned` into `out`."""
-        cond = cond or self.names.fresh("more")
+        cond = cond or self.fresh("more")
         self.locals.add(cond)
         value = self.atom(test, out)
         out.append(assign(cond, value, like))
@@ -445,25 +455,25 @@ class Normalizer:
             seq = self.hoist(it.args[0], out)
             start = self.atom(it.args[1], out) if len(it.args) > 1 else const(0)
             index, value = target.elts
-            stop = self.names.fresh("n")
+            stop = self.fresh("n")
             out.append(assign(stop, self.len_of(seq), s))
             if isinstance(start, gast.Constant) and start.value == 0:
                 return const(0), name(stop), const(1), self.unpack_item(value, seq, name(index.id), s), index.id
-            shifted = self.names.fresh("k")
+            shifted = self.fresh("k")
             prefix = [assign(shifted, _binop(name(index.id), gast.Sub(), start, s), s)]
             prefix += self.unpack_item(value, seq, name(shifted), s)
-            end = self.names.fresh("n")
+            end = self.fresh("n")
             out.append(assign(end, _binop(name(stop), gast.Add(), start, s), s))
             return start, name(end), const(1), prefix, index.id
         if func is zip:
             if not (isinstance(target, gast.Tuple) and len(target.elts) == len(it.args)):
                 raise self.error("`zip` without one loop variable per sequence", target)
             seqs = [self.hoist(a, out) for a in it.args]
-            index = self.names.fresh("i")
-            stop = self.names.fresh("n")
+            index = self.fresh("i")
+            stop = self.fresh("n")
             out.append(assign(stop, self.len_of(seqs[0]), s))
             for other in seqs[1:]:
-                length = self.names.fresh("n")
+                length = self.fresh("n")
                 out.append(assign(length, self.len_of(other), s))
                 out.append(assign(stop, _call("min", [name(stop), name(length)], min), s))
             prefix = []
@@ -471,8 +481,8 @@ class Normalizer:
                 prefix += self.unpack_item(t, seq, name(index), s)
             return const(0), name(stop), const(1), prefix, index
         seq = self.hoist(it, out)
-        index = self.names.fresh("i")
-        stop = self.names.fresh("n")
+        index = self.fresh("i")
+        stop = self.fresh("n")
         out.append(assign(stop, self.len_of(seq), s))
         return const(0), name(stop), const(1), self.unpack_item(target, seq, name(index), s), index
 
@@ -480,7 +490,7 @@ class Normalizer:
         atom = self.atom(expr, out)
         if isinstance(atom, gast.Name):
             return atom
-        seq = self.names.fresh("seq")
+        seq = self.fresh("seq")
         out.append(assign(seq, atom, expr))
         return name(seq)
 
@@ -491,7 +501,7 @@ class Normalizer:
         item = gast.Subscript(value=seq, slice=index, ctx=gast.Load())
         if isinstance(target, gast.Name):
             return [assign(target.id, item, s)]
-        tmp = self.names.fresh("t")
+        tmp = self.fresh("t")
         out = [assign(tmp, item, s)]
         for i, elt in enumerate(target.elts):
             out.append(assign(elt.id, gast.Subscript(value=name(tmp), slice=const(i), ctx=gast.Load()), s))
@@ -505,7 +515,7 @@ class Normalizer:
         value = self.rhs(expr, out)
         if is_atom(value):
             return value
-        tmp = self.names.fresh("t")
+        tmp = self.fresh("t")
         self.locals.add(tmp)
         out.append(assign(tmp, value, expr))
         return name(tmp)
@@ -551,7 +561,7 @@ class Normalizer:
             return self.boolop(expr, out)
         if isinstance(expr, gast.IfExp):
             test = self.atom(expr.test, out)
-            tmp = self.names.fresh("t")
+            tmp = self.fresh("t")
             self.locals.add(tmp)
             body, orelse = [], []
             body.append(assign(tmp, self.rhs(expr.body, body), expr))
@@ -629,7 +639,7 @@ class Normalizer:
         if all(is_atom(v) for v in expr.values):  # atoms have no effects: no need to short-circuit
             node = gast.BoolOp(op=expr.op, values=[self.atom(v, out) for v in expr.values])
             return gast.copy_location(node, expr)
-        tmp = self.names.fresh("t")
+        tmp = self.fresh("t")
         self.locals.add(tmp)
         first = self.atom(expr.values[0], out)
         out.append(assign(tmp, first, expr))
@@ -638,7 +648,7 @@ class Normalizer:
             body.append(assign(tmp, self.rhs(value, body), expr))
             test = name(tmp)
             if isinstance(expr.op, gast.Or):
-                neg = self.names.fresh("t")
+                neg = self.fresh("t")
                 out.append(assign(neg, gast.UnaryOp(op=gast.Not(), operand=name(tmp)), expr))
                 test = name(neg)
             node = gast.If(test=test, body=body, orelse=[])
@@ -661,7 +671,7 @@ class Normalizer:
             args = [receiver] + [self.atom(a, out) for a in expr.args]
             if func.attr in ("reshape", "transpose") and len(expr.args) > 1:
                 args = [receiver, gast.Tuple(elts=args[1:], ctx=gast.Load())]
-                tmp = self.names.fresh("t")
+                tmp = self.fresh("t")
                 out.append(assign(tmp, args[1], expr))
                 args[1] = name(tmp)
             keywords = [gast.keyword(arg=k.arg, value=self.atom(k.value, out)) for k in expr.keywords]

@@ -121,7 +121,7 @@ class Reverse:
         inits = self.init_adjoints(fn.body, top=True)
         taped = sorted(v for v in self.reads if self.needs_push(v) and v not in params)
         preinit = [s for s in (self.placeholder(v) for v in taped) if s is not None]
-        tape = [parse_stmt("_tape = Tape()")] if self.uses_tape else []
+        tape = []  # `_tape = Tape()` is added by `transform` once the pops are known
         grads = gast.Tuple(elts=[name(self.bar(p)) if p in self.an.wrt else const(0.0) for p in params],
                            ctx=gast.Load())
         result = gast.Return(value=gast.Tuple(elts=[result_value, grads], ctx=gast.Load()))
@@ -132,10 +132,6 @@ class Reverse:
         new = gast.FunctionDef(name=name_, args=args, body=new_body, decorator_list=[], returns=None,
                                type_comment=None, type_params=[])
         return gast.copy_location(new, fn)
-
-    @property
-    def uses_tape(self):
-        return any(isinstance(n, gast.Name) and n.id == "_tape" for s in self._all_generated for n in gast.walk(s))
 
     def placeholder(self, v):
         """Give a taped variable a value of its type before its first push."""
@@ -190,6 +186,7 @@ class Reverse:
             out = self.reverse_for(s)
         elif isinstance(s, gast.While):
             counter = self.fresh("trips")
+            self.an.types[counter] = T.INT
             self.while_counters[id(s)] = counter
             self.read(name(counter))
             body = self.loop_body(s.body, None)
@@ -526,9 +523,6 @@ def transform(fn, analysis, compiler, parsed, name_, aux=False):
     # while-loop counters are assigned inside loops when their loop is nested
     new = rev.run(name_)
     new.body = rev._fix(new.body)
-    rev._all_generated = new.body
-    if not rev.uses_tape:
-        pass
-    elif not any(isinstance(n, gast.Name) and n.id == "_tape" for n in gast.walk(new.body[0])):
+    if any(isinstance(n, gast.Name) and n.id == "_tape" for s in new.body for n in gast.walk(s)):
         new.body.insert(0, parse_stmt("_tape = Tape()"))
     return new
