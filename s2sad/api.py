@@ -103,10 +103,12 @@ class Transformed:
         return (value, picked) if self.with_value else picked
 
     def _pick(self, flat_grads, treedefs, positions, argnums):
-        per_arg = [flat_grads[p[0]] if treedefs[i] is None else
-                   pytree.tree_unflatten(treedefs[i], [flat_grads[k] for k in p]) if p else None
-                   for i, p in enumerate(positions)]
-        return per_arg[argnums[0]] if isinstance(self.argnums, int) else tuple(per_arg[i] for i in argnums)
+        def of(i):
+            p = positions[i]
+            if treedefs[i] is None:
+                return flat_grads[p[0]]
+            return pytree.tree_unflatten(treedefs[i], [flat_grads[k] for k in p])
+        return of(argnums[0]) if isinstance(self.argnums, int) else tuple(of(i) for i in argnums)
 
     def _forward_call(self, flat, treedefs, positions, argnums):
         """Derivatives by forward mode, one basis tangent per input element."""

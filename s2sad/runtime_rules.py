@@ -52,6 +52,10 @@ rule(runtime.astype, params="x, dtype", adjoint={"x": "g"}, tangent={"x": "np.co
 rule(runtime.max_share, params="x, y", adjoint={}, tangent={}, result=lambda a, c: T.broadcast(*a.values()))
 rule(runtime.inside, params="x, lo, hi", adjoint={}, tangent={}, result=lambda a, c: T.broadcast(*a.values()))
 
+# tape operations: the forward transform mirrors them on a tangent tape (forward.py)
+rules.NONDIFF[rules._key(runtime.pop)] = lambda a, c: a.get("a1", T.UNKNOWN)
+rules.NONDIFF[rules._key(runtime.push)] = lambda a, c: T.OBJ
+
 for _f, _r in [(runtime.zeros_like, lambda a, c: _like("x")(a, c)), (runtime.reversed_range, lambda a, c: T.OBJ),
                (runtime.Tape, lambda a, c: T.OBJ)]:
     rules.NONDIFF[rules._key(_f)] = _r
