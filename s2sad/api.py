@@ -195,6 +195,10 @@ class Transformed:
     def __repr__(self):
         return f"<s2sad.{self.kind} of {getattr(self.fun, '__name__', self.fun)}>"
 
+    def _repr_html_(self):
+        from . import display
+        return display.transformed_html(self)
+
 
 def _unit(x, index):
     e = np.zeros(np.shape(x))
