@@ -201,6 +201,9 @@ class Analysis:
 
     def _call_type(self, node):
         func = call_func(node)
+        rule = rules.lookup(func)
+        if rule is not None and getattr(rule, "primal", None) is not None:  # custom rules: the primal's type
+            return self.compiler.result_type(rule.primal, [self.type_of(a) for a in node.args])
         if is_user_call(node):
             return self.compiler.result_type(func, [self.type_of(a) for a in node.args])
         rule = rules.lookup(func)

@@ -15,7 +15,7 @@ import gast
 import numpy as np
 
 from . import analysis as analysis_mod
-from . import emit, fence, forward, frontend, normalize, pytree, reverse, runtime, runtime_rules  # noqa: F401
+from . import custom, emit, fence, forward, frontend, normalize, pytree, reverse, runtime, runtime_rules  # noqa: F401
 from . import typesys as T
 
 
@@ -161,6 +161,9 @@ class Module:
         import scipy.special
         namespace["scipy"] = scipy
         namespace.update(runtime.HELPERS)
+        namespace.update(custom.NAMES)
+        namespace["scalar_output_tangent"] = custom.scalar_output_tangent
+        namespace["jvp_transpose"] = custom.jvp_transpose
         namespace.update(self.namespace)
         # register the source so that inspect (and so s2sad itself) can read generated functions
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)

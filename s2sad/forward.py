@@ -202,17 +202,22 @@ class Forward:
         return None, False
 
     def apply_rule(self, rule, bound, ans):
-        terms, uses_ans = [], False
         mapping = dict(bound)
         mapping["ans"] = ans
         for param, operand in bound.items():
             mapping[f"{param}_dot"] = self.dot_of(operand) if isinstance(operand, gast.Name) else const(0.0)
-        for param, template in rule.tangent.items():
-            operand = bound.get(param)
-            if operand is None or not self.active(operand):
+        active = [p for p, operand in bound.items() if isinstance(operand, gast.Name) and self.active(operand)]
+        for p in active:
+            if p not in rule.tangent and p in rule.adjoint:
+                raise NonDifferentiableError(f"no forward-mode (tangent) rule for argument `{p}` of this call; "
+                                             "use reverse mode (grad/vjp/jacrev)")
+        if getattr(rule, "joint_tangent", None) is not None:  # custom_jvp: one rule for all tangents
+            return (rules.expand(rule.joint_tangent, mapping), False) if active else (None, False)
+        terms, uses_ans = [], False
+        for param in active:
+            template = rule.tangent.get(param)
+            if template is None:
                 continue
-            if param not in rule.tangent:
-                raise NonDifferentiableError(f"no tangent rule for argument {param}")
             uses_ans = uses_ans or any(isinstance(n, gast.Name) and n.id == "ans" for n in gast.walk(template))
             terms.append(rules.expand(template, mapping))
         if not terms:

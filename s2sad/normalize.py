@@ -686,6 +686,8 @@ class Normalizer:
         args = [self.atom(a, out) for a in expr.args]
         keywords = [gast.keyword(arg=k.arg, value=self.atom(k.value, out)) for k in expr.keywords]
         spelled = canonical_name(obj)
+        if hasattr(obj, "primal_name") and _has_rule(obj):  # custom_vjp/custom_jvp: call the undecorated function
+            return _call(obj.primal_name, args, obj, expr, keywords)
         if spelled is not None or not inspect.isfunction(obj) or _has_rule(obj):
             if spelled is None:
                 spelled = _spell(func)

@@ -1,0 +1,86 @@
+"""User-defined rules: custom_vjp and custom_jvp, inside loops and under higher-order transforms."""
+
+import numpy as np
+import pytest
+
+import s2sad
+from fd import numerical_grad
+
+
+@s2sad.custom_vjp
+def safe_log1pexp(x):
+    return np.log1p(np.exp(x))
+
+
+def safe_log1pexp_fwd(x):
+    return np.log1p(np.exp(x)), x
+
+
+def safe_log1pexp_bwd(x, g):
+    return (g / (1.0 + np.exp(-x)),)
+
+
+safe_log1pexp.defvjp(safe_log1pexp_fwd, safe_log1pexp_bwd)
+
+
+def softplus_sum(x):
+    s = 0.0
+    for i in range(4):
+        s = s + safe_log1pexp(x * (i + 1.0))
+    return s
+
+
+@s2sad.custom_jvp
+def scaled_exp(x, y):
+    return x * np.exp(y)
+
+
+@scaled_exp.defjvp
+def scaled_exp_jvp(primals, tangents):
+    x, y = primals
+    x_dot, y_dot = tangents
+    return scaled_exp(x, y), x_dot * np.exp(y) + x * np.exp(y) * y_dot
+
+
+def uses_scaled_exp(x, y):
+    return scaled_exp(x, y) ** 2 + x
+
+
+@s2sad.custom_vjp
+def wrong_square(x):
+    return x ** 2
+
+
+wrong_square.defvjp(lambda x: (x ** 2, x), lambda x, g: (3.0 * x * g,))  # deliberately wrong: 3x
+
+
+def test_custom_vjp_is_used_in_a_loop_and_matches_finite_differences():
+    g = s2sad.grad(softplus_sum)(0.3)
+    assert g == pytest.approx(numerical_grad(softplus_sum, (0.3,)), rel=1e-6)
+
+
+def test_custom_vjp_rule_is_what_reverse_mode_uses():
+    assert s2sad.grad(lambda x: wrong_square(x))(2.0) == pytest.approx(6.0)  # the user's (wrong) rule
+
+
+def test_custom_vjp_under_second_order():
+    d2 = s2sad.grad(s2sad.grad(softplus_sum))(0.3)
+    assert d2 == pytest.approx(numerical_grad(s2sad.grad(softplus_sum), (0.3,)), rel=1e-5)
+
+
+def test_custom_jvp_in_forward_and_reverse_mode():
+    args = (1.2, 0.4)
+    for i in range(2):
+        dots = [0.0, 0.0]
+        dots[i] = 1.0
+        _, t = s2sad.jvp(uses_scaled_exp, args, dots)
+        assert t == pytest.approx(numerical_grad(uses_scaled_exp, args, i), rel=1e-6)
+    gx, gy = s2sad.grad(uses_scaled_exp, argnums=(0, 1))(*args)
+    assert (gx, gy) == pytest.approx((numerical_grad(uses_scaled_exp, args, 0),
+                                      numerical_grad(uses_scaled_exp, args, 1)), rel=1e-6)
+
+
+def test_check_grads_catches_a_wrong_custom_rule():
+    with pytest.raises(AssertionError, match="finite differences"):
+        s2sad.check_grads(lambda x: wrong_square(x), (1.3,), order=1, modes=("rev",))
+    s2sad.check_grads(softplus_sum, (0.3,), order=2)
