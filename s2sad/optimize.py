@@ -13,6 +13,7 @@ def _reads(fn):
 
 
 def drop_dead(fn):
+    drop_dead_stores(fn)
     while True:
         reads = _reads(fn)
         removed = [False]
@@ -39,6 +40,23 @@ def drop_dead(fn):
 def _pure(expr):
     """Only drop what cannot have an effect: no calls except pop (whose tape effect we must keep)."""
     return not any(isinstance(n, gast.Call) for n in gast.walk(expr))
+
+
+def drop_dead_stores(fn):
+    """Remove top-level assignments that nothing after them reads (e.g. a final adjoint reset)."""
+    live = set()
+    kept = []
+    for s in reversed(fn.body):
+        if isinstance(s, gast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], gast.Name) \
+                and s.targets[0].id not in live and _pure(s.value) and _comment_text(s) is None:
+            continue
+        if isinstance(s, gast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], gast.Name) \
+                and not any(isinstance(n, (gast.For, gast.While)) for n in [s]):
+            live.discard(s.targets[0].id)
+        live.update(n.id for n in gast.walk(s) if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Load))
+        kept.append(s)
+    fn.body = list(reversed(kept))
+    return fn
 
 
 def _comment_text(s):

@@ -24,6 +24,7 @@ from . import typesys as T
 from .analysis import atom_name, binop_func, call_func, is_user_call
 from .analysis import names_in as analysis_names
 from .emit import comment
+from .optimize import _comment_text
 from .errors import NonDifferentiableError
 from .normalize import assign, const, name
 
@@ -46,6 +47,7 @@ class Reverse:
         self.restores = []  # placeholders resolved once `reads` is known
         self.ans_types = {}
         self.remat = set()
+        self.branches = []
 
     # ---- names ---------------------------------------------------------------
     def bar(self, v):
@@ -109,7 +111,7 @@ class Reverse:
                 g = name(out_bar) if not isinstance(ret.value, gast.Tuple) or getattr(self, "aux", False) else \
                     gast.Subscript(value=name(out_bar), slice=const(i), ctx=gast.Load())
                 seed.append(self.accumulate(out.id, g))
-        self.resolve_remat(reverse)
+        self.settle(reverse)
         forward = self.forward_block(body)
         result_value = ret.value
         if any(isinstance(n, gast.Name) for n in gast.walk(ret.value)):
@@ -119,7 +121,8 @@ class Reverse:
         self.resolve_restores()
         params = self.an.params
         inits = self.init_adjoints(fn.body, top=True)
-        taped = sorted(v for v in self.reads if self.needs_push(v) and v not in params)
+        defined_first = {s.targets[0].id for s in body if id(s) in self.first}
+        taped = sorted(v for v in self.reads if self.needs_push(v) and v not in params and v not in defined_first)
         preinit = [s for s in (self.placeholder(v) for v in taped) if s is not None]
         tape = []  # `_tape = Tape()` is added by `transform` once the pops are known
         grads = gast.Tuple(elts=[name(self.bar(p)) if p in self.an.wrt else const(0.0) for p in params],
@@ -164,7 +167,9 @@ class Reverse:
                 value = parse_expr(f"zeros_like({v})" if not ty.is_array else f"np.zeros_like({v}, dtype=np.float64)")
                 if not top:
                     self.read(value)
-            out.append(assign(self.bar(v), value))
+            init = assign(self.bar(v), value)
+            init.s2sad_init = True
+            out.append(init)
         return out
 
     # ---- reverse sweep -------------------------------------------------------------
@@ -178,10 +183,13 @@ class Reverse:
         if isinstance(s, gast.Assign):
             out = self.reverse_assign(s)
         elif isinstance(s, gast.If):
-            self.read(s.test)
+            # the condition is read (and so taped) only if a branch's reverse does something: see `settle`
             body = self.init_adjoints(s.body) + self.reverse_block(s.body, s.body)
             orelse = self.init_adjoints(s.orelse) + self.reverse_block(s.orelse, s.orelse)
-            out = [gast.If(test=s.test, body=body or [gast.Pass()], orelse=orelse)]
+            node = gast.If(test=s.test, body=body or [gast.Pass()], orelse=orelse)
+            node.s2sad_branch = True
+            self.branches.append(node)
+            out = [node]
         elif isinstance(s, gast.For):
             out = self.reverse_for(s)
         elif isinstance(s, gast.While):
@@ -265,6 +273,36 @@ class Reverse:
             if all(o == index or o in remat or o not in assigned for o in operands):
                 remat.add(t)
         return remat
+
+    def settle(self, reverse):
+        """Decide which branches and recomputations the reverse sweep needs; both add reads."""
+        while True:
+            before = len(self.reads)
+            for node in self.branches:
+                if not getattr(node, "s2sad_needed", False) and self.does_work(node.body + node.orelse):
+                    node.s2sad_needed = True
+                    self.read(node.test)
+            self.resolve_remat(reverse)
+            if len(self.reads) == before:
+                return
+
+    def does_work(self, stmts):
+        for s in stmts:
+            restore = getattr(s, "s2sad_restore", None)
+            if restore is not None:
+                kind, what = restore
+                if (kind == "name" and self.needs_push(what)) or (kind == "item" and what[0] in self.reads):
+                    return True
+            elif getattr(s, "s2sad_remat", None) is not None:
+                if getattr(s, "s2sad_needed", False):
+                    return True
+            elif getattr(s, "s2sad_branch", False):
+                if self.does_work(s.body + s.orelse):
+                    return True
+            elif not isinstance(s, gast.Pass) and not getattr(s, "s2sad_init", False) \
+                    and _comment_text(s) is None:
+                return True
+        return False
 
     def resolve_remat(self, tree_body):
         markers = [n for s in tree_body for n in gast.walk(s) if getattr(n, "s2sad_remat", None) is not None]
@@ -439,6 +477,8 @@ class Reverse:
         def fix(stmts):
             out = []
             for s in stmts:
+                if getattr(s, "s2sad_branch", False) and not getattr(s, "s2sad_needed", False):
+                    continue  # a branch whose reverse does nothing
                 remat = getattr(s, "s2sad_remat", None)
                 if remat is not None:
                     if getattr(s, "s2sad_needed", False):

@@ -24,7 +24,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 import s2sad  # noqa: E402  (registers stop_gradient)
-from s2sad import rules, runtime  # noqa: E402
+from s2sad import rules, runtime, runtime_rules  # noqa: E402,F401  (runtime_rules registers helper rules)
 
 OUTPUT = os.path.join(ROOT, "docs", "rules.md")
 
@@ -34,12 +34,17 @@ MODULES = [("operator", operator), ("", builtins), ("math", math), ("np", np), (
 METHOD_KEYS = {"astype": "ndarray.astype"}   # rules keyed by a method name (a string)
 
 
+def builtin_rules():
+    """The rule table as s2sad ships it: rules users add with custom_vjp/custom_jvp are theirs."""
+    return {k: r for k, r in rules.RULES.items() if getattr(r, "primal", None) is None}
+
+
 def names_by_key():
     """id(obj) -> the name generated code uses for obj (its module prefix and `__name__`)."""
     found = {}
     for key, label in METHOD_KEYS.items():
         found[rules._key(key)] = label
-    wanted = set(rules.RULES) | set(rules.NONDIFF)
+    wanted = set(builtin_rules()) | set(rules.NONDIFF)
     for prefix, module in MODULES:
         for attr in sorted(vars(module)):
             if attr.startswith("_"):
@@ -81,7 +86,7 @@ def rows():
     """One row per rule object, in registration order; identical rows merged."""
     names = names_by_key()
     groups = {}
-    for key, rule in rules.RULES.items():
+    for key, rule in builtin_rules().items():
         groups.setdefault(id(rule), (rule, []))[1].append(names[key])
     out = []
     for rule, funcs in groups.values():
