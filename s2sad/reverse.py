@@ -122,7 +122,9 @@ class Reverse:
         params = self.an.params
         inits = self.init_adjoints(fn.body, top=True)
         defined_first = {s.targets[0].id for s in body if id(s) in self.first}
-        taped = sorted(v for v in self.reads if self.needs_push(v) and v not in params and v not in defined_first)
+        pushed = {c.args[1].id for st in forward for c in gast.walk(st) if isinstance(c, gast.Call)
+                  and isinstance(c.func, gast.Name) and c.func.id == "push" and isinstance(c.args[1], gast.Name)}
+        taped = sorted(v for v in pushed if v not in params and v not in defined_first)
         preinit = [s for s in (self.placeholder(v) for v in taped) if s is not None]
         tape = []  # `_tape = Tape()` is added by `transform` once the pops are known
         grads = gast.Tuple(elts=[name(self.bar(p)) if p in self.an.wrt else const(0.0) for p in params],
@@ -231,7 +233,14 @@ class Reverse:
             rng = gast.Call(func=name("reversed_range"), args=[copy.deepcopy(a) for a in (start, stop, step)],
                             keywords=[])
         loop = gast.For(target=name(i, True), iter=rng, body=body or [gast.Pass()], orelse=[], type_comment=None)
-        return [loop, self.restore_marker("name", i, s)]
+        return [loop] + ([self.restore_marker("name", i, s)] if self.index_escapes(s) else [])
+
+    def index_escapes(self, loop):
+        """Is the loop variable mentioned outside this loop (so its older value may be needed)?"""
+        i = loop.target.id
+        inside = sum(1 for n in gast.walk(loop) if isinstance(n, gast.Name) and n.id == i)
+        total = sum(1 for s in self.fn.body for n in gast.walk(s) if isinstance(n, gast.Name) and n.id == i)
+        return total > inside
 
     def loop_body(self, body, index):
         """Reverse of one iteration: recompute cheap values, zero local adjoints, then the adjoints."""
@@ -535,7 +544,7 @@ class Reverse:
                           orelse=self.forward_block(s.orelse, in_loop))
             return [gast.copy_location(new, s)]
         if isinstance(s, gast.For):
-            pre = [self.push(name(s.target.id))] if self.needs_push(s.target.id) else []
+            pre = [self.push(name(s.target.id))] if self.needs_push(s.target.id) and self.index_escapes(s) else []
             new = gast.For(target=s.target, iter=s.iter, body=self.forward_block(s.body, True), orelse=[],
                            type_comment=None)
             return pre + [gast.copy_location(new, s)]
