@@ -199,7 +199,8 @@ E(operator.sub, np.subtract, keep_kind=True)("x, y", x="1", y="-1")
 E(operator.mul, np.multiply, keep_kind=True)("x, y", x="y", y="x")
 E(operator.truediv, np.divide, np.true_divide)("x, y", x="1 / y", y="-ans / y")
 E(operator.pow, np.power, math.pow, builtins.pow)("x, y", x="y * x ** (y - 1)", y="ans * np.log(x)")
-E(operator.mod, np.mod, np.remainder, math.fmod)("x, y", x="1", y="-np.floor(x / y)")
+E(operator.mod, np.mod, np.remainder)("x, y", x="1", y="-np.floor(x / y)")
+E(math.fmod, np.fmod)("x, y", x="1", y="-np.trunc(x / y)")
 E(operator.neg, np.negative, keep_kind=True)("x", x="-1")
 E(builtins.abs, np.abs, np.fabs, math.fabs, keep_kind=True)("x", x="np.sign(x)")
 E(builtins.float)("x", x="1")
@@ -249,8 +250,8 @@ rule(np.mean, params="x, axis=None",
      adjoint={"x": "sum_adjoint(g, x, axis) * (np.size(ans) / np.size(x))"},
      tangent={"x": "np.mean(x_dot, axis=axis)"}, result=reduction)
 rule(np.prod, params="x, axis=None",
-     adjoint={"x": "sum_adjoint(g * ans, x, axis) / x"},
-     tangent={"x": "np.sum(sum_adjoint(ans, x, axis) * x_dot / x, axis=axis)"}, result=reduction)
+     adjoint={"x": "prod_adjoint(g, x, axis)"},
+     tangent={"x": "np.sum(prod_adjoint(1.0, x, axis) * x_dot, axis=axis)"}, result=reduction)
 rule(np.max, np.amax, params="x, axis=None",
      adjoint={"x": "extreme_adjoint(g, x, ans, axis)"},
      tangent={"x": "np.sum(extreme_adjoint(1.0, x, ans, axis) * x_dot, axis=axis)"}, result=reduction)
@@ -268,13 +269,14 @@ rule(operator.matmul, np.matmul, params="x, y",
      adjoint={"x": "dot_adjoint_x(g, x, y)", "y": "dot_adjoint_y(g, x, y)"},
      tangent={"x": "x_dot @ y", "y": "x @ y_dot"}, result=dot_result)
 rule(np.inner, params="x, y",
-     adjoint={"x": "g * y", "y": "g * x"},
-     tangent={"x": "np.dot(x_dot, y)", "y": "np.dot(x, y_dot)"}, result=scalar_result)
+     adjoint={"x": "inner_adjoint_x(g, x, y)", "y": "inner_adjoint_y(g, x, y)"},
+     tangent={"x": "np.inner(x_dot, y)", "y": "np.inner(x, y_dot)"}, result=dot_result)
 rule(np.vdot, params="x, y",
      adjoint={"x": "np.reshape(g * y, np.shape(x))", "y": "np.reshape(g * x, np.shape(y))"},
      tangent={"x": "np.vdot(x_dot, y)", "y": "np.vdot(x, y_dot)"}, result=scalar_result)
 rule(np.outer, params="x, y",
-     adjoint={"x": "np.dot(g, np.ravel(y))", "y": "np.dot(np.ravel(x), g)"},
+     adjoint={"x": "reshape(np.dot(g, np.ravel(y)), np.shape(x))",
+              "y": "reshape(np.dot(np.ravel(x), g), np.shape(y))"},
      tangent={"x": "np.outer(x_dot, y)", "y": "np.outer(x, y_dot)"}, result=lambda a, c: T.array("f", 2))
 rule(np.reshape, params="x, shape",
      adjoint={"x": "reshape(g, np.shape(x))"},

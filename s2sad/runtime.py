@@ -75,9 +75,24 @@ def reversed_range(start, stop, step):
     return range(start + (n - 1) * step, start - step, -step)
 
 
+class TupleAdjoint(tuple):
+    """The adjoint of a tuple of arrays (the `xs` of concatenate/stack).
+
+    Generated code accumulates adjoints with `+`, which would concatenate
+    plain tuples; adjoints add item by item.
+    """
+
+    def __add__(self, other):
+        return TupleAdjoint(a + b for a, b in zip(self, other))
+
+    __radd__ = __add__
+
+
 def zeros_like(x):
     if isinstance(x, np.ndarray):
         return np.zeros(x.shape)
+    if isinstance(x, (tuple, list)):
+        return TupleAdjoint(zeros_like(item) for item in x)
     return 0.0
 
 
@@ -101,6 +116,20 @@ def sum_adjoint(g, x, axis):
     if axis is None:
         return g + np.zeros(np.shape(x))
     return np.expand_dims(g, axis) + np.zeros(np.shape(x))
+
+
+def prod_adjoint(g, x, axis):
+    """Adjoint of prod: g times the product of the *other* entries.
+
+    `ans / x` would be nan at a zero entry, so multiply exclusive running
+    products from the left and from the right instead.
+    """
+    a = np.moveaxis(np.asarray(x, dtype=np.float64), axis, -1) if axis is not None else np.ravel(x)
+    one = np.ones(a.shape[:-1] + (1,))
+    left = np.cumprod(np.concatenate((one, a[..., :-1]), axis=-1), axis=-1)
+    right = np.flip(np.cumprod(np.concatenate((one, np.flip(a, -1)[..., :-1]), axis=-1), axis=-1), -1)
+    others = np.moveaxis(left * right, -1, axis) if axis is not None else np.reshape(left * right, np.shape(x))
+    return sum_adjoint(g, x, axis) * others
 
 
 def extreme_adjoint(g, x, ans, axis):
@@ -136,6 +165,25 @@ def dot_adjoint_y(g, x, y):
     if y.ndim == 1:
         return np.dot(np.swapaxes(x, -1, -2), g)
     return np.dot(np.swapaxes(x, -1, -2), g)
+
+
+def inner_adjoint_x(g, x, y):
+    """np.inner contracts the last axes: g has shape x.shape[:-1] + y.shape[:-1],
+    so x's adjoint contracts g's trailing axes with y's leading ones."""
+    x, y = np.asarray(x), np.asarray(y)
+    if x.ndim == 0 or y.ndim == 0:
+        return unbroadcast(g * y, x)
+    k = y.ndim - 1
+    return np.tensordot(g, y, axes=(list(range(np.ndim(g) - k, np.ndim(g))), list(range(k))))
+
+
+def inner_adjoint_y(g, x, y):
+    """Like inner_adjoint_x: y's adjoint contracts g's leading axes with x's leading ones."""
+    x, y = np.asarray(x), np.asarray(y)
+    if x.ndim == 0 or y.ndim == 0:
+        return unbroadcast(g * x, y)
+    k = x.ndim - 1
+    return np.tensordot(g, x, axes=(list(range(k)), list(range(k))))
 
 
 def reshape(x, shape):
