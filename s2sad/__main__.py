@@ -1,11 +1,11 @@
-"""`python -m s2sad` / the `s2sad` console script."""
+"""`python -m s2sad` / the `s2sad` console script: see `s2sad.cli`."""
 
 import sys
 
 
 def main(argv=None):
-    print("s2sad command line: not implemented yet (see issue 5)", file=sys.stderr)
-    return 2
+    from .cli import main as cli_main
+    return cli_main(argv)
 
 
 if __name__ == "__main__":

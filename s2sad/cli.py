@@ -1,0 +1,430 @@
+"""The `s2sad` command line: emit, show, check, cache.
+
+    s2sad emit  path/to/file.py:func [--wrt x,y | --argnums 0,1] [--mode reverse|forward]
+                [--order N] [--signature "x: float, A: float64[:, :]"] [--numba] [-o out.py]
+    s2sad show  path/to/file.py:func [same options] [--stage normalized|adjoint|tangent]
+    s2sad check path/to/file.py:func --args "1.5, [1, 2]"
+    s2sad cache info|clear
+
+Errors about the user's code go to stderr as one message with file:line, and
+the exit status is 1; a malformed command line exits with 2. Set
+S2SAD_TRACEBACK=1 to see Python's traceback instead.
+"""
+
+import argparse
+import ast
+import importlib.util
+import inspect
+import os
+import sys
+import traceback
+
+import numpy as np
+
+EXIT_ERROR, EXIT_USAGE = 1, 2
+
+
+class CLIError(Exception):
+    """An error to report as one message on stderr."""
+
+    def __init__(self, message, code=EXIT_ERROR):
+        super().__init__(message)
+        self.code = code
+
+
+def _version():
+    try:
+        import s2sad
+        return getattr(s2sad, "__version__", "")
+    except Exception:  # pragma: no cover - a broken package still prints its errors  # noqa: BLE001 - the user's code may raise anything
+        return ""
+
+
+# ---- loading the user's function ----------------------------------------------------------
+def split_target(target):
+    path, sep, func = target.rpartition(":")
+    if not sep or not path or not func:
+        raise CLIError(f"expected path/to/file.py:function, got {target!r}", EXIT_USAGE)
+    if not func.replace(".", "_").isidentifier():
+        raise CLIError(f"{func!r} is not a function name (expected path/to/file.py:function)", EXIT_USAGE)
+    return path, func
+
+
+def load_function(target):
+    path, func = split_target(target)
+    if not os.path.exists(path):
+        raise CLIError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise CLIError(f"{path}: is a directory, expected a Python file")
+    path = os.path.abspath(path)
+    stem = os.path.splitext(os.path.basename(path))[0]
+    modname = "_s2sad_user_" + "".join(c if c.isalnum() else "_" for c in stem)
+    spec = importlib.util.spec_from_file_location(modname, path)
+    if spec is None or spec.loader is None:
+        raise CLIError(f"{path}: cannot be loaded as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[modname] = module
+    folder = os.path.dirname(path)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)  # the user's file may import its neighbours
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as err:
+        col = f":{err.offset}" if err.offset else ""
+        line = f"\n    {err.text.strip()}" if err.text else ""
+        raise CLIError(f"{err.filename or path}:{err.lineno}{col}: syntax error: {err.msg}{line}") from None
+    except Exception as err:  # noqa: BLE001 - the user's code may raise anything
+        raise CLIError(f"{_user_frame(err, path)}: error while importing {os.path.basename(path)}: "
+                       f"{type(err).__name__}: {err}") from None
+    obj = module
+    for part in func.split("."):
+        if not hasattr(obj, part):
+            defined = sorted(n for n, v in vars(module).items()
+                             if inspect.isfunction(v) and getattr(v, "__module__", None) == modname)
+            hint = f" (functions defined there: {', '.join(defined)})" if defined else ""
+            raise CLIError(f"{path}:1: no function named {func!r}{hint}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise CLIError(f"{path}: {func!r} is a {type(obj).__name__}, not a function")
+    return obj, path
+
+
+def _user_frame(err, path):
+    where = f"{path}:1"
+    for frame in traceback.extract_tb(err.__traceback__):
+        if os.path.abspath(frame.filename) == path:
+            where = f"{path}:{frame.lineno}"
+    return where
+
+
+def params_of(fn):
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        raise CLIError(f"cannot read the parameters of {fn!r}") from None
+    for p in params:
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            raise CLIError(f"{_where(fn)}: {fn.__name__} takes *{p.name}: the command line needs named "
+                           "parameters")
+    return [p.name for p in params]
+
+
+def _where(fn):
+    try:
+        return f"{inspect.getsourcefile(fn)}:{inspect.getsourcelines(fn)[1]}"
+    except (OSError, TypeError):
+        return getattr(fn, "__name__", "?")
+
+
+def argnums_from(args, params, default=(0,)):
+    if args.wrt and args.argnums:
+        raise CLIError("give --wrt or --argnums, not both", EXIT_USAGE)
+    if args.wrt:
+        out = []
+        for name in args.wrt.split(","):
+            name = name.strip()
+            if name not in params:
+                raise CLIError(f"--wrt {name!r}: the function's parameters are {', '.join(params)}", EXIT_USAGE)
+            out.append(params.index(name))
+        return tuple(out)
+    if args.argnums:
+        try:
+            out = tuple(int(a) for a in args.argnums.split(","))
+        except ValueError:
+            raise CLIError(f"--argnums expects integers such as 0,1; got {args.argnums!r}", EXIT_USAGE) from None
+        for i in out:
+            if not 0 <= i < len(params):
+                raise CLIError(f"--argnums {i}: the function takes {len(params)} argument(s)", EXIT_USAGE)
+        return out
+    return default
+
+
+# ---- commands --------------------------------------------------------------------------------
+def _generate(args, mode=None):
+    from . import standalone
+    fn, path = load_function(args.target)
+    params = params_of(fn)
+    if not params:
+        raise CLIError(f"{_where(fn)}: {fn.__name__} takes no arguments: nothing to differentiate")
+    argnums = argnums_from(args, params)
+    try:
+        types = (standalone.parse_signature(args.signature, params) if args.signature
+                 else standalone.default_types(fn))
+    except standalone.UsageError as err:
+        raise CLIError(str(err), EXIT_USAGE) from None
+    mode = mode or args.mode
+    try:
+        gen = standalone.Generated(fn, params, types, argnums, mode, args.order)
+    except standalone.UsageError as err:
+        raise CLIError(str(err), EXIT_USAGE) from None
+    return gen, fn, path
+
+
+def _command_line(args):
+    parts = ["s2sad", args.command, args.target]
+    for opt in ("wrt", "argnums", "signature"):
+        value = getattr(args, opt, None)
+        if value:
+            parts += [f"--{opt}", repr(value) if " " in value else value]
+    parts += ["--mode", args.mode]
+    if args.order != 1:
+        parts += ["--order", str(args.order)]
+    if getattr(args, "numba", False):
+        parts.append("--numba")
+    return " ".join(parts)
+
+
+def cmd_emit(args, out):
+    from . import standalone
+    gen, fn, path = _generate(args)
+    source, warnings = standalone.emit_module(
+        gen, numba=args.numba, version=_version(),
+        header_lines=[f"source: {path}:{fn.__name__}", f"command: {_command_line(args)}"])
+    for w in warnings:
+        print(f"s2sad: warning: {w}", file=sys.stderr)
+    if args.output and args.output != "-":
+        with open(args.output, "w") as fh:
+            fh.write(source)
+        print(f"s2sad: wrote {args.output} ({gen.entry()[0]})", file=sys.stderr)
+    else:
+        out.write(source)
+    return 0
+
+
+def cmd_show(args, out):
+    from . import compiler, emit, standalone
+    stage = args.stage or {"reverse": "adjoint", "forward": "tangent"}[args.mode]
+    if stage == "normalized":
+        fn, path = load_function(args.target)
+        text = f"# s2sad: normalized form of {fn.__name__} ({path})\n\n" + emit.to_source(compiler.Function.of(fn).ir)
+    else:
+        gen, fn, path = _generate(args, mode="reverse" if stage == "adjoint" else "forward")
+        text, _ = standalone.emit_module(
+            gen, numba=args.numba, version=_version(), standalone=False,
+            header_lines=[f"source: {path}:{fn.__name__}",
+                          ("shown without the runtime helpers (Tape, push, pop, ...): "
+                           "`s2sad emit` writes them into the file")])
+    color = args.color == "always" or (args.color == "auto" and out.isatty())
+    if color:
+        try:
+            from pygments import highlight
+            from pygments.formatters import TerminalFormatter
+            from pygments.lexers import PythonLexer
+            text = highlight(text, PythonLexer(), TerminalFormatter())
+        except ImportError:
+            pass
+    out.write(text)
+    return 0
+
+
+def _parse_args_literal(text):
+    try:
+        value = ast.literal_eval("(" + text + ",)") if text.strip() else ()
+    except (ValueError, SyntaxError) as err:
+        raise CLIError(f"--args {text!r} is not a list of Python literals ({err})", EXIT_USAGE) from None
+
+    def convert(v):
+        if isinstance(v, (list, tuple)):
+            try:
+                return np.array(v, dtype=float)
+            except (TypeError, ValueError):
+                raise CLIError(f"--args: {v!r} is not a numeric (rectangular) list", EXIT_USAGE) from None
+        return v
+    return [convert(v) for v in value]
+
+
+def _fd(fn, args, i, index, eps):
+    def at(delta):
+        a = list(args)
+        if isinstance(a[i], np.ndarray):
+            x = a[i].copy()
+            x[index] += delta
+            a[i] = x
+        else:
+            a[i] = a[i] + delta
+        return float(fn(*a))
+    return (at(eps) - at(-eps)) / (2 * eps)
+
+
+def cmd_check(args, out):
+    import s2sad
+    fn, path = load_function(args.target)
+    params = params_of(fn)
+    values = _parse_args_literal(args.args)
+    if len(values) != len(params):
+        raise CLIError(f"--args gives {len(values)} value(s) but {fn.__name__} takes {len(params)} "
+                       f"({', '.join(params)})", EXIT_USAGE)
+    floats = tuple(i for i, v in enumerate(values)
+                   if isinstance(v, float) or (isinstance(v, np.ndarray) and v.dtype.kind == "f"))
+    argnums = argnums_from(args, params, default=floats)
+    if not argnums:
+        raise CLIError("no float arguments to differentiate with respect to (write 1.0, not 1)", EXIT_USAGE)
+    for i in argnums:
+        if isinstance(values[i], int) and not isinstance(values[i], bool):
+            values[i] = float(values[i])
+    try:
+        value = fn(*values)
+    except Exception as err:  # noqa: BLE001 - the user's code may raise anything
+        raise CLIError(f"{_user_frame(err, path)}: {fn.__name__}({args.args}) raised "
+                       f"{type(err).__name__}: {err}") from None
+    if np.ndim(value) != 0:
+        raise CLIError(f"{fn.__name__} returned an array of shape {np.shape(value)}: check needs a scalar output")
+    grads = s2sad.grad(fn, argnums=tuple(argnums))(*values)
+    rows, bad = [], 0
+    for i, g in zip(argnums, grads):
+        for index in (np.ndindex(np.shape(values[i])) if isinstance(values[i], np.ndarray) else [()]):
+            got = float(np.asarray(g)[index]) if index != () else float(g)
+            want = _fd(fn, values, i, index, args.eps)
+            err = abs(got - want)
+            ok = err <= args.atol + args.rtol * abs(want)
+            bad += not ok
+            idx = ",".join(map(str, index)) if index != () else "-"
+            rows.append((params[i], idx, f"{got:.10g}", f"{want:.10g}", f"{err:.3g}", "ok" if ok else "MISMATCH"))
+    head = ("argument", "index", "s2sad", "finite difference", "abs error", "")
+    widths = [max(len(r[k]) for r in rows + [head]) for k in range(len(head))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    shown = ", ".join(repr(np.asarray(v).tolist()) if isinstance(v, np.ndarray) else repr(v) for v in values)
+    out.write(f"{fn.__name__}({shown}) = {float(value):.10g}\n")
+    out.write(fmt.format(*head).rstrip() + "\n")
+    out.write("  ".join("-" * w for w in widths[:-1]) + "\n")
+    for r in rows:
+        out.write(fmt.format(*r).rstrip() + "\n")
+    if bad:
+        out.write(f"{bad} of {len(rows)} entries differ from central finite differences "
+                  f"(eps={args.eps}, atol={args.atol}, rtol={args.rtol})\n")
+        print(f"s2sad: check failed: {bad} gradient entr{'y' if bad == 1 else 'ies'} of {fn.__name__} "
+              f"differ{'s' if bad == 1 else ''} from finite differences", file=sys.stderr)
+        return EXIT_ERROR
+    out.write(f"all {len(rows)} entries match central finite differences\n")
+    return 0
+
+
+def cache_dir():
+    """s2sad.cache_dir() where the disk cache exists; otherwise the same path rule, without creating it."""
+    import s2sad
+    if callable(getattr(s2sad, "cache_dir", None)):
+        try:
+            return str(s2sad.cache_dir(create=False))
+        except TypeError:
+            return str(s2sad.cache_dir())
+    return os.path.abspath(os.environ.get("S2SAD_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "s2sad"))
+
+
+def _is_ours(name):
+    return name.startswith(("s2sad_", ".tmp-")) or name == "__pycache__"
+
+
+def _cache_files(path):
+    """s2sad's files in the cache directory: s2sad_*.py, temporaries, and Numba's __pycache__."""
+    if not os.path.isdir(path):
+        return []
+    found = []
+    for entry in os.listdir(path):
+        full = os.path.join(path, entry)
+        if not _is_ours(entry):
+            continue
+        if os.path.isdir(full) and not os.path.islink(full):
+            found += [os.path.join(root, f) for root, _, files in os.walk(full) for f in files]
+        else:
+            found.append(full)
+    return found
+
+
+def cmd_cache(args, out):
+    import s2sad
+    path = cache_dir()
+    files = _cache_files(path)
+    if args.action == "info":
+        size = sum(os.path.getsize(f) for f in files if os.path.isfile(f))
+        out.write(f"cache directory: {path}{'' if os.path.isdir(path) else ' (does not exist yet)'}\n")
+        out.write(f"files: {len(files)}\nsize: {size} bytes ({size / 1024:.1f} KiB)\n")
+        return 0
+    if callable(getattr(s2sad, "clear_cache", None)):
+        removed = s2sad.clear_cache()
+        removed = len(files) if removed is None else removed
+    else:
+        import shutil
+        for entry in (os.listdir(path) if os.path.isdir(path) else []):
+            full = os.path.join(path, entry)
+            if _is_ours(entry):
+                if os.path.isdir(full) and not os.path.islink(full):
+                    shutil.rmtree(full, ignore_errors=True)
+                else:
+                    os.unlink(full)
+        removed = len(files)
+    out.write(f"removed {removed} file(s) from {path}\n")
+    return 0
+
+
+# ---- argument parsing ----------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        raise CLIError(f"{self.prog}: {message}", EXIT_USAGE)
+
+
+def _target_options(p):
+    p.add_argument("target", help="path/to/file.py:function")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--wrt", help="comma-separated parameter names to differentiate with respect to")
+    which.add_argument("--argnums", help="comma-separated argument positions (default 0)")
+    p.add_argument("--mode", choices=("reverse", "forward"), default="reverse")
+    p.add_argument("--order", type=int, default=1, help="derivative order (> 1: one scalar argument)")
+    p.add_argument("--signature", help='argument types, e.g. "x: float, A: float64[:, :]" (default: float)')
+    p.add_argument("--numba", action="store_true", help="decorate every emitted function with numba.njit")
+
+
+def build_parser():
+    parser = _Parser(prog="s2sad", description="Source-to-source automatic differentiation of Python + NumPy.")
+    parser.add_argument("--version", action="version", version=f"s2sad {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="{emit,show,check,cache}", parser_class=_Parser)
+    sub.required = True
+    p = sub.add_parser("emit", help="write a standalone Python module with the derivative")
+    _target_options(p)
+    p.add_argument("-o", "--output", help="output file (default: stdout)")
+    p = sub.add_parser("show", help="print the generated code")
+    _target_options(p)
+    p.add_argument("--stage", choices=("normalized", "adjoint", "tangent"),
+                   help="normalized: the desugared input; adjoint: reverse mode; tangent: forward mode")
+    p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    p = sub.add_parser("check", help="compare s2sad's gradient with central finite differences")
+    p.add_argument("target", help="path/to/file.py:function")
+    p.add_argument("--args", required=True, help='the arguments, as Python literals: "1.5, [1, 2]"')
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--wrt")
+    which.add_argument("--argnums")
+    p.add_argument("--eps", type=float, default=1e-6)
+    p.add_argument("--atol", type=float, default=1e-5)
+    p.add_argument("--rtol", type=float, default=1e-5)
+    p = sub.add_parser("cache", help="the on-disk cache of generated code")
+    p.add_argument("action", choices=("info", "clear"))
+    return parser
+
+
+COMMANDS = {"emit": cmd_emit, "show": cmd_show, "check": cmd_check, "cache": cmd_cache}
+
+
+def main(argv=None, out=None):
+    out = out or sys.stdout
+    debug = os.environ.get("S2SAD_TRACEBACK", "") not in ("", "0")
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args, out)
+    except CLIError as err:
+        print(f"s2sad: error: {err}", file=sys.stderr)
+        return err.code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as err:
+        if debug:
+            raise
+        from .errors import S2SADError
+        if isinstance(err, S2SADError):
+            print(f"s2sad: error: {err}", file=sys.stderr)
+            return EXIT_ERROR
+        print(f"s2sad: internal error: {type(err).__name__}: {err}\n"
+              "(this is probably a bug in s2sad; run with S2SAD_TRACEBACK=1 for the traceback)", file=sys.stderr)
+        return EXIT_ERROR

@@ -1,0 +1,414 @@
+"""Standalone derivative modules: generated code that runs without s2sad.
+
+`emit_module` runs the compiler on a function for an abstract signature and
+returns the source of one Python module holding the derivative function(s),
+the source of every runtime helper they call (copied from `s2sad.runtime`,
+and with `numba=True` the Numba implementations from
+`s2sad.numba_backend`), a convenience entry point (`grad_f`, `jvp_f` or
+`d2_f`) and a header comment saying what was differentiated and how. The
+module imports NumPy only (math/scipy only where the generated code calls
+them, numba with `numba=True`).
+"""
+
+import ast
+import builtins
+import inspect
+import itertools
+import keyword
+import re
+
+import numpy as np
+
+from . import compiler, emit, optimize, runtime
+from . import typesys as T
+from .errors import S2SADError
+
+_counter = itertools.count(1)
+
+
+class UsageError(S2SADError):
+    """A malformed command-line option (exit status 2)."""
+
+
+# ---- argument types --------------------------------------------------------------
+_SCALARS = {"float": "f", "float64": "f", "float32": "f", "double": "f", "f8": "f",
+            "int": "i", "int64": "i", "int32": "i", "intp": "i", "i8": "i",
+            "bool": "b", "bool_": "b", "boolean": "b"}
+
+
+def parse_type(text):
+    """`float` -> FLOAT, `int` -> INT, `float64[:, :]` -> a 2-d float array, ..."""
+    text = text.strip()
+    match = re.fullmatch(r"(?:np\.|numpy\.)?([A-Za-z_][A-Za-z0-9_]*)\s*(\[([^\]]*)\])?", text)
+    if not match or match.group(1) not in _SCALARS:
+        raise UsageError(f"unknown type {text!r}: use float, int, bool, or an array type such as "
+                         "float64[:] (1-d) or float64[:, :] (2-d)")
+    kind = _SCALARS[match.group(1)]
+    if match.group(2) is None:
+        return T.array(kind, 0)
+    dims = [d.strip() for d in match.group(3).split(",")]
+    if not all(d == ":" for d in dims):
+        raise UsageError(f"bad array type {text!r}: write one ':' per dimension, e.g. float64[:, :]")
+    return T.array(kind, len(dims))
+
+
+def parse_signature(text, params):
+    """`"x: float, A: float64[:, :]"` (or `"float, float64[:, :]"`) -> one Ty per parameter."""
+    items = _split_top(text)
+    if len(items) != len(params):
+        raise UsageError(f"--signature gives {len(items)} type(s) but the function takes {len(params)} "
+                         f"argument(s) ({', '.join(params)})")
+    types = [None] * len(params)
+    for k, item in enumerate(items):
+        if ":" in item.split("[")[0]:
+            name, ty = item.split(":", 1)
+            name = name.strip()
+            if name not in params:
+                raise UsageError(f"--signature names {name!r}, which is not a parameter of the function "
+                                 f"({', '.join(params)})")
+            types[params.index(name)] = parse_type(ty)
+        else:
+            types[k] = parse_type(item)
+    if any(t is None for t in types):
+        missing = [p for p, t in zip(params, types) if t is None]
+        raise UsageError(f"--signature gives no type for {', '.join(missing)}")
+    return types
+
+
+def _split_top(text):
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    if cur.strip():
+        parts.append(cur.strip())
+    return parts
+
+
+def default_types(fn):
+    """Types from the function's annotations where they are plain types; float otherwise."""
+    out = []
+    for p in inspect.signature(fn).parameters.values():
+        ann = p.annotation
+        if ann is float or ann is inspect.Parameter.empty:
+            out.append(T.FLOAT)
+        elif ann is int:
+            out.append(T.INT)
+        elif ann is bool:
+            out.append(T.BOOL)
+        elif isinstance(ann, str):
+            try:
+                out.append(parse_type(ann))
+            except UsageError:
+                out.append(T.FLOAT)
+        else:
+            out.append(T.FLOAT)
+    return out
+
+
+def type_text(ty):
+    if ty.ndim == 0:
+        return {"f": "float", "i": "int", "b": "bool"}.get(ty.kind, repr(ty))
+    base = {"f": "float64", "i": "int64", "b": "bool"}.get(ty.kind, "float64")
+    return f"{base}[{', '.join(':' * ty.ndim)}]"
+
+
+# ---- generating the derivative -----------------------------------------------------
+class Generated:
+    """The compiler's output for one request: functions, names, and what it means."""
+
+    def __init__(self, fn, params, types, argnums, mode, order):
+        self.fn, self.params, self.types = fn, params, list(types)
+        self.argnums, self.mode, self.order = tuple(argnums), mode, order
+        self.fname = fn.__name__
+        for i in self.argnums:
+            if not (types[i].kind == "f"):
+                raise UsageError(f"argument {i} ({params[i]!r}) has type {type_text(types[i])}: s2sad "
+                                 "differentiates with respect to float arguments only (see --signature)")
+        if order < 1:
+            raise UsageError("--order must be at least 1")
+        if order > 1 and (len(self.argnums) != 1 or types[self.argnums[0]].ndim != 0):
+            raise UsageError("--order > 1 is supported for one scalar float argument only "
+                             "(e.g. --argnums 0 with x: float)")
+        self.module = compiler.Module()
+        treedefs = tuple(None for _ in types)
+        if mode == "reverse":
+            self.name = self.module.vjp_name(fn, list(types), self.argnums, treedefs=treedefs)
+        else:
+            self.name = self.module.jvp_name(fn, list(types), self.argnums, treedefs=treedefs)
+        self._tidy()
+        # higher orders: differentiate the generated derivative again, in forward mode
+        self.stage_names = [self.name]
+        for stage in range(2, order + 1):
+            self._raise_order(stage)
+
+    def _tidy(self):
+        for tree in self.module.functions:
+            optimize.drop_dead(tree)
+            optimize.tidy_comments(tree)
+
+    def _raise_order(self, stage):
+        """Wrap the current derivative into `f_d(x)` (like Specialization.gradient_wrapper) and jvp it."""
+        prev, name = self.module, self.name
+        params = ", ".join(self.params)
+        k = self.argnums[0]
+        if stage == 2 and self.mode == "reverse":
+            pick = f"{name}({params}, 1.0)[1][{k}]"
+        else:
+            pick = f"{name}({params}, 1.0)[1]"
+        wrapper_name = f"{self.fname}_d{stage - 1}"
+        source = prev.source("") + f"\n\ndef {wrapper_name}({params}):\n    return {pick}\n"
+        filename = f"<s2sad standalone {wrapper_name} {next(_counter)}>"
+        namespace = prev.load(source, filename)
+        wrapper = namespace[wrapper_name]
+        self.module = compiler.Module()
+        self.name = self.module.jvp_name(wrapper, list(self.types), self.argnums,
+                                         treedefs=tuple(None for _ in self.types))
+        self._tidy()
+        self.stage_names.append(self.name)
+
+    # ---- the convenience entry point ----
+    def entry(self):
+        """(name, source, docstring) of the convenience function."""
+        params = ", ".join(self.params)
+        f = self.fname
+        if self.order > 1:
+            name = f"d{self.order}_{f}"
+            doc = (f"The order-{self.order} derivative of {f} with respect to "
+                   f"{self.params[self.argnums[0]]}.")
+            body = f"return {self.name}({params}, 1.0)[1]"
+            return name, _fn(name, params, doc, body)
+        if self.mode == "reverse":
+            name = f"grad_{f}"
+            picks = [f"_r[{i}]" for i in self.argnums]
+            wrt = ", ".join(self.params[i] for i in self.argnums)
+            if len(picks) == 1:
+                doc = f"The gradient of {f} with respect to {wrt}."
+                body = f"_r = {self.name}({params}, 1.0)[1]\n    return {picks[0]}"
+            else:
+                doc = f"The gradients of {f} with respect to ({wrt}), as a tuple."
+                body = f"_r = {self.name}({params}, 1.0)[1]\n    return ({', '.join(picks)},)"
+            return name, _fn(name, params, doc, body)
+        name = f"jvp_{f}"
+        dots = [f"{self.params[i]}_dot" for i in self.argnums]
+        allp = ", ".join(self.params + dots)
+        doc = (f"({f}(...), its derivative along the tangent(s) {', '.join(dots)}) "
+               "(forward mode).")
+        return name, _fn(name, allp, doc, f"return {self.name}({allp})")
+
+    def describe(self):
+        what = {"reverse": "reverse mode (vjp)", "forward": "forward mode (jvp)"}[self.mode]
+        if self.order > 1:
+            what = f"order {self.order}: {what}, then forward mode over it {self.order - 1} time(s)"
+        return what
+
+
+def _fn(name, params, doc, body):
+    return f'def {name}({params}):\n    """{doc}"""\n    {body}\n'
+
+
+# ---- copying runtime helpers ------------------------------------------------------------
+def _top_level_defs(module):
+    """{name: (source, ast node)} of the module's top-level functions and classes, in order."""
+    source = inspect.getsource(module)
+    tree = ast.parse(source)
+    lines = source.splitlines(True)
+    out = {}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            out[node.name] = ("".join(lines[first - 1:node.end_lineno]), node)
+    return out
+
+
+def _names_in(node):
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} | \
+           {n.value.id + "." + n.attr for n in ast.walk(node)
+            if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)}
+
+
+def _closure(roots, defs, extra_names=lambda name: set()):
+    """`roots` and every top-level def they refer to, transitively, in definition order."""
+    need, todo = set(), [r for r in roots if r in defs]
+    while todo:
+        name = todo.pop()
+        if name in need:
+            continue
+        need.add(name)
+        refs = _names_in(defs[name][1]) | extra_names(name)
+        todo += [r for r in refs if r in defs and r not in need]
+    return [name for name in defs if name in need]
+
+
+def _used_names(source):
+    return _names_in(ast.parse(source))
+
+
+_NUMBA_IMPORTS = [
+    ("numba", "import numba"),
+    ("types", "from numba import types"),
+    ("njit", "from numba import njit"),
+    ("jitclass", "from numba.experimental import jitclass"),
+    ("overload", "from numba.extending import overload"),
+    ("as_dtype", "from numba.np.numpy_support import as_dtype"),
+    ("to_fixed_tuple", "from numba.np.unsafe.ndarray import to_fixed_tuple"),
+]
+
+
+def _runtime_part(used, use_numba):
+    """Source of the runtime helpers named in `used` (and their numba overloads), and warnings."""
+    rt = _top_level_defs(runtime)
+    helpers = [name for name in runtime.HELPERS if name in used]
+    chunks, warnings = [], []
+    if not use_numba:
+        for name in _closure(helpers, rt):
+            chunks.append(rt[name][0])
+        return chunks, warnings
+    from . import numba_backend
+    nb = _top_level_defs(numba_backend)
+    overloads = {}   # runtime helper name -> overload function name in numba_backend
+    for name, (_, node) in nb.items():
+        for dec in getattr(node, "decorator_list", []):
+            if isinstance(dec, ast.Call) and getattr(dec.func, "id", None) == "overload" and dec.args:
+                target = dec.args[0]
+                if isinstance(target, ast.Attribute) and getattr(target.value, "id", None) == "runtime":
+                    overloads[target.attr] = name
+
+    # the Python versions are the targets the overloads attach to; the jitclass Tape replaces Tape
+    py_need = [n for n in _closure([h for h in helpers if h != "Tape"], rt)]
+    # numba implementations of the helpers used, and of helpers they call (runtime.X inside impls)
+    def refs_runtime(name):
+        node = nb[name][1]
+        return {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)
+                and getattr(n.value, "id", None) == "runtime"}
+    want = set(helpers)
+    todo = list(helpers)
+    while todo:
+        h = todo.pop()
+        if h in overloads:
+            for r in refs_runtime(overloads[h]):
+                if r not in want:
+                    want.add(r)
+                    todo.append(r)
+                    py_need = _closure(set(py_need) | {r}, rt)
+    nb_roots = [overloads[h] for h in want if h in overloads]
+    if "Tape" in helpers:
+        nb_roots.append("Tape")
+    nb_need = _closure(nb_roots, nb)
+    missing = sorted(h for h in want if h not in overloads and h != "Tape"
+                     and inspect.isfunction(runtime.HELPERS.get(h)))
+    if missing:
+        warnings.append(f"s2sad has no Numba implementation of {', '.join(missing)}: numba.njit may fail "
+                        "to compile the emitted code")
+    for name in py_need:
+        if name in nb_need:
+            continue  # the numba version (e.g. the njit _grow) serves both
+        chunks.append(rt[name][0])
+    for name in nb_need:
+        chunks.append(re.sub(r"\bruntime\.", "", nb[name][0]))
+    return chunks, warnings
+
+
+# ---- user globals ---------------------------------------------------------------------------
+def _global_source(name, value):
+    """A line defining the user global `name` in the emitted module, or None if it cannot be copied."""
+    if isinstance(value, (bool, int, float, complex, str, type(None))):
+        return f"{name} = {value!r}"
+    if isinstance(value, tuple) and all(isinstance(v, (bool, int, float, str, type(None))) for v in value):
+        return f"{name} = {value!r}"
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        return f"{name} = np.array({value.tolist()!r}, dtype=np.{value.dtype.name})"
+    if isinstance(value, np.generic):
+        return f"{name} = np.{value.dtype.name}({value.item()!r})"
+    return None
+
+
+def _globals_part(module, defined):
+    lines = []
+    for name, value in sorted(module.namespace.items()):
+        if name in defined or name in ("np", "math", "scipy"):
+            continue
+        if hasattr(builtins, name) and getattr(builtins, name) is value:
+            continue
+        line = _global_source(name, value)
+        if line is None:
+            raise S2SADError(f"cannot emit a standalone module: the generated code refers to the global "
+                             f"{name!r} ({type(value).__name__}), which s2sad cannot copy into the file; "
+                             "make it a number or an array, or a function in the same file")
+        lines.append(line)
+    return lines
+
+
+# ---- the module ------------------------------------------------------------------------------
+def emit_module(gen, *, numba=False, header_lines=(), version="", standalone=True):
+    """The source of the emitted module for `gen` (a `Generated`); returns (source, warnings)."""
+    funcs = [emit.to_source(tree).rstrip() + "\n" for tree in gen.module.functions]
+    entry_name, entry = gen.entry()
+    if numba:
+        funcs = ["@numba.njit\n" + f for f in funcs]
+        entry = "@numba.njit\n" + entry
+    generated = "\n\n".join(funcs + [entry])
+    defined = {tree.name for tree in gen.module.functions} | {entry_name}
+    used = _used_names(generated)
+    warnings = []
+    helper_chunks = []
+    if standalone:
+        helper_chunks, warnings = _runtime_part(used, numba)
+    globals_lines = _globals_part(gen.module, defined)
+    body = "\n\n".join(c.rstrip() + "\n" for c in helper_chunks)
+    everything = generated + "\n" + body + "\n".join(globals_lines)
+    names = _used_names(everything)
+    # isort order (ruff's I001): stdlib, then third party, `import x` before `from x import y`
+    stdlib = ["import math"] if "math" in names or any(n.startswith("math.") for n in names) else []
+    plain = ["import numpy as np"]
+    if any(n.startswith("scipy.") or n == "scipy" for n in names):
+        plain.append("import scipy.special")
+    froms = {}
+    if numba:
+        for key, line in _NUMBA_IMPORTS:
+            if key in names or any(n.startswith(key + ".") for n in names):
+                if line.startswith("import "):
+                    plain.append(line)
+                else:
+                    mod = line.split()[1]
+                    froms.setdefault(mod, []).append(key)
+    plain.sort(key=lambda line: line.split()[1])
+    plain += [f"from {mod} import {', '.join(sorted(keys))}" for mod, keys in sorted(froms.items())]
+    imports = stdlib + ([""] if stdlib else []) + plain
+    types = ", ".join(f"{p}: {type_text(t)}" for p, t in zip(gen.params, gen.types))
+    wrt = ", ".join(gen.params[i] for i in gen.argnums)
+    head = [f"# Generated by s2sad {version}: derivative of {gen.fname}".rstrip(),
+            *[f"# {line}" for line in header_lines],
+            f"# mode: {gen.describe()}",
+            f"# with respect to: {wrt} (argnums {', '.join(map(str, gen.argnums))})",
+            f"# argument types: {types}",
+            f"# backend: {'numba (every function is numba.njit)' if numba else 'plain Python + NumPy'}",
+            f"# entry point: {entry_name}; generated: {', '.join(t.name for t in gen.module.functions)}",
+            ]
+    if gen.order > 1:
+        head.append(f"# order > 1 is supported for one scalar argument: {entry_name} returns the "
+                    f"order-{gen.order} derivative")
+    if standalone:
+        head.append("# Runs without s2sad installed: the runtime helpers it calls are copied below.")
+    if any(line.startswith("command:") for line in header_lines):
+        head.append("# Do not edit: regenerate with the command above.")
+    parts = ["\n".join(head) + "\n", "\n".join(imports) + "\n"]
+    if globals_lines:
+        parts.append("\n".join(globals_lines) + "\n")
+    parts.append(generated)
+    if helper_chunks:
+        parts.append("# ---- runtime helpers, copied from s2sad.runtime"
+                     + (" and s2sad.numba_backend" if numba else "") + " ----\n\n\n" + body)
+    source = "\n\n".join(p.rstrip() + "\n" for p in parts)
+    return source, warnings
+
+
+def is_identifier(name):
+    return name.isidentifier() and not keyword.iskeyword(name)
