@@ -10,8 +10,8 @@ float64 central differences are a good reference.  Where a branch or a kink
 lies within the finite-difference step, two step sizes disagree and the
 example is discarded rather than compared.
 
-Known s2sad bugs found by this generator are kept below as plain xfail tests
-(see tests/BUGS_random.md).
+Known s2sad bugs found by this generator are kept below as xfail(strict=True)
+tests (see tests/BUGS_random.md; none is confirmed at the time of writing).
 """
 
 import importlib.util
@@ -52,12 +52,14 @@ def load(text):
 
 SCALARS = ["s0", "s1", "s2"]
 
-# Constructs the generator steers around because of a known s2sad bug that would
-# otherwise fail most examples and hide other bugs.  Each has an xfail reproducer
-# below; drop the entry once the bug is fixed.
+# Constructs the generator can steer around when a known s2sad bug would otherwise
+# fail most examples and hide other bugs (add the name here, with an xfail reproducer).
 #   "aug_subscript": `w[i] += e` / `w[i] *= e`  (BUGS_random.md #1); emitted as `w[i] = w[i] + e`
 #   "return_in_nested_loop": `return` inside two nested loops (BUGS_random.md #2)
-AVOID = {"aug_subscript", "return_in_nested_loop"}
+#   "while_in_for": a `while` loop nested in a `for` loop (BUGS_random.md #3)
+#   "break_in_for_elem": `break` in `for a in v` (BUGS_random.md #4)
+# None of these reproduces on the committed s2sad (see BUGS_random.md), so nothing is avoided.
+AVOID = set()
 
 
 class Gen:
@@ -174,9 +176,13 @@ class Gen:
     def stmt(self, env, pad, nest):
         kinds = ["assign", "assign", "aug", "aug", "swap", "write", "write"]
         if nest > 0:
-            kinds += ["if", "for_range", "for_elem", "while"]
+            kinds += ["if", "for_range", "for_elem"]
+            if not ("while_in_for" in AVOID and env.get("depth", 0) >= 1):
+                kinds += ["while"]
         if env["loop"]:
-            kinds += ["break", "continue"]
+            kinds += ["continue"]
+            if not ("break_in_for_elem" in AVOID and env.get("elem")):
+                kinds += ["break"]
         if env["returns"] and not ("return_in_nested_loop" in AVOID and env.get("depth", 0) >= 2):
             kinds += ["return"]
         kind = self.pick(kinds)
@@ -223,7 +229,7 @@ class Gen:
         if kind == "for_elem":
             a = f"a{c}"
             arr = self.pick(["v", "v", "w", "v[1:]"])
-            body_env = dict(env, loop=True, depth=env.get("depth", 0) + 1, floats=env["floats"] + [a])
+            body_env = dict(env, loop=True, elem=True, depth=env.get("depth", 0) + 1, floats=env["floats"] + [a])
             return [f"{pad}for {a} in {arr}:"] + self.block(body_env, inner, nest - 1)
         # while: counter-guarded
         k = f"k{c}"
@@ -278,27 +284,29 @@ arguments = st.tuples(
 # ----------------------------------------------------------------------------
 # The check.
 
-def fd_grads(f, args, eps):
-    out = []
-    for argnum in range(3):
-        x = args[argnum]
-        if np.ndim(x) == 0:
-            h = eps * max(1.0, abs(x))
-            a, b = list(args), list(args)
-            a[argnum], b[argnum] = x + h, x - h
-            out.append((float(f(*a)) - float(f(*b))) / (2 * h))
+def fd_grads(f, args, eps=1e-6):
+    """Forward and backward differences w.r.t. x, y and each v[k]: two lists of [gx, gy, gv]."""
+    def at(argnum, k, step):
+        a = [args[0], args[1], args[2].copy()]
+        if argnum < 2:
+            a[argnum] = a[argnum] + step
         else:
-            g = np.zeros_like(x)
-            for k in range(len(x)):
-                h = eps * max(1.0, abs(x[k]))
-                up, down = x.copy(), x.copy()
-                up[k] += h
-                down[k] -= h
-                a, b = list(args), list(args)
-                a[2], b[2] = up, down
-                g[k] = (float(f(*a)) - float(f(*b))) / (2 * h)
-            out.append(g)
-    return out
+            a[2][k] += step
+        return float(f(*a))
+
+    f0 = float(f(args[0], args[1], args[2].copy()))
+    fwd, bwd = [], []
+    for argnum in range(3):
+        ks = [None] if argnum < 2 else range(len(args[2]))
+        up, down = [], []
+        for k in ks:
+            x = args[argnum] if argnum < 2 else args[2][k]
+            h = eps * max(1.0, abs(x))
+            up.append((at(argnum, k, h) - f0) / h)
+            down.append((f0 - at(argnum, k, -h)) / h)
+        fwd.append(up[0] if argnum < 2 else np.array(up))
+        bwd.append(down[0] if argnum < 2 else np.array(down))
+    return fwd, bwd
 
 
 def close(a, b):
@@ -310,10 +318,11 @@ def check_program(text, args):
     f = module.f
     value = f(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])
     assume(np.isfinite(value) and abs(value) < 1e6)
-    fd = fd_grads(f, args, 1e-6)
-    fd2 = fd_grads(f, args, 3e-6)
-    # a branch flip or a kink within the step: finite differences are no reference here
-    assume(close(fd, fd2))
+    fwd, bwd = fd_grads(f, args)
+    # A branch flip or a kink (np.maximum, a comparison) within the step makes
+    # the one-sided differences disagree: finite differences are no reference there.
+    assume(all(np.allclose(p, q, rtol=1e-3, atol=1e-4) for p, q in zip(fwd, bwd)))
+    fd = [(p + q) / 2 for p, q in zip(fwd, bwd)]
     try:
         g = s2sad.grad(f, argnums=(0, 1, 2))(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])
     except Exception as exc:  # noqa: BLE001 - every crash is a finding
@@ -329,7 +338,7 @@ COMMON = dict(deadline=None, derandomize=True, database=None,
                                      HealthCheck.data_too_large])
 
 
-@settings(max_examples=150, **COMMON)
+@settings(max_examples=60, **COMMON)
 @given(programs(), arguments)
 def test_random_programs_match_finite_differences(text, args):
     check_program(text, args)
@@ -343,4 +352,75 @@ def test_random_programs_match_finite_differences_many(text, args):
 
 
 # ----------------------------------------------------------------------------
-# Minimal reproducers of bugs the generator found (tests/BUGS_random.md).
+# Regression programs for constructs that crashed s2sad while the generator was
+# being written, on a transient uncommitted tree (tests/BUGS_random.md).  They
+# pass on the committed code; confirmed bugs go here as xfail(strict=True).
+
+BUG_PROGRAMS = {
+    "aug_subscript": """import numpy as np
+
+
+def f(x, y, v):
+    w = np.zeros(3)
+    w[0] += x
+    return np.sum(w)
+""",
+    "return_in_nested_loop": """import numpy as np
+
+
+def f(x, y, v):
+    for i in range(2):
+        for j in range(2):
+            return x
+    return y
+""",
+    "while_in_for": """import numpy as np
+
+
+def f(x, y, v):
+    s = x
+    for i in range(2):
+        k = 0
+        while k < 2:
+            k += 1
+            s = s * y
+    return s
+""",
+    "break_in_for_elem": """import numpy as np
+
+
+def f(x, y, v):
+    s = x
+    for a in v:
+        if a > 5.0:
+            break
+        s = s * a
+    return s
+""",
+}
+
+BUG_ARGS = (0.3, -0.7, np.array([0.5, -1.2, 0.8]))
+
+
+def check_fixed_args(text, args=BUG_ARGS):
+    f = load(text).f
+    g = s2sad.grad(f, argnums=(0, 1, 2))(*args)
+    fwd, bwd = fd_grads(f, args)
+    fd = [(p + q) / 2 for p, q in zip(fwd, bwd)]
+    assert close([float(g[0]), float(g[1]), np.asarray(g[2], dtype=float)], fd), text
+
+
+def test_bug_augmented_assignment_to_subscript():
+    check_fixed_args(BUG_PROGRAMS["aug_subscript"])
+
+
+def test_bug_return_in_nested_loops():
+    check_fixed_args(BUG_PROGRAMS["return_in_nested_loop"])
+
+
+def test_bug_while_inside_for():
+    check_fixed_args(BUG_PROGRAMS["while_in_for"])
+
+
+def test_bug_break_in_for_over_array():
+    check_fixed_args(BUG_PROGRAMS["break_in_for_elem"])
