@@ -72,12 +72,7 @@ def loss_fn(params, tokens):
     total = 0.0
     n = tokens.shape[0]
     for t in range(n - 1):
-        # Fresh names on purpose: `h, c = lstm_step(..., h, c)` (unpacking a helper's tuple into
-        # names that are also its arguments) gets a wrong reverse-mode gradient in s2sad 0.1.0;
-        # forward mode is right. Minimal reproducer in tests/test_examples.py (strict xfail).
-        h_next, c_next = lstm_step(params['E'], params['Wx'], params['Wh'], params['b'], tokens[t], h, c)
-        h = h_next
-        c = c_next
+        h, c = lstm_step(params['E'], params['Wx'], params['Wh'], params['b'], tokens[t], h, c)
         logits = np.dot(h, params['Wy']) + params['by']
         logp = log_softmax(logits)
         total = total - logp[tokens[t + 1]]

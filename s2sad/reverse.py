@@ -182,6 +182,7 @@ class Reverse:
         return out
 
     def reverse_stmt(self, s):
+        self.current = s
         if isinstance(s, gast.Assign):
             out = self.reverse_assign(s)
         elif isinstance(s, gast.If):
@@ -348,11 +349,21 @@ class Reverse:
         elif isinstance(target, gast.Tuple):  # a, b = user_function(...)
             names = [e.id for e in target.elts]
             if any(v in self.an.active for v in names):
-                seeds = gast.Tuple(elts=[name(self.bar(v)) if v in self.an.active else const(0.0) for v in names],
-                                   ctx=gast.Load())
-                out += self.user_adjoint(rhs, seeds)
+                # save the outputs' adjoints and restore the old values first: the call may read
+                # (and its adjoint add to) the very names it assigns, as in `h, c = step(w, h, c)`
+                seeds = []
+                for v in names:
+                    if v in self.an.active:
+                        saved = self.fresh("g")
+                        out.append(assign(saved, name(self.bar(v))))
+                        seeds.append(name(saved))
+                    else:
+                        seeds.append(const(0.0))
                 out += [self.reset(v) for v in names if v in self.an.active and self.an.overwritten(v)]
-            out += [self.restore_marker("name", v, s) for v in names]
+                out += [self.restore_marker("name", v, s) for v in reversed(names)]  # pops: last pushed first
+                out += self.user_adjoint(rhs, gast.Tuple(elts=seeds, ctx=gast.Load()))
+            else:
+                out += [self.restore_marker("name", v, s) for v in reversed(names)]
         else:  # y[idx] = a
             y, idx = target.value.id, target.slice
             self.read(idx)
@@ -448,7 +459,10 @@ class Reverse:
         self.read(rhs.slice)
         tx = self.ty(x)
         if tx.kind == "tuple":
-            raise NonDifferentiableError("differentiating through a tuple subscript is not supported yet")
+            where = self.parsed.where(self.current)
+            raise NonDifferentiableError(
+                f"{where}: s2sad cannot yet differentiate through an element of a tuple value\n"
+                f"    {where.line.strip()}\n  hint: unpack the tuple where it is made: `a, b = f(...)`")
         if any(self.ty(p).is_array for p in (rhs.slice.elts if isinstance(rhs.slice, gast.Tuple) else [rhs.slice])
                if not isinstance(p, gast.Slice)):
             return [assign(self.bar(x.id), gast.Call(func=name("add_at"), args=[

@@ -121,8 +121,6 @@ def _reassign_from_helper(w):
     return h * c
 
 
-@pytest.mark.xfail(strict=True, reason="reverse mode of `h, c = helper(w, h, c)` restores h, c after the "
-                   "helper's vjp instead of before it and drops the cotangents of h, c (forward mode is right)")
 def test_reverse_mode_of_tuple_unpacking_a_helper_into_its_own_arguments():
     # d/dw of (w * (w * 0.5)) * (0.1 + 0.5 + w * 0.5) = 0.7875 at w = 0.7
     want = 0.7875
