@@ -1,0 +1,202 @@
+"""The s2sad GradBench tool (tools/gradbench): derivatives against central finite
+differences on small inputs in each eval's input format, and the protocol loop
+driven through a real subprocess."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+TOOL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools", "gradbench")
+sys.path.insert(0, TOOL)
+
+import common  # noqa: E402
+
+
+def fd(f, x, h=1e-6):
+    x = np.array(x, dtype=float)
+    g = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        xp, xm = x.copy(), x.copy()
+        xp[i] += h
+        xm[i] -= h
+        g[i] = (f(xp) - f(xm)) / (2 * h)
+    return g
+
+
+def evaluate(mod, function, inp):
+    prepare, key, post = mod.FUNCTIONS[function]
+    if post is getattr(mod, "_post_jacobian_for", None):
+        post = post(inp)
+    result, timings = common.multiple_runs(mod.F[key], prepare(inp), inp)
+    return post(result)
+
+
+@pytest.fixture(scope="module")
+def defined():
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            mod = __import__(name)
+            mod.define()
+            cache[name] = mod
+        return cache[name]
+    return get
+
+
+def test_hello(defined):
+    m = defined("hello")
+    assert evaluate(m, "square", 3.0) == 9.0
+    assert evaluate(m, "double", 3.0) == 6.0
+
+
+def test_lse(defined):
+    m = defined("lse")
+    x = [0.3, -1.2, 2.5, 0.0]
+    base = {"min_runs": 1, "min_seconds": 0}
+    p = evaluate(m, "primal", {"x": x} | base)
+    assert p == pytest.approx(np.log(np.sum(np.exp(x))))
+    g = evaluate(m, "gradient", {"x": x} | base)
+    want = fd(lambda v: evaluate(m, "primal", {"x": v.tolist()} | base), x)
+    np.testing.assert_allclose(g, want, rtol=1e-6, atol=1e-8)
+
+
+def test_llsq(defined):
+    m = defined("llsq")
+    x, n = [0.1, -0.4, 0.2, 0.05], 7
+    g = evaluate(m, "gradient", {"x": x, "n": n})
+    want = fd(lambda v: evaluate(m, "primal", {"x": v.tolist(), "n": n}), x)
+    np.testing.assert_allclose(g, want, rtol=1e-6, atol=1e-7)
+
+
+def test_ode(defined):
+    m = defined("ode")
+    x, s = [0.3, 0.5, -0.2, 0.7], 4
+    y = evaluate(m, "primal", {"x": x, "s": s})
+    assert len(y) == 4 and y[0] == pytest.approx(2.0 * 0.3)
+    g = evaluate(m, "gradient", {"x": x, "s": s})
+    want = fd(lambda v: evaluate(m, "primal", {"x": v.tolist(), "s": s})[-1], x)
+    np.testing.assert_allclose(g, want, rtol=1e-6, atol=1e-8)
+
+
+def gmm_input(d=3, k=2, n=5, seed=1):
+    rng = np.random.default_rng(seed)
+    return {"d": d, "k": k, "n": n, "x": rng.normal(size=(n, d)).tolist(), "m": 1, "gamma": 1.3,
+            "mu": rng.uniform(size=(k, d)).tolist(), "q": rng.normal(size=(k, d)).tolist(),
+            "l": rng.normal(size=(k, d * (d - 1) // 2)).tolist(), "alpha": rng.normal(size=k).tolist(),
+            "min_runs": 1, "min_seconds": 0}
+
+
+def test_gmm_refused_while_s2sad_miscompiles_it():
+    import gmm
+    with pytest.raises(common.Unsupported, match="written in place"):
+        gmm.define()
+
+
+@pytest.mark.xfail(reason="s2sad: array created in a loop and written in place (NEEDS.md)", strict=False)
+def test_gmm(defined):
+    m = defined("gmm")
+    inp = gmm_input()
+    g = evaluate(m, "jacobian", inp)
+    assert set(g) == {"alpha", "mu", "q", "l"}
+    for field in ("alpha", "mu", "q", "l"):
+        want = fd(lambda v: evaluate(m, "objective", inp | {field: v.tolist()}), inp[field])
+        np.testing.assert_allclose(g[field], want, rtol=1e-5, atol=1e-6)
+
+
+def test_gmm_old_icf_layout():
+    import gmm
+    m = gmm
+    gmm.F["objective"] = gmm.gmm_fn
+    gmm.F["jacobian"] = common.grad("test.gmm", gmm.gmm_fn, gmm._sample(), argnums=(0, 1, 2, 3))
+    inp = gmm_input()
+    old = {k: v for k, v in inp.items() if k not in ("mu", "q", "l")}
+    old["means"] = inp["mu"]
+    old["icf"] = [q + l for q, l in zip(inp["q"], inp["l"])]
+    assert evaluate(m, "objective", old) == pytest.approx(evaluate(m, "objective", inp))
+    new = evaluate(m, "jacobian", inp)
+    flat = np.concatenate([np.ravel(new["alpha"]), np.ravel(new["mu"]),
+                           np.concatenate([new["q"], new["l"]], axis=1).ravel()])
+    np.testing.assert_allclose(evaluate(m, "jacobian", old), flat)
+
+
+def test_kmeans(defined):
+    m = defined("kmeans")
+    points = [[0.0, 0.1], [1.0, 1.1], [0.2, -0.1], [0.9, 1.3], [0.1, 0.4]]
+    cents = [[0.1, 0.0], [1.0, 1.0]]
+    inp = {"points": points, "centroids": cents, "min_runs": 1, "min_seconds": 0}
+    cost = lambda c: evaluate(m, "cost", inp | {"centroids": c.tolist()})  # noqa: E731
+    jac = fd(cost, cents)
+    hdiag = fd(lambda c: fd(cost, c)[np.unravel_index(0, c.shape)], cents)  # sanity only
+    c0 = np.array(cents)
+    h = np.zeros_like(c0)
+    for i in np.ndindex(c0.shape):
+        e = np.zeros_like(c0)
+        e[i] = 1e-4
+        h[i] = (cost(c0 + e) - 2 * cost(c0) + cost(c0 - e)) / 1e-8
+    assert hdiag.shape == c0.shape
+    np.testing.assert_allclose(evaluate(m, "dir", inp), jac / h, rtol=1e-4, atol=1e-6)
+
+
+def test_lstm_refused_while_s2sad_gets_it_wrong():
+    import lstm
+    with pytest.raises(common.Unsupported, match="lstm_fn is wrong"):
+        lstm.define()
+
+
+@pytest.mark.xfail(reason="s2sad gives a wrong lstm gradient (NEEDS.md)", strict=False)
+def test_lstm(defined):
+    m = defined("lstm")
+    rng = np.random.default_rng(2)
+    nl, b, c = 2, 3, 4
+    inp = {"main_params": rng.normal(size=(2 * nl, 4 * b)).tolist(),
+           "extra_params": rng.normal(size=(3, b)).tolist(),
+           "state": rng.normal(size=(2 * nl, b)).tolist(),
+           "sequence": rng.normal(size=(c, b)).tolist(), "min_runs": 1, "min_seconds": 0}
+    g = evaluate(m, "jacobian", inp)
+    wm = fd(lambda v: evaluate(m, "objective", inp | {"main_params": v.tolist()}), inp["main_params"])
+    we = fd(lambda v: evaluate(m, "objective", inp | {"extra_params": v.tolist()}), inp["extra_params"])
+    np.testing.assert_allclose(g, np.concatenate([wm.ravel(), we.ravel()]), rtol=1e-5, atol=1e-7)
+
+
+def run_tool(lines):
+    proc = subprocess.run([sys.executable, os.path.join(TOOL, "run.py")],
+                          input="".join(json.dumps(m) + "\n" for m in lines),
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return [json.loads(line) for line in proc.stdout.splitlines()]
+
+
+def test_protocol_subprocess():
+    msgs = [
+        {"id": 0, "kind": "start", "eval": "lse", "config": {}},
+        {"id": 1, "kind": "define", "module": "lse"},
+        {"id": 2, "kind": "evaluate", "module": "lse", "function": "primal",
+         "input": {"x": [1.0, 2.0], "min_runs": 5, "min_seconds": 0}, "description": "tiny"},
+        {"id": 3, "kind": "evaluate", "module": "lse", "function": "gradient",
+         "input": {"x": [1.0, 2.0], "min_runs": 1, "min_seconds": 0.05}},
+        {"id": 4, "kind": "evaluate", "module": "lse", "function": "nope",
+         "input": {"x": [1.0], "min_runs": 1, "min_seconds": 0}},
+        {"id": 5, "kind": "define", "module": "no_such_eval"},
+        {"id": 6, "kind": "define", "module": "det"},
+        {"id": 7, "kind": "define", "module": "saddle"},
+        {"id": 8, "kind": "analysis", "of": 2, "valid": True},
+        {"id": 9, "kind": "something_new"},
+    ]
+    resp = run_tool(msgs)
+    assert [r["id"] for r in resp] == list(range(10))
+    assert resp[0] == {"id": 0, "tool": "s2sad"}
+    assert resp[1]["success"] is True
+    assert resp[2]["success"] and resp[2]["output"] == pytest.approx(np.log(np.exp(1) + np.exp(2)))
+    assert len(resp[2]["timings"]) == 5
+    assert all(t["name"] == "evaluate" and t["nanoseconds"] > 0 for t in resp[2]["timings"])
+    assert resp[3]["success"] and sum(t["nanoseconds"] for t in resp[3]["timings"]) >= 0.05e9
+    assert resp[4]["success"] is False and "nope" in resp[4]["error"]
+    assert resp[5] == {"id": 5, "success": False, "error": "not implemented"}
+    assert resp[6]["success"] is False and "recursive" in resp[6]["error"]
+    assert resp[7]["success"] is False and "nested AD" in resp[7]["error"]
+    assert resp[8] == {"id": 8} and resp[9] == {"id": 9}

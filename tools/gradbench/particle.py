@@ -1,0 +1,11 @@
+"""GradBench eval `particle`: needs nested AD (a gradient inside the objective).
+Not implemented while s2sad cannot differentiate a call to grad; see NEEDS.md."""
+
+import nested
+
+F = {}
+FUNCTIONS = {}
+
+
+def define():
+    nested.probe("particle")
