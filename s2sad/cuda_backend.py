@@ -41,7 +41,14 @@ NP_ALLOCATING = {"zeros", "ones", "empty", "full", "array", "asarray", "arange",
 BUILTINS_OK = {"abs", "min", "max", "float", "int", "bool", "range", "round", "len"}
 
 
+def _numpy_compat():
+    """numba-cuda 0.30 types `np.row_stack`, which NumPy 2.5 removed (it was an alias of vstack)."""
+    if not hasattr(np, "row_stack"):
+        np.row_stack = np.vstack
+
+
 def available():
+    _numpy_compat()
     try:
         import numba.cuda  # noqa: F401
     except Exception:
@@ -50,6 +57,7 @@ def available():
 
 
 def _cuda():
+    _numpy_compat()
     try:
         from numba import cuda
     except ImportError as exc:
