@@ -165,6 +165,10 @@ class Module:
         namespace["scalar_output_tangent"] = custom.scalar_output_tangent
         namespace["jvp_transpose"] = custom.jvp_transpose
         namespace.update(self.namespace)
+        from . import cache
+        cached = cache.load(source, namespace)  # a content-hashed file, so Numba can cache compiled code
+        if cached is not None:
+            return cached
         # register the source so that inspect (and so s2sad itself) can read generated functions
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
         code = compile(source, filename, "exec")
