@@ -11,3 +11,7 @@ from .errors import NonDifferentiableError, S2SADError, UnsupportedSyntaxError
 __version__ = "0.1.0"
 __all__ = ["grad", "vmap", "value_and_grad", "jvp", "vjp", "jacfwd", "jacrev", "hessian", "source", "stop_gradient", "check_grads", "custom_vjp", "custom_jvp", "show", "tree_flatten", "tree_unflatten", "tree_leaves", "tree_map",
            "S2SADError", "UnsupportedSyntaxError", "NonDifferentiableError"]
+
+from .cache import cache_dir, clear_cache  # noqa: E402
+
+__all__ += ["cache_dir", "clear_cache"]
