@@ -13,13 +13,19 @@ Python version, or raises `S2SADError` when Numba was asked for explicitly
 (`backend="numba"`) or `S2SAD_STRICT=1`.
 """
 
+import logging
+import math
 import os
 import re
+import sys
+import threading
+import time
 import types as pytypes
 import warnings
 
 import numpy as np
 import numba
+import scipy.special
 from numba import njit, types
 from numba.core import errors as nb_errors
 from numba.experimental import jitclass
@@ -413,7 +419,284 @@ def _astype(x, dtype):
     return None
 
 
+# ---- NumPy reductions with axis= (Numba supports np.sum(x, axis) only) ----------------
+@njit
+def _drop_axis(shape, axis):
+    out = np.empty(len(shape) - 1, dtype=np.int64)
+    k = 0
+    for d in range(len(shape)):
+        if d != axis:
+            out[k] = shape[d]
+            k += 1
+    return out
+
+
+_MAX, _MIN, _MEAN, _PROD = 0, 1, 2, 3
+
+
+def _axis_reduction(kind, whole):
+    """An overload of np.max/np.min/np.mean/np.prod(x, axis=int); other calls go to Numba's own."""
+
+    def ov(a, axis=None):
+        if not isinstance(a, types.Array) or not isinstance(axis, types.Integer):
+            return None
+        nd = a.ndim
+        if nd == 1:
+            return lambda a, axis=None: whole(a)
+        dtype = np.float64 if kind == _MEAN else as_dtype(a.dtype)
+        m = nd - 1
+
+        def impl(a, axis=None):
+            ax = axis + nd if axis < 0 else axis
+            outer, n, inner = _split(a.shape, ax)
+            src = np.ascontiguousarray(a).reshape((outer, n, inner))
+            out = np.empty((outer, inner), dtype=dtype)
+            for o in range(outer):
+                for i in range(inner):
+                    acc = src[o, 0, i]
+                    for j in range(1, n):
+                        v = src[o, j, i]
+                        if kind == _MAX:
+                            if v > acc or v != v:
+                                acc = v
+                        elif kind == _MIN:
+                            if v < acc or v != v:
+                                acc = v
+                        elif kind == _PROD:
+                            acc = acc * v
+                        else:
+                            acc = acc + v
+                    if kind == _MEAN:
+                        out[o, i] = acc / n
+                    else:
+                        out[o, i] = acc
+            return out.reshape(to_fixed_tuple(_drop_axis(a.shape, ax), m))
+        return impl
+    return ov
+
+
+for _fn, _kind, _whole in ((np.max, _MAX, njit(lambda a: np.max(a))), (np.amax, _MAX, njit(lambda a: np.max(a))),
+                           (np.min, _MIN, njit(lambda a: np.min(a))), (np.amin, _MIN, njit(lambda a: np.min(a))),
+                           (np.mean, _MEAN, njit(lambda a: np.mean(a))), (np.prod, _PROD, njit(lambda a: np.prod(a)))):
+    if _fn is np.amax and np.amax is np.max or _fn is np.amin and np.amin is np.min:
+        continue
+    overload(_fn)(_axis_reduction(_kind, _whole))
+
+
+# ---- scipy.special ---------------------------------------------------------------------
+@njit
+def _expit(x):
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+def _elementwise(scalar):
+    def ov(x):
+        if isinstance(x, types.Array):
+            def impl(x):
+                out = np.empty(x.shape)
+                of = out.reshape(out.size)
+                xf = np.ascontiguousarray(x).reshape(x.size)
+                for k in range(xf.size):
+                    of[k] = scalar(float(xf[k]))
+                return out
+            return impl
+        if _is_scalar(x):
+            return lambda x: scalar(float(x))
+        return None
+    return ov
+
+
+@njit
+def _erf(x):
+    return math.erf(x)
+
+
+@njit
+def _erfc(x):
+    return math.erfc(x)
+
+
+overload(scipy.special.expit)(_elementwise(_expit))
+overload(scipy.special.erf)(_elementwise(_erf))
+overload(scipy.special.erfc)(_elementwise(_erfc))
+
+
+@njit
+def _lse(xf):
+    m = -np.inf
+    for k in range(xf.size):
+        if xf[k] > m:
+            m = xf[k]
+    if not np.isfinite(m):
+        m = 0.0
+    s = 0.0
+    for k in range(xf.size):
+        s += math.exp(xf[k] - m)
+    return m + math.log(s)
+
+
+@overload(scipy.special.logsumexp)
+def _logsumexp(a, axis=None):
+    if not isinstance(a, types.Array):
+        return None
+    if axis is None or isinstance(axis, (types.NoneType, types.Omitted)) or a.ndim == 1:
+        return lambda a, axis=None: _lse(np.ascontiguousarray(a).reshape(a.size).astype(np.float64))
+    if not isinstance(axis, types.Integer):
+        return None
+    nd = a.ndim
+    m = nd - 1
+
+    def impl(a, axis=None):
+        ax = axis + nd if axis < 0 else axis
+        outer, n, inner = _split(a.shape, ax)
+        src = np.ascontiguousarray(a).reshape((outer, n, inner))
+        out = np.empty((outer, inner))
+        col = np.empty(n)
+        for o in range(outer):
+            for i in range(inner):
+                for j in range(n):
+                    col[j] = src[o, j, i]
+                out[o, i] = _lse(col)
+        return out.reshape(to_fixed_tuple(_drop_axis(a.shape, ax), m))
+    return impl
+
+
+# ---- tuples of arrays: concatenate / stack / vstack adjoints ----------------------------
+@njit
+def _range_along(g, ax, start, stop):
+    """g[..., start:stop, ...] along axis `ax` (a contiguous copy)."""
+    outer, n, inner = _split(g.shape, ax)
+    src = np.ascontiguousarray(g).reshape((outer, n, inner))
+    return src[:, start:stop, :].copy()
+
+
+def _tuple_impl(name, count, body, extra=""):
+    """Build `impl` for a tuple of `count` arrays from a per-item expression (Numba needs a fixed arity)."""
+    lines = [f"def impl({name}):", extra]
+    lines += [body(i) for i in range(count)]
+    lines.append("    return (" + ", ".join(f"p{i}" for i in range(count)) + ",)")
+    ns = {"np": np, "_range_along": _range_along, "to_fixed_tuple": to_fixed_tuple, "_put_axis": _put_axis}
+    exec("\n".join(lines), ns)
+    return ns["impl"]
+
+
+@njit
+def _put_axis(shape, ax, n):
+    out = np.empty(len(shape), dtype=np.int64)
+    for d in range(len(shape)):
+        out[d] = shape[d]
+    out[ax] = n
+    return out
+
+
+@overload(runtime.split_like)
+def _split_like(g, xs, axis):
+    if not isinstance(g, types.Array) or not isinstance(xs, types.BaseTuple) or not isinstance(axis, types.Integer):
+        return None
+    nd = g.ndim
+    for t in xs:
+        if not isinstance(t, types.Array) or t.ndim != nd:
+            return None
+
+    def body(i):
+        return (f"    s{i} = xs[{i}].shape[ax]\n"
+                f"    p{i} = _range_along(g, ax, start, start + s{i}).reshape("
+                f"to_fixed_tuple(_put_axis(g.shape, ax, s{i}), {nd}))\n"
+                f"    start += s{i}")
+    return _tuple_impl("g, xs, axis", len(xs), body, f"    ax = axis + {nd} if axis < 0 else axis\n    start = 0")
+
+
+@overload(runtime.unstack)
+def _unstack(g, xs, axis):
+    if not isinstance(g, types.Array) or not isinstance(xs, types.BaseTuple) or not isinstance(axis, types.Integer):
+        return None
+    nd = g.ndim
+    if nd == 1:
+        return _tuple_impl("g, xs, axis", len(xs), lambda i: f"    p{i} = g[{i}]")
+
+    def body(i):
+        return (f"    p{i} = _range_along(g, ax, {i}, {i + 1}).reshape("
+                f"to_fixed_tuple(_drop_axis(g.shape, ax), {nd - 1}))")
+    impl = _tuple_impl("g, xs, axis", len(xs), body, f"    ax = axis + {nd} if axis < 0 else axis")
+    impl.__globals__["_drop_axis"] = _drop_axis
+    return impl
+
+
+@overload(runtime.vstack_adjoint)
+def _vstack_adjoint(g, xs):
+    if not isinstance(g, types.Array) or g.ndim != 2 or not isinstance(xs, types.BaseTuple):
+        return None
+    for t in xs:
+        if not isinstance(t, types.Array) or t.ndim not in (1, 2):
+            return None
+
+    def body(i):
+        rows = "xs[%d].shape[0]" % i if xs[i].ndim == 2 else "1"
+        return (f"    p{i} = np.ascontiguousarray(g[start:start + {rows}]).reshape(xs[{i}].shape)\n"
+                f"    start += {rows}")
+    return _tuple_impl("g, xs", len(xs), body, "    start = 0")
+
+
+@overload(runtime.zeros_like)
+def _zeros_like_tuple(x):
+    if isinstance(x, types.BaseTuple) and all(isinstance(t, types.Array) for t in x):
+        return _tuple_impl("x", len(x), lambda i: f"    p{i} = np.zeros(x[{i}].shape)")
+    return None
+
+
+@overload(runtime.prod_adjoint)
+def _prod_adjoint(g, x, axis):
+    if not isinstance(x, types.Array):
+        if _is_scalar(x):
+            return lambda g, x, axis: g * 1.0
+        return None
+    if axis is None or isinstance(axis, (types.NoneType, types.Omitted)):
+        def impl(g, x, axis):
+            xf = np.ascontiguousarray(x).reshape(x.size).astype(np.float64)
+            n = xf.size
+            out = np.empty(n)
+            acc = 1.0
+            for k in range(n):
+                out[k] = acc
+                acc *= xf[k]
+            acc = 1.0
+            for k in range(n - 1, -1, -1):
+                out[k] *= acc
+                acc *= xf[k]
+            return (g * out).reshape(x.shape)
+        return impl
+    if not isinstance(axis, types.Integer):
+        return None
+    nd = x.ndim
+
+    def impl(g, x, axis):
+        ax = axis + nd if axis < 0 else axis
+        outer, n, inner = _split(x.shape, ax)
+        src = np.ascontiguousarray(x).reshape((outer, n, inner)).astype(np.float64)
+        others = np.empty((outer, n, inner))
+        for o in range(outer):
+            for i in range(inner):
+                acc = 1.0
+                for j in range(n):
+                    others[o, j, i] = acc
+                    acc *= src[o, j, i]
+                acc = 1.0
+                for j in range(n - 1, -1, -1):
+                    others[o, j, i] *= acc
+                    acc *= src[o, j, i]
+        return runtime.sum_adjoint(g, x, axis) * others.reshape(x.shape)
+    return impl
+
+
 # ---- compiling a generated module ----------------------------------------------------
+log = logging.getLogger("s2sad")
+
+# a first call (Numba compiling) slower than this logs one INFO line on the "s2sad" logger
+SLOW_COMPILE_S = float(os.environ.get("S2SAD_SLOW_COMPILE_S", "2.0"))
+
 def _strict(explicit):
     return explicit or os.environ.get("S2SAD_STRICT", "") not in ("", "0")
 
@@ -433,6 +716,9 @@ class Compiled:
         self.python = python
         self.strict = strict
         self.failed = None
+        self.watch = True      # time the first call, which compiles
+        self.cached = False
+        self.describe = "generated code"
 
     @property
     def compiled(self):
@@ -441,6 +727,8 @@ class Compiled:
     def __call__(self, *args):
         if self.failed is None:
             try:
+                if self.watch:
+                    return self._watched(args)
                 return self.dispatcher(*args)
             except nb_errors.NumbaError as exc:
                 reason = _reason(exc)
@@ -453,6 +741,26 @@ class Compiled:
                               f"Python instead. Numba says:\n{reason}", RuntimeWarning, stacklevel=3)
         return self.python(*args)
 
+    def _watched(self, args):
+        """The first call: Numba compiles (or loads from its cache). Log one line if that takes long."""
+        where = getattr(self.python, "__code__", None)
+        what = (f"s2sad: Numba is compiling {self.name} ({self.describe}); this takes a few seconds once"
+                + ("" if self.cached else " per process (the disk cache is off)"))
+        timer = threading.Timer(SLOW_COMPILE_S, log.info, (what,))
+        timer.daemon = True
+        t0 = time.perf_counter()
+        timer.start()
+        try:
+            out = self.dispatcher(*args)
+        finally:
+            timer.cancel()
+        self.watch = False
+        elapsed = time.perf_counter() - t0
+        if elapsed > SLOW_COMPILE_S:
+            log.info("s2sad: compiled %s in %.1f s%s", self.name, elapsed,
+                     f" (file {where.co_filename})" if where is not None else "")
+        return out
+
 
 def compile_module(namespace, name, module, explicit=False):
     """njit every generated function of `module` and return the one called `name`.
@@ -462,10 +770,25 @@ def compile_module(namespace, name, module, explicit=False):
     generated function's name is its dispatcher.
     """
     names = [tree.name for tree in module.functions]
-    nb_namespace = dict(namespace)
+    # generated code loaded from a file of the disk cache (s2sad.cache): Numba can cache its machine code too
+    cached = bool(namespace.get("__file__")) and namespace.get("__name__", "").startswith("s2sad_")
+    if cached:
+        # Numba pickles a reference to the functions' module by name and imports it when it loads cached
+        # code, so the compiled functions' globals are the dict of a module registered in sys.modules
+        nb_module = pytypes.ModuleType(namespace["__name__"])
+        nb_module.__dict__.update(namespace)
+        sys.modules[nb_module.__name__] = nb_module
+        nb_namespace = nb_module.__dict__
+    else:
+        nb_namespace = dict(namespace)
     nb_namespace["Tape"] = Tape
     for fn_name in names:
         fn = namespace[fn_name]
         clone = pytypes.FunctionType(fn.__code__, nb_namespace, fn.__name__, fn.__defaults__, fn.__closure__)
-        nb_namespace[fn_name] = njit(clone)
-    return Compiled(name, nb_namespace[name], namespace[name], _strict(explicit))
+        clone.__qualname__ = fn.__qualname__
+        nb_namespace[fn_name] = njit(clone, cache=cached)
+    compiled = Compiled(name, nb_namespace[name], namespace[name], _strict(explicit))
+    compiled.cached = cached
+    compiled.describe = (f"{len(names)} generated function(s), "
+                         f"{sum(len(t.body) for t in module.functions)} top-level statements")
+    return compiled
