@@ -449,3 +449,50 @@ def _first_top_level_assignment(body):
                 seen.add(n.id)
                 fresh.setdefault(n.id, False)
     return fresh
+
+
+def copy_views_of_written_arrays(fn, analysis):
+    """`v = y[i]` becomes `v = np.copy(y[i])` when y is written in place somewhere.
+
+    A view's contents change when its array is written. The forward program
+    never reads such a view after the write (`check_aliasing` refuses that),
+    but the reverse sweep does: it tapes and reuses values later. A copy has
+    the same value at every read the program makes, and keeps it.
+    Returns `fn` itself when nothing needs copying.
+    """
+    import copy as copy_mod
+    from .normalize import _call, assign, name
+    written = {t.value.id for t in gast.walk(fn) if isinstance(t, gast.Subscript) and isinstance(t.ctx, gast.Store)}
+    if not written:
+        return fn
+    fn = copy_mod.deepcopy(fn)
+    taken = {n.id for n in gast.walk(fn) if isinstance(n, gast.Name)}
+    counter = [0]
+
+    def fresh():
+        while True:
+            counter[0] += 1
+            candidate = f"_view{counter[0]}"
+            if candidate not in taken:
+                taken.add(candidate)
+                return candidate
+
+    def rewrite(body):
+        out = []
+        for s in body:
+            if isinstance(s, gast.Assign) and isinstance(s.targets[0], gast.Name) \
+                    and isinstance(s.value, gast.Subscript) and atom_name(s.value.value) in written \
+                    and not analysis.type_of(s.value).is_scalar:
+                view = fresh()
+                first = gast.copy_location(assign(view, s.value), s)
+                import numpy as np
+                second = gast.copy_location(assign(s.targets[0].id, _call("np.copy", [name(view)], np.copy, s)), s)
+                out += [first, second]
+                continue
+            for field in ("body", "orelse"):
+                if isinstance(getattr(s, field, None), list):
+                    setattr(s, field, rewrite(getattr(s, field)))
+            out.append(s)
+        return out
+    fn.body = rewrite(fn.body)
+    return fn

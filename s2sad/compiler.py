@@ -137,7 +137,10 @@ class Module:
         an = func.analyze(arg_types, wrt, self, aux)
         analysis_mod.check_differentiable(an, func.parsed.where)
         analysis_mod.check_aliasing(an, func.parsed.where)
-        return reverse.transform(func.ir, an, self, func.parsed, name, aux)
+        ir = analysis_mod.copy_views_of_written_arrays(func.ir, an)
+        if ir is not func.ir:
+            an = analysis_mod.Analysis(ir, arg_types, wrt, self, aux)
+        return reverse.transform(ir, an, self, func.parsed, name, aux)
 
     def add(self, func, tree):
         self.functions.append(tree)

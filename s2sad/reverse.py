@@ -264,17 +264,22 @@ class Reverse:
         of the iteration starts: it is not assigned in the loop (arrays: not
         written), or it is the loop index, or it is itself recomputed.
         """
-        assigned = set()
+        assigned = set()  # names bound in the loop, and arrays written in place (`y[i] = ...`)
         for node in body:
             for n in gast.walk(node):
                 if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store):
                     assigned.add(n.id)
+                elif isinstance(n, gast.Subscript) and isinstance(n.ctx, gast.Store):
+                    assigned.add(n.value.id)
+        written = {t.value.id for t in gast.walk(self.fn) if isinstance(t, gast.Subscript)
+                   and isinstance(t.ctx, gast.Store)}
         remat = set()
         for stmt in body:
             if not (isinstance(stmt, gast.Assign) and isinstance(stmt.targets[0], gast.Name)):
                 continue
             t = stmt.targets[0].id
-            if self.an.assign_count.get(t) != 1 or self.an.scope.get(t) != id(body) or t in self.an.params:
+            if self.an.assign_count.get(t) != 1 or self.an.scope.get(t) != id(body) or t in self.an.params \
+                    or t in written:  # recomputing would lose the in-place writes
                 continue
             rhs = stmt.value
             if isinstance(rhs, gast.Call) and (is_user_call(rhs) or not _cheap_call(rhs)):

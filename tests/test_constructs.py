@@ -574,3 +574,36 @@ def test_generated_source_keeps_user_names_and_line_numbers():
 def re_search(pattern, text):
     import re
     return re.search(pattern, text)
+
+
+def fresh_array_written_in_a_loop(a, b):
+    t = 0.0
+    for k in range(2):
+        qx = a * b
+        qx[1] = qx[1] + a[0] * b[0] * (k + 1.0)
+        t += np.sum(qx * qx)
+    return t
+
+
+def row_views_of_an_array_rewritten_in_a_loop(x, w):
+    state = np.zeros((2, 3))
+    total = 0.0
+    for t in range(3):
+        inp = x * w[t]
+        for layer in range(2):
+            state[layer] = np.tanh(state[layer] * w[t] + inp)
+            inp = state[layer]
+        total = total + np.sum(inp * inp)
+    return total
+
+
+def test_an_array_made_in_a_loop_and_written_in_place():
+    a, b = np.array([1.0, 2.0]), np.array([-1.0, 0.5])
+    for i in range(2):
+        check(fresh_array_written_in_a_loop, (a, b), argnum=i)
+
+
+def test_views_of_rows_that_are_later_rewritten():
+    x, w = np.array([0.3, -0.2, 0.5]), np.array([[0.5, 1.0, -0.7], [0.2, 0.1, 0.9], [-0.4, 0.6, 0.3]])
+    for i in range(2):
+        check(row_views_of_an_array_rewritten_in_a_loop, (x, w), argnum=i)

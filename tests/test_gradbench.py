@@ -91,13 +91,6 @@ def gmm_input(d=3, k=2, n=5, seed=1):
             "min_runs": 1, "min_seconds": 0}
 
 
-def test_gmm_refused_while_s2sad_miscompiles_it():
-    import gmm
-    with pytest.raises(common.Unsupported, match="written in place"):
-        gmm.define()
-
-
-@pytest.mark.xfail(reason="s2sad: array created in a loop and written in place (NEEDS.md)", strict=False)
 def test_gmm(defined):
     m = defined("gmm")
     inp = gmm_input()
@@ -142,13 +135,6 @@ def test_kmeans(defined):
     np.testing.assert_allclose(evaluate(m, "dir", inp), jac / h, rtol=1e-4, atol=1e-6)
 
 
-def test_lstm_refused_while_s2sad_gets_it_wrong():
-    import lstm
-    with pytest.raises(common.Unsupported, match="lstm_fn is wrong"):
-        lstm.define()
-
-
-@pytest.mark.xfail(reason="s2sad gives a wrong lstm gradient (NEEDS.md)", strict=False)
 def test_lstm(defined):
     m = defined("lstm")
     rng = np.random.default_rng(2)
