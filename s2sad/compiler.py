@@ -62,19 +62,26 @@ class Module:
         self.results = {}        # (id(fn), arg types) -> Ty of the output
         self.namespace = {}      # user globals the generated code refers to
         self.in_progress = set()
+        self.recursive = set()
 
     # ---- used by analysis and reverse for calls to user functions ---------------
     def result_type(self, fn, arg_types):
+        """The type a user function returns for these argument types (recursion: by fixpoint)."""
         key = (id(fn), tuple(arg_types))
         if key in self.results:
             return self.results[key]
         if key in self.in_progress:
-            return T.UNKNOWN  # recursion: the type comes from the other return paths
+            self.recursive.add(key)
+            return T.BOTTOM  # no information yet: the other return paths decide
         self.in_progress.add(key)
         func = Function.of(fn)
-        an = func.analyze(arg_types, [], self)
         ret = func.ir.body[-1].value
-        self.results[key] = an.type_of(ret)
+        for _ in range(4):
+            ty = func.analyze(arg_types, [], self).type_of(ret)
+            settled = key not in self.recursive or self.results.get(key) == ty
+            self.results[key] = ty
+            if settled:
+                break
         self.in_progress.discard(key)
         self.primal(fn)
         return self.results[key]

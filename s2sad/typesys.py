@@ -49,10 +49,11 @@ class Ty:
         if self.numeric:
             name = {"f": "float", "i": "int", "b": "bool"}[self.kind]
             return name if self.ndim == 0 else f"{name}[{self.ndim}d]"
-        return {"obj": "object", "?": "unknown"}[self.kind]
+        return {"obj": "object", "?": "unknown", "bottom": "bottom"}[self.kind]
 
 
 FLOAT, INT, BOOL, UNKNOWN, OBJ = Ty("f"), Ty("i"), Ty("b"), Ty("?"), Ty("obj")
+BOTTOM = Ty("bottom")  # no information yet (a recursive call being inferred): joins to the other type
 
 
 def array(kind, ndim):
@@ -90,9 +91,9 @@ def _kind(dtype):
 
 def join(a, b):
     """The type of a variable that may hold either."""
-    if a is None:
+    if a is None or a.kind == "bottom":
         return b
-    if b is None or a == b:
+    if b is None or b.kind == "bottom" or a == b:
         return a
     if a.numeric and b.numeric and a.ndim == b.ndim:
         return Ty(max_kind(a.kind, b.kind), a.ndim)
@@ -108,6 +109,8 @@ def max_kind(*kinds):
 
 def broadcast(*tys, kind=None):
     """Elementwise result of numeric operands."""
+    if any(t.kind == "bottom" for t in tys):
+        return BOTTOM
     if not all(t.numeric for t in tys):
         return UNKNOWN
     return array(kind or max_kind(*(t.kind for t in tys)), max(t.ndim for t in tys))

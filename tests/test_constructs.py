@@ -607,3 +607,39 @@ def test_views_of_rows_that_are_later_rewritten():
     x, w = np.array([0.3, -0.2, 0.5]), np.array([[0.5, 1.0, -0.7], [0.2, 0.1, 0.9], [-0.4, 0.6, 0.3]])
     for i in range(2):
         check(row_views_of_an_array_rewritten_in_a_loop, (x, w), argnum=i)
+
+
+def power_by_recursion(x, n):
+    if n == 0:
+        return x
+    s = 0.0
+    s = s + x * power_by_recursion(x, n - 1)
+    return s
+
+
+def det_by_minors(A, n):
+    if n == 1:
+        return A[0, 0]
+    total = 0.0
+    sign = 1.0
+    for j in range(n):
+        minor = np.zeros((n - 1, n - 1))
+        for r in range(1, n):
+            c2 = 0
+            for c in range(n):
+                if c != j:
+                    minor[r - 1, c2] = A[r, c]
+                    c2 += 1
+        total = total + sign * A[0, j] * det_by_minors(minor, n - 1)
+        sign = -sign
+    return total
+
+
+def test_recursion_with_a_local_live_across_the_recursive_call():
+    assert s2sad.grad(power_by_recursion)(1.5, 2) == pytest.approx(3 * 1.5 ** 2)
+
+
+def test_determinant_by_recursive_minor_expansion_matches_the_closed_form():
+    A = np.array([[2.0, 1.0, 0.5], [0.3, 3.0, 1.0], [1.0, -1.0, 2.0]])
+    g = s2sad.grad(det_by_minors)(A, 3)
+    np.testing.assert_allclose(g, np.linalg.det(A) * np.linalg.inv(A).T, rtol=1e-10)
