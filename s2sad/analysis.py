@@ -33,6 +33,11 @@ def is_user_call(node):
     return isinstance(node, gast.Call) and getattr(node, "s2sad_user", False)
 
 
+def is_nested_call(node):
+    """A call of a transformed function (`grad(f)(x)`) inside differentiated code."""
+    return isinstance(node, gast.Call) and getattr(node, "s2sad_nested", False)
+
+
 def names_in(node):
     return [n.id for n in gast.walk(node) if isinstance(n, gast.Name) and not getattr(n, "s2sad_global", False)]
 
@@ -201,6 +206,8 @@ class Analysis:
 
     def _call_type(self, node):
         func = call_func(node)
+        if is_nested_call(node):
+            return nested_result_type(func, [self.type_of(a) for a in node.args])
         rule = rules.lookup(func)
         if rule is not None and getattr(rule, "primal", None) is not None:  # custom rules: the primal's type
             return self.compiler.result_type(rule.primal, [self.type_of(a) for a in node.args])
@@ -249,7 +256,7 @@ class Analysis:
         if isinstance(rhs, gast.Subscript):
             return [n for n in [atom_name(rhs.value)] if n]
         if isinstance(rhs, gast.Call):
-            if is_user_call(rhs):
+            if is_user_call(rhs) or is_nested_call(rhs):
                 return [n for n in map(atom_name, rhs.args) if n]
             rule = rules.lookup(call_func(rhs))
             if rule is None:
@@ -261,7 +268,7 @@ class Analysis:
 
     def unknown_calls(self, rhs):
         """A call with no rule, not a user function and not declared non-differentiable."""
-        if isinstance(rhs, gast.Call) and not is_user_call(rhs):
+        if isinstance(rhs, gast.Call) and not is_user_call(rhs) and not is_nested_call(rhs):
             func = call_func(rhs)
             if rules.lookup(func) is None and rules.nondiff(func) is None:
                 return True
@@ -299,6 +306,18 @@ class Analysis:
     def _can_carry(self, v):
         ty = self.types.get(v, T.UNKNOWN)
         return ty.kind not in ("i", "b", "obj")
+
+
+def nested_result_type(transformed, arg_types):
+    """What `grad(f, argnums)(*args)` returns: the float type of each differentiated argument."""
+    if transformed.kind != "grad":
+        return T.UNKNOWN
+    def of(i):
+        t = arg_types[i]
+        return T.array("f", t.ndim) if t.numeric else T.UNKNOWN
+    if isinstance(transformed.argnums, int):
+        return of(transformed.argnums)
+    return T.tuple_of(of(i) for i in transformed.argnums)
 
 
 def _headers(s):

@@ -162,18 +162,22 @@ class Transformed:
         return (picked, out[1]) if self.has_aux else picked
 
     def specialize(self, flat_args, argnums, treedefs, positions, mode):
-        types = tuple(T.of_value(a) for a in flat_args)
+        """The generated code for arguments like `flat_args` (values, or their abstract types)."""
+        types = tuple(a if isinstance(a, T.Ty) else T.of_value(a) for a in flat_args)
         key = (types, argnums, treedefs, mode)
         spec = self.specializations.get(key)
         if spec is None:
             wrt = tuple(k for i in argnums for k in positions[i])
-            fun = self.fun.as_function(flat_args) if self.nested else self.fun
+            fun = self.fun.as_function(types) if self.nested else self.fun
             spec = self.specializations[key] = Specialization(self, fun, types, wrt, treedefs, mode)
         self.last = spec
         return spec
 
     def as_function(self, flat_args):
-        """A generated Python function computing this derivative for arguments like `flat_args`."""
+        """A generated Python function computing this derivative for arguments like `flat_args`.
+
+        `flat_args` holds values or their abstract types (`typesys.Ty`)."""
+        flat_args = [a if isinstance(a, T.Ty) else T.of_value(a) for a in flat_args]
         argnums = self._argnums()
         positions = [[i] for i in range(len(flat_args))]
         treedefs = tuple(None for _ in flat_args)
@@ -255,7 +259,7 @@ class Specialization:
         else:
             picks = []
             for j, i in enumerate(argnums):
-                if isinstance(flat_args[i], np.ndarray):
+                if flat_args[i].is_array:
                     raise S2SADError("s2sad differentiates a forward-mode derivative again only for "
                                      "scalar inputs so far")
                 dots = ", ".join("1.0" if jj == j else "0.0" for jj in range(len(argnums)))

@@ -27,12 +27,13 @@ from . import rules, typesys as T
 NAMES = {}
 
 
-def _register_name(stem, fn):
+def _register_name(stem, fn, avoid=()):
+    """A name for `fn` in generated modules, distinct from other registered names and `avoid`."""
     if not stem.isidentifier():  # a lambda
         stem = "rule"
     name = stem
     n = 1
-    while name in NAMES and NAMES[name] is not fn:
+    while (name in NAMES and NAMES[name] is not fn) or name in avoid:
         n += 1
         name = f"{stem}{n}"
     NAMES[name] = fn

@@ -17,7 +17,7 @@ import gast
 
 from . import rules, runtime
 from . import typesys as T
-from .analysis import atom_name, binop_func, call_func, is_user_call
+from .analysis import atom_name, binop_func, call_func, is_nested_call, is_user_call
 from .emit import comment
 from .errors import NonDifferentiableError
 from .normalize import assign, const, name
@@ -148,17 +148,18 @@ class Forward:
         if func is runtime.pop:
             return [s, assign(self.dot(v), gast.Call(func=name("pop"), args=[
                 name(TANGENT_TAPE), name(self.dot(v))], keywords=[]))]
-        if is_user_call(rhs):
+        if is_user_call(rhs) or is_nested_call(rhs):
             return self.user_call(s, [v], rhs)
         tangent, uses_ans = self.tangent(rhs, target)
         if tangent is None:  # an active name given an inactive value: its tangent is zero
             return [s, assign(self.dot(v), self.zero(target))]
-        tangent = self.match_type(tangent, rhs, target)
+        tangent, reads_target = self.match_type(tangent, rhs, target)
+        uses_ans = uses_ans or reads_target
         if not uses_ans:
             return [assign(self.dot(v), tangent), s]
         if v in [n.id for n in gast.walk(rhs) if isinstance(n, gast.Name)]:
             ans = self.fresh("ans")
-            tangent = _rename(tangent, v, ans)
+            tangent = _rename(tangent, v, ans)  # `ans` and a zero shaped like the result
             return [assign(ans, rhs), assign(self.dot(v), tangent), assign(v, name(ans))]
         return [s, assign(self.dot(v), tangent)]
 
@@ -167,8 +168,13 @@ class Forward:
         t_v = self.ty(target.id)
         operands = [n for n in gast.walk(rhs) if isinstance(n, gast.Name) and self.active(n)]
         if t_v.is_array and operands and all(self.ty(n).is_scalar for n in operands):
-            return gast.BinOp(left=tangent, op=gast.Add(), right=self.zero(target))
-        return tangent
+            # zeros shaped like an (inactive) array operand of the same rank: available before the
+            # statement runs, so the tangent may be computed first even in `v = f(v, ...)`
+            shapes = [n for n in gast.walk(rhs) if isinstance(n, gast.Name) and n.id != target.id
+                      and self.ty(n).is_array and self.ty(n).ndim == t_v.ndim]
+            like = shapes[0] if shapes else target
+            return gast.BinOp(left=tangent, op=gast.Add(), right=self.zero(like)), like is target
+        return tangent, False
 
     def tangent(self, rhs, ans):
         """(tangent expression or None, whether it reads `ans`)."""
@@ -234,7 +240,10 @@ class Forward:
             out += [assign(self.dot(v), self.zero(name(v))) for v in targets if v in self.an.active]
             return out
         arg_types = [self.ty(a) for a in call.args]
-        jvp = self.compiler.jvp_name(call_func(call), arg_types, tuple(active_args))
+        callee = call_func(call)
+        if is_nested_call(call):  # grad(f)(x): transform the code generated for it
+            callee = callee.as_function(arg_types)
+        jvp = self.compiler.jvp_name(callee, arg_types, tuple(active_args))
         result = self.fresh("jvp")
         args = [copy.deepcopy(a) for a in call.args] + [name(self.dot(call.args[i].id)) for i in active_args]
         out = [assign(result, gast.Call(func=name(jvp), args=args, keywords=[]))]

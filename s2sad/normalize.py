@@ -676,7 +676,7 @@ class Normalizer:
                 args[1] = name(tmp)
             keywords = [gast.keyword(arg=k.arg, value=self.atom(k.value, out)) for k in expr.keywords]
             return _call(canonical_name(method), args, method, expr, keywords)
-        obj = self.resolve(func)
+        obj = self.transform_object(func) if isinstance(func, gast.Call) else self.resolve(func)
         if obj is None:
             raise self.error("a call of a local variable", expr, "call functions by their global name")
         if obj is _MISSING:
@@ -686,6 +686,11 @@ class Normalizer:
         args = [self.atom(a, out) for a in expr.args]
         keywords = [gast.keyword(arg=k.arg, value=self.atom(k.value, out)) for k in expr.keywords]
         spelled = canonical_name(obj)
+        if _is_transformed(obj):  # nested AD: grad(f)(x) inside the function being differentiated
+            node = _call(_spell(func) if not isinstance(func, gast.Call) else self.name_object(obj),
+                         args, obj, expr, keywords)
+            node.s2sad_nested = True
+            return node
         if hasattr(obj, "primal_name") and _has_rule(obj):  # custom_vjp/custom_jvp: call the undecorated function
             return _call(obj.primal_name, args, obj, expr, keywords)
         if spelled is not None or not inspect.isfunction(obj) or _has_rule(obj):
@@ -703,6 +708,31 @@ class Normalizer:
         node.s2sad_user = True
         return node
 
+    def transform_object(self, call):
+        """`s2sad.grad(f, argnums=1)` called inline: build the transformed function now."""
+        from . import api
+        ctor = self.resolve(call.func)
+        if ctor not in (api.grad, api.value_and_grad, api.jacfwd, api.jacrev):
+            raise self.error("a call of a call's result", call, "call functions by their global name")
+        def value(node):
+            if isinstance(node, gast.Constant):
+                return node.value
+            if isinstance(node, gast.Tuple) and all(isinstance(e, gast.Constant) for e in node.elts):
+                return tuple(e.value for e in node.elts)
+            obj = self.resolve(node)
+            if obj is None or obj is _MISSING:
+                raise self.error(f"`{_spell(call.func)}` of a local value", call,
+                                 "differentiate a function defined at module level")
+            return obj
+        return ctor(*[value(a) for a in call.args], **{k.arg: value(k.value) for k in call.keywords})
+
+    def name_object(self, obj):
+        """A name for an object generated code calls (registered where generated modules see it)."""
+        from . import custom
+        stem = getattr(getattr(obj, "fun", None), "__name__", "f")
+        stem = f"{stem if stem.isidentifier() else 'f'}_{obj.kind}"
+        return custom._register_name(stem, obj, avoid=self.ns)
+
     def default_atom(self, value, like):
         if isinstance(value, (int, float, bool, str)) or value is None:
             return const(value)
@@ -711,6 +741,11 @@ class Normalizer:
 
 
 _MISSING = object()
+
+
+def _is_transformed(obj):
+    from . import api
+    return isinstance(obj, api.Transformed)
 
 
 def _has_rule(obj):

@@ -21,7 +21,7 @@ import gast
 
 from . import rules
 from . import typesys as T
-from .analysis import atom_name, binop_func, call_func, is_user_call
+from .analysis import atom_name, binop_func, call_func, is_nested_call, is_user_call
 from .analysis import names_in as analysis_names
 from .emit import comment
 from .optimize import _comment_text
@@ -423,6 +423,8 @@ class Reverse:
         if isinstance(rhs, gast.Call):
             if is_user_call(rhs):
                 return self.user_adjoint(rhs, g)
+            if is_nested_call(rhs):
+                return self.nested_adjoint(rhs, g)
             rule = rules.lookup(call_func(rhs))
             if rule is None:
                 return []
@@ -491,6 +493,36 @@ class Reverse:
         for i in wrt:
             part = parse_expr(f"{result}[1][{i}]")
             out.append(self.accumulate(call.args[i].id, part))
+        return out
+
+    def nested_adjoint(self, call, g):
+        """Adjoint of `v = grad(f, argnums=A)(*args)`, by forward over reverse.
+
+        The Jacobian of a gradient is a block of f's Hessian, which is
+        symmetric: the cotangent v_bar pulled back to every argument is the
+        derivative of the full gradient of f along v_bar placed in the A slots.
+        """
+        from . import api
+        obj = call_func(call)
+        if obj.kind != "grad" or obj.nested or obj.has_aux:
+            raise NonDifferentiableError(f"{self.parsed.where(self.current)}: s2sad differentiates a nested "
+                                         f"`grad(f)` call, not `{obj.kind}` of a transformed function")
+        types = [self.ty(a) for a in call.args]
+        floats = tuple(i for i, t in enumerate(types) if t.kind == "f")
+        argnums = (obj.argnums,) if isinstance(obj.argnums, int) else tuple(obj.argnums)
+        full = api.grad(obj.fun, argnums=floats, backend="python")
+        wrapper = full.as_function(types)
+        jvp = self.compiler.jvp_name(wrapper, types, argnums)
+        for a in call.args:
+            self.read(a)
+        seeds = [g] if isinstance(obj.argnums, int) else \
+            [gast.Subscript(value=copy.deepcopy(g), slice=const(k), ctx=gast.Load()) for k in range(len(argnums))]
+        result = self.fresh("hvp")
+        out = [assign(result, gast.Call(func=name(jvp), args=[copy.deepcopy(a) for a in call.args] + seeds,
+                                        keywords=[]))]
+        for i, a in enumerate(call.args):
+            if self.active(a):
+                out.append(self.accumulate(a.id, parse_expr(f"{result}[1][{floats.index(i)}]")))
         return out
 
     # ---- restores: pops, decided once every read is known --------------------------

@@ -297,9 +297,17 @@ rule(np.expand_dims, params="x, axis",
 rule(np.squeeze, params="x, axis=None",
      adjoint={"x": "reshape(g, np.shape(x))"},
      tangent={"x": "reshape(x_dot, np.shape(ans))"}, result=lambda a, c: T.UNKNOWN)
+def array_of(args, consts):
+    """np.array of an array copies it; of a list/tuple of equal items, stacks them on a new axis."""
+    x = args["x"]
+    if x.kind == "tuple" and x.items and all(i == x.items[0] for i in x.items) and x.items[0].numeric:
+        return T.array("f", x.items[0].ndim + 1)
+    return T.array("f", x.ndim) if x.numeric else T.UNKNOWN
+
+
 rule(np.copy, np.array, np.asarray, params="x",
      adjoint={"x": "g"},
-     tangent={"x": "np.copy(x_dot)"}, result=float_same_as("x"))
+     tangent={"x": "np.copy(x_dot)"}, result=array_of)
 rule(np.concatenate, params="xs, axis=0",
      adjoint={"xs": "split_like(g, xs, axis)"},
      tangent={"xs": "np.concatenate(xs_dot, axis=axis)"},

@@ -1,0 +1,65 @@
+"""Nested AD: `grad` called inside the function being differentiated (forward over reverse)."""
+
+import numpy as np
+import pytest
+
+import s2sad
+from fd import numerical_grad
+
+
+def inner(x, y):
+    return np.sum(np.sin(x) * y ** 2) + x[0] * x[1] * y
+
+
+inner_grad = s2sad.grad(inner)
+
+
+def squared_gradient_norm(x, y):
+    g = inner_grad(x, y)
+    return np.sum(g * g) + y
+
+
+def inline_grad_in_a_loop(x, y):
+    total = 0.0
+    for k in range(3):
+        g = s2sad.grad(inner, argnums=1)(x * (k + 1.0), y)
+        total = total + g * g * x[0]
+    return total
+
+
+X, Y = np.array([0.3, 0.8]), 1.7
+CASES = [squared_gradient_norm, inline_grad_in_a_loop]
+
+
+@pytest.mark.parametrize("f", CASES, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("argnum", [0, 1])
+def test_reverse_over_a_nested_grad_matches_finite_differences(f, argnum):
+    g = s2sad.grad(f, argnums=argnum)(X, Y)
+    np.testing.assert_allclose(g, numerical_grad(f, (X, Y), argnum), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("f", CASES, ids=lambda f: f.__name__)
+def test_forward_over_a_nested_grad_agrees_with_reverse(f):
+    rev = s2sad.grad(f, argnums=(0, 1))(X, Y)
+    _, t = s2sad.jvp(f, (X, Y), (np.array([1.0, 0.0]), 0.0))
+    assert t == pytest.approx(rev[0][0], rel=1e-10)
+    _, t = s2sad.jvp(f, (X, Y), (np.zeros(2), 1.0))
+    assert t == pytest.approx(rev[1], rel=1e-10)
+
+
+def saddle_objective(p1, p2):
+    return np.sum(p1 * p1) - np.sum(p2 * p2) + np.sum(p1 * p2)
+
+
+def best_response_value(p1):
+    """The inner player's gradient step: an objective that itself calls grad (GradBench's saddle)."""
+    p2 = np.array([0.5, -0.5])
+    for step in range(3):
+        p2 = p2 + 0.1 * s2sad.grad(saddle_objective, argnums=1)(p1, p2)
+    return saddle_objective(p1, p2)
+
+
+def test_gradient_through_an_inner_gradient_descent_loop():
+    p1 = np.array([0.2, 0.7])
+    g = s2sad.grad(best_response_value)(p1)
+    np.testing.assert_allclose(g, numerical_grad(best_response_value, (p1,), 0), rtol=1e-6, atol=1e-8)
