@@ -69,8 +69,8 @@ class Transformed:
         return isinstance(self.fun, Transformed)
 
     def _bind(self, args, kwargs):
-        if self.signature is None:
-            return list(args)
+        if self.signature is None or (not kwargs and len(args) == len(self.signature.parameters)):
+            return list(args)  # the common case, without inspect's binding
         bound = self.signature.bind(*args, **kwargs)
         bound.apply_defaults()
         return list(bound.arguments.values())
