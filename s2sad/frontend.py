@@ -113,6 +113,8 @@ def _find_lambda(fn, source, first, col_shift):
     if len(candidates) > 1 and hasattr(code, "co_positions"):
         spans = {(p[0], p[2] - col_shift if p[2] is not None else None) for p in code.co_positions()}
         candidates = [c for c in candidates if (c.body.lineno, c.body.col_offset) in spans] or candidates
+    if len(candidates) > 1:  # Python 3.10, or positions that did not decide: compare compiled code
+        candidates = sorted(candidates, key=lambda c: -_code_likeness(c, code))
     if not candidates:
         raise S2SADError(f"{code.co_filename}:{first}: could not find the source of this lambda")
     node = candidates[0]
@@ -122,6 +124,23 @@ def _find_lambda(fn, source, first, col_shift):
                             returns=None, type_comment=None, type_params=[])
     gast.copy_location(tree, node)
     return tree
+
+
+def _code_likeness(node, code):
+    """How closely the lambda `node`, compiled alone, resembles the code object `code`."""
+    import ast
+    try:
+        text = ast.unparse(gast.gast_to_ast(gast.Expression(body=node)))
+        other = compile(text, "<lambda>", "eval").co_consts[0]
+    except (SyntaxError, ValueError, IndexError, TypeError):
+        return 0
+    if not hasattr(other, "co_code"):
+        return 0
+    score = 0
+    score += 4 * (other.co_code == code.co_code)
+    score += 2 * (other.co_consts == code.co_consts)
+    score += other.co_names == code.co_names
+    return score
 
 
 def _parse_fragment(source):
