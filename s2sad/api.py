@@ -18,22 +18,15 @@ from . import optimize
 from . import pytree
 from . import typesys as T
 from .errors import S2SADError
+from .runtime import stop_gradient
 
 _counter = itertools.count(1)
 
 
-def stop_gradient(x):
-    """The value of `x`, through which no derivative flows."""
-    return x
-
-
-def _stop_gradient_type(args, consts):
-    return next(iter(args.values()))
-
-
 def _register_stop_gradient():
     from . import rules
-    rules.NONDIFF[rules._key(stop_gradient)] = _stop_gradient_type
+    # no derivative flows through it; its value is its argument's
+    rules.NONDIFF[rules._key(stop_gradient)] = lambda args, consts: next(iter(args.values()))
 
 
 _register_stop_gradient()
@@ -400,4 +393,4 @@ def source(f):
 
 
 def default_backend():
-    return os.environ.get("S2SAD_BACKEND", "python")
+    return backends.default()

@@ -1,11 +1,21 @@
-"""Backends: run generated code as plain Python or compiled by Numba."""
+"""Backends: run generated code compiled by Numba (the default) or as plain Python.
+
+`backend=` on a transform picks one; otherwise `S2SAD_BACKEND` does, else
+"numba". Where Numba cannot compile a function, s2sad warns once and runs
+the Python version, unless Numba was asked for explicitly or
+`S2SAD_STRICT=1`, which make it an error.
+"""
 
 import os
 
 
+def default():
+    return os.environ.get("S2SAD_BACKEND", "numba")
+
+
 def prepare(namespace, name, module, backend):
     explicit = backend is not None
-    backend = backend or os.environ.get("S2SAD_BACKEND", "python")
+    backend = backend or default()
     if backend == "python":
         return namespace[name]
     if backend == "numba":

@@ -45,6 +45,9 @@ def canonical_name(obj):
     """How generated code spells a known function object, or None."""
     if obj is None:
         return None
+    from . import runtime
+    if obj is runtime.stop_gradient:
+        return "stop_gradient"
     for prefix, module in (("np", np), ("np.linalg", np.linalg), ("math", math)):
         name = getattr(obj, "__name__", None)
         if name and getattr(module, name, None) is obj:

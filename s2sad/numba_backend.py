@@ -143,6 +143,11 @@ def _reversed_range(start, stop, step):
     return impl
 
 
+@overload(runtime.stop_gradient)
+def _stop_gradient(x):
+    return lambda x: x
+
+
 @overload(runtime.zeros_like)
 def _zeros_like(x):
     if isinstance(x, types.Array):

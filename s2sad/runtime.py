@@ -70,6 +70,11 @@ def pop(tape, like):
     return float(tape.floats[tape.nfloats])
 
 
+def stop_gradient(x):
+    """The value of `x`, through which no derivative flows."""
+    return x
+
+
 def reversed_range(start, stop, step):
     n = len(range(start, stop, step))
     return range(start + (n - 1) * step, start - step, -step)

@@ -12,7 +12,7 @@ DEMO = os.path.join(ROOT, "examples", "demo.py")
 def run_demo():
     env = dict(os.environ)
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    env.pop("S2SAD_BACKEND", None)
+    env.pop("S2SAD_BACKEND", None)  # the demo runs as a user runs it: the Numba backend
     return subprocess.run([sys.executable, DEMO], capture_output=True, text=True, env=env, timeout=120)
 
 

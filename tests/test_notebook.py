@@ -33,7 +33,7 @@ def executed(monkeypatch_module):
             cell.outputs = []
     # the kernel imports s2sad from this checkout: cwd is the repo root and it is on PYTHONPATH
     monkeypatch_module.setenv("PYTHONPATH", ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    monkeypatch_module.delenv("S2SAD_BACKEND", raising=False)
+    monkeypatch_module.setenv("S2SAD_BACKEND", "python")
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": ROOT}}).execute()
     return nb
 
