@@ -339,13 +339,15 @@ class Reverse:
                     # `v = f(v, ...)`: the adjoint reads the old v, so restore it first,
                     # keeping the new value for rules that read `ans`
                     saved, ans = self.fresh("g"), self.fresh("ans")
+                    self.ans_types[ans] = self.ty(v)
+                    adjoint = self.adjoint(rhs, name(saved), name(ans))
                     out.append(assign(saved, g))
                     out.append(self.reset(v))
-                    out.append(assign(ans, name(v)))
+                    if any(isinstance(n, gast.Name) and n.id == ans for a in adjoint for n in gast.walk(a)):
+                        out.append(assign(ans, name(v)))
+                        self.read(name(v))  # the new value, kept before the restore: v must be taped
                     out.append(self.restore_marker("name", v, s))
-                    self.ans_types[ans] = self.ty(v)
-                    out += self.adjoint(rhs, name(saved), name(ans))
-                    return out
+                    return out + adjoint
                 out += self.adjoint(rhs, g, target)
                 if self.needs_reset(v):
                     out.append(self.reset(v))

@@ -643,3 +643,15 @@ def test_determinant_by_recursive_minor_expansion_matches_the_closed_form():
     A = np.array([[2.0, 1.0, 0.5], [0.3, 3.0, 1.0], [1.0, -1.0, 2.0]])
     g = s2sad.grad(det_by_minors)(A, 3)
     np.testing.assert_allclose(g, np.linalg.det(A) * np.linalg.inv(A).T, rtol=1e-10)
+
+
+def self_update_whose_rule_reads_the_result(x, v):
+    s0 = 0.5
+    for i in range(len(v)):
+        s0 = np.tanh(s0)  # d tanh reads its result, which the next line overwrites
+        s0 += np.tanh(x)
+    return s0
+
+
+def test_a_self_update_whose_rule_reads_its_result_is_taped():
+    check(self_update_whose_rule_reads_the_result, (0.3, np.zeros(3)))
