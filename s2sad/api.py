@@ -85,7 +85,8 @@ class Transformed:
         if self.kind == "jacrev":
             return self._jacrev_call(flat, treedefs, positions, argnums)
         spec = self.specialize(flat, argnums, tuple(treedefs), positions, "reverse")
-        out, grads = spec.call(*flat, 1.0)
+        out, grads = spec.call(*flat, spec.seed(1.0))
+        out = spec.rebuild(out)
         value = out[0] if self.has_aux else out
         if np.ndim(value) != 0:
             raise TypeError(f"grad requires a scalar output; {self.__name__} returned an array of shape "
@@ -111,25 +112,29 @@ class Transformed:
         wrt = tuple(k for i in argnums for k in positions[i])
         spec = self.specialize(flat, argnums, tuple(treedefs), positions, "forward")
         zeros = [np.zeros_like(flat[k], dtype=float) if isinstance(flat[k], np.ndarray) else 0.0 for k in wrt]
+        tree = spec.out_treedef if not self.has_aux else None  # a pytree output: one Jacobian per leaf
         out = None
         columns = {}
         for j, k in enumerate(wrt):
             x = flat[k]
-            cols = []
+            cols = []  # per input element: the output tangent's leaves
             for index in (np.ndindex(x.shape) if isinstance(x, np.ndarray) else [()]):
                 dots = list(zeros)
-                if index == ():
-                    dots[j] = 1.0 if not isinstance(x, np.ndarray) else _unit(x, index)
-                else:
-                    dots[j] = _unit(x, index)
+                dots[j] = _unit(x, index) if isinstance(x, np.ndarray) else 1.0
                 value, tangent = spec.call(*flat, *dots)
                 if self.has_aux:
                     value, tangent = value[0], tangent[0]
                 out = value
-                cols.append(np.asarray(tangent, dtype=float))
+                cols.append([np.asarray(t, dtype=float) for t in (tangent if tree is not None else [tangent])])
             shape = np.shape(x)
-            stacked = np.stack(cols, axis=-1).reshape(np.shape(cols[0]) + shape) if cols else np.zeros(shape)
-            columns[k] = stacked if stacked.ndim else float(stacked)
+            leaves = []
+            for leaf in range(len(cols[0]) if cols else 1):
+                parts = [c[leaf] for c in cols]
+                stacked = np.stack(parts, axis=-1).reshape(np.shape(parts[0]) + shape) if parts else np.zeros(shape)
+                leaves.append(stacked if stacked.ndim else float(stacked))
+            columns[k] = pytree.tree_unflatten(tree, leaves) if tree is not None else leaves[0]
+        if tree is not None:
+            out = spec.rebuild(out)
         if self.kind in ("grad", "value_and_grad") and np.ndim(out) != 0:
             raise TypeError(f"grad requires a scalar output; got an array of shape {np.shape(out)}")
         picked = self._pick(columns, treedefs, positions, argnums)
@@ -232,11 +237,28 @@ class Specialization:
                   f"# with respect to argument(s) {wrt}, for argument types "
                   f"({', '.join(map(repr, types))}).\n")
         self.module, self.name, self.types, self.mode = module, name, types, mode
+        self.out_treedef = getattr(compiler.Function.of(fun).ir, "s2sad_out_treedef", None)
+        self.has_aux = transformed.has_aux
         self.source = module.source(header)
         self.filename = f"<s2sad {name} {next(_counter)}>"
         self.namespace = module.load(self.source, self.filename)
         self.call = backends.prepare(self.namespace, name, module, transformed.backend)
         self.wrappers = {}
+
+    def rebuild(self, out):
+        """The output in the structure the function returns (dicts and nested containers)."""
+        if self.out_treedef is None:
+            return out
+        return pytree.tree_unflatten(self.out_treedef, list(out))
+
+    def flatten_output(self, value):
+        if self.out_treedef is None:
+            return value
+        return tuple(pytree.tree_leaves(value))
+
+    def seed(self, cotangent):
+        """The output cotangent as generated code takes it (with has_aux: the value's alone)."""
+        return cotangent if self.has_aux else self.flatten_output(cotangent)
 
     def gradient_wrapper(self, flat_args, argnums, argnums_spec, mode):
         """Generated source for `grad(f)(*args)` itself, so it can be differentiated again."""
@@ -342,7 +364,7 @@ def jvp(fun, primals, tangents, backend=None):
                 or (isinstance(v, np.ndarray) and v.dtype.kind == "f"))
     spec = _jvp_spec(base, flat, wrt, tuple(treedefs), backend)
     out, out_dot = spec.call(*flat, *[flat_dots[k] for k in wrt])
-    return out, out_dot
+    return spec.rebuild(out), spec.rebuild(out_dot)
 
 
 _JVP_CACHE = {}
@@ -366,9 +388,11 @@ def vjp(fun, *primals, backend=None):
                 or (isinstance(v, np.ndarray) and v.dtype.kind == "f"))
     holder = Transformed(fun, 0, False, "jacrev", backend)
     spec = holder.specialize(flat, tuple(range(len(primals))), tuple(treedefs), positions, "reverse")
-    out, _ = spec.call(*flat, _zero_like(fun, flat))
+    out, _ = spec.call(*flat, spec.flatten_output(_zero_like(fun, flat)))
+    out = spec.rebuild(out)
+
     def vjp_fn(cotangent):
-        _, grads = spec.call(*flat, cotangent)
+        _, grads = spec.call(*flat, spec.flatten_output(cotangent))
         per_arg = []
         for i, p in enumerate(positions):
             leaves = [grads[k] for k in p]
@@ -380,6 +404,8 @@ def vjp(fun, *primals, backend=None):
 def _zero_like(fun, flat):
     """A zero cotangent of the right structure: run the primal once to learn it."""
     out = fun(*flat) if not isinstance(fun, Transformed) else None
+    if pytree.is_container(out) and not isinstance(out, tuple):
+        return pytree.tree_map(lambda o: np.zeros_like(o, dtype=float) if np.ndim(o) else 0.0, out)
     if isinstance(out, tuple):
         return tuple(np.zeros_like(o, dtype=float) if np.ndim(o) else 0.0 for o in out)
     return np.zeros_like(out, dtype=float) if np.ndim(out) else 0.0

@@ -35,7 +35,8 @@ REFUSED = {
     gast.NamedExpr: ("an assignment expression (`:=`)", "assign on a line of its own"),
     gast.Starred: ("a starred expression (`*args`)", "pass the arguments one by one"),
     gast.Set: ("a set", "use a tuple or an array"),
-    gast.Dict: ("a dict literal", "build dicts outside; s2sad accepts dicts as arguments"),
+    gast.Dict: ("a dict literal", "s2sad accepts dicts as arguments, and returns them (`return {'loss': l}`); "
+                "build other dicts outside the differentiated function"),
     gast.JoinedStr: ("an f-string", "format strings outside the differentiated function"),
     gast.Raise: ("`raise`", "check inputs before calling the differentiated function"),
     gast.Match: ("a `match` statement", "use `if`/`elif`"),
@@ -49,8 +50,11 @@ def check(parsed):
     if args.vararg or args.kwarg:
         raise UnsupportedSyntaxError("`*args`/`**kwargs` parameters", parsed.where(fn),
                                      "give every parameter a name")
+    returned = _returned_containers(fn)
     for node in _walk_body(fn):
         kind = type(node)
+        if kind is gast.Dict and id(node) in returned:
+            continue  # a pytree output: `return {"loss": l, "aux": (a, b)}`
         if kind in REFUSED:
             construct, hint = REFUSED[kind]
             raise UnsupportedSyntaxError(construct, parsed.where(node), hint)
@@ -66,6 +70,21 @@ def check(parsed):
             raise UnsupportedSyntaxError(
                 "a call whose result is thrown away", parsed.where(node),
                 "s2sad differentiates values, not side effects: assign the result to a name")
+
+
+def _returned_containers(fn):
+    """Container literals that form a returned value (dicts are allowed only there)."""
+    ids = set()
+
+    def mark(node):
+        if isinstance(node, (gast.Dict, gast.Tuple, gast.List)):
+            ids.add(id(node))
+            for child in (node.values if isinstance(node, gast.Dict) else node.elts):
+                mark(child)
+    for node in gast.walk(fn):
+        if isinstance(node, gast.Return) and node.value is not None:
+            mark(node.value)
+    return ids
 
 
 def _walk_body(fn):

@@ -114,6 +114,7 @@ class Normalizer:
         self.names = Names({n.id for n in gast.walk(fn) if isinstance(n, gast.Name)})
         self.loops = []  # stack of {"break": flag or None, "continue": flag or None}
         self.returned = None  # flag name when the function has an early return
+        self.out_treedef = None  # structure of a returned dict/nested container, else None
         self.retval = None
 
     def fresh(self, stem):
@@ -146,6 +147,7 @@ class Normalizer:
                                type_comment=None, type_params=[])
         for a in new.args.args:
             a.annotation = None
+        new.s2sad_out_treedef = self.out_treedef
         if fn.args.defaults or fn.args.kwonlyargs or fn.args.posonlyargs:
             # every parameter becomes positional, in signature order: callers bind by inspect.signature
             new.args = gast.arguments(args=fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs,
@@ -233,7 +235,14 @@ class Normalizer:
         value = s.value
         if value is None:
             raise self.error("a `return` without a value", s, "return the value to differentiate")
-        if isinstance(value, gast.Tuple):
+        if _nested_container(value):  # a pytree output: returned flat, rebuilt by the caller
+            leaves, treedef = self.flatten_output(value, out)
+            if self.out_treedef is not None and self.out_treedef != treedef:
+                raise self.error("returns of differently structured values", s,
+                                 "return the same dict/tuple structure on every path")
+            self.out_treedef = treedef
+            result = gast.Tuple(elts=leaves, ctx=gast.Load())
+        elif isinstance(value, gast.Tuple):
             result = gast.Tuple(elts=[self.atom(e, out) for e in value.elts], ctx=gast.Load())
         else:
             result = self.atom(value, out)
@@ -244,6 +253,27 @@ class Normalizer:
             ret = gast.Return(value=result)
             gast.copy_location(ret, s)
             out.append(ret)
+
+    def flatten_output(self, value, out):
+        """Leaves (atoms) and the pytree structure of a returned container literal."""
+        if isinstance(value, gast.Dict):
+            if not all(isinstance(k, gast.Constant) for k in value.keys):
+                raise self.error("a returned dict with computed keys", value, "use constant keys")
+            items = sorted(zip([k.value for k in value.keys], value.values), key=lambda kv: kv[0])
+            leaves, defs = [], []
+            for _, v in items:
+                sub, d = self.flatten_output(v, out)
+                leaves += sub
+                defs.append(d)
+            return leaves, ("dict", tuple(k for k, _ in items), tuple(defs))
+        if isinstance(value, (gast.Tuple, gast.List)):
+            leaves, defs = [], []
+            for v in value.elts:
+                sub, d = self.flatten_output(v, out)
+                leaves += sub
+                defs.append(d)
+            return leaves, ("tuple" if isinstance(value, gast.Tuple) else "list", len(value.elts), tuple(defs))
+        return [self.atom(value, out)], None
 
     def stmt_Break(self, s, out):
         out.append(assign(self.loops[-1]["break"], const(True), s))
@@ -754,6 +784,17 @@ def _is_transformed(obj):
 def _has_rule(obj):
     from . import rules
     return rules.lookup(obj) is not None or rules.nondiff(obj) is not None
+
+
+def _nested_container(value):
+    """A returned literal with a dict or list in it: returned as a flat tuple of leaves.
+
+    Tuples alone (`return out, (a_bar, b_bar)`, as generated code does) stay nested tuples."""
+    def has_dict_or_list(node):
+        if isinstance(node, (gast.Dict, gast.List)):
+            return True
+        return isinstance(node, gast.Tuple) and any(has_dict_or_list(e) for e in node.elts)
+    return has_dict_or_list(value)
 
 
 def _is_dropped(s):

@@ -198,3 +198,37 @@ def test_jvp_of_grad_is_a_hessian_vector_product():
 def test_check_grads_passes_on_correct_derivatives():
     s2sad.check_grads(loop_branch, (0.7, 0.3), order=2)
     s2sad.check_grads(np.tanh, (0.5,), order=3)
+
+
+# ---- pytree outputs -------------------------------------------------------------
+def loss_with_aux_dict(w, x):
+    pred = np.tanh(x * w)
+    return np.sum(pred ** 2), {"pred": pred, "range": (np.max(pred), np.min(pred))}
+
+
+def dict_valued(w, x):
+    return {"a": w * x, "b": np.sum(x) * w ** 2}
+
+
+XS = np.array([0.1, 0.5, -0.3])
+
+
+def test_has_aux_returns_a_dict_of_auxiliary_values():
+    g, aux = s2sad.grad(loss_with_aux_dict, has_aux=True)(0.7, XS)
+    assert g == pytest.approx(numerical_grad(lambda w: loss_with_aux_dict(w, XS)[0], (0.7,)), rel=1e-6)
+    np.testing.assert_allclose(aux["pred"], np.tanh(XS * 0.7))
+    assert aux["range"][0] == pytest.approx(np.max(np.tanh(XS * 0.7)))
+
+
+def test_jvp_vjp_and_jacfwd_of_a_dict_valued_function():
+    out, t = s2sad.jvp(dict_valued, (0.7, XS), (1.0, np.zeros(3)))
+    np.testing.assert_allclose(out["a"], 0.7 * XS)
+    np.testing.assert_allclose(t["a"], XS)
+    assert t["b"] == pytest.approx(2 * 0.7 * np.sum(XS))
+    _, vjp_fn = s2sad.vjp(dict_valued, 0.7, XS)
+    gw, gx = vjp_fn({"a": np.ones(3), "b": 1.0})
+    assert gw == pytest.approx(np.sum(XS) + 2 * 0.7 * np.sum(XS))
+    np.testing.assert_allclose(gx, 0.7 + 0.49)
+    jw = s2sad.jacfwd(dict_valued)(0.7, XS)
+    np.testing.assert_allclose(jw["a"], XS)
+    assert jw["b"] == pytest.approx(2 * 0.7 * np.sum(XS))
