@@ -207,7 +207,11 @@ class Analysis:
     def _call_type(self, node):
         func = call_func(node)
         if is_nested_call(node):
-            return nested_result_type(func, [self.type_of(a) for a in node.args])
+            types = [self.type_of(a) for a in node.args]
+            if func.kind == "jvp":  # (out, tangent_out) of f at the primals
+                out = self.compiler.result_type(func.fun, types[:len(types) // 2])
+                return T.tuple_of([out, out])
+            return nested_result_type(func, types)
         rule = rules.lookup(func)
         if rule is not None and getattr(rule, "primal", None) is not None:  # custom rules: the primal's type
             return self.compiler.result_type(rule.primal, [self.type_of(a) for a in node.args])

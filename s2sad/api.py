@@ -381,6 +381,40 @@ def _jvp_spec(fun, flat, wrt, treedefs, backend):
     return spec[1]
 
 
+class JvpOf:
+    """`jvp(fun, primals, tangents)` written inside differentiated code, as one callable:
+    `JvpOf(fun)(*primals, *tangents) -> (out, tangent_out)`. Its generated code is
+    plain forward-mode code, which either mode differentiates again."""
+
+    kind = "jvp"
+    nested = False
+    has_aux = False
+
+    def __init__(self, fun):
+        self.fun = fun
+        self.__name__ = f"{getattr(fun, '__name__', 'f')}_jvp"
+
+    def __call__(self, *args):
+        n = len(args) // 2
+        return jvp(self.fun, args[:n], args[n:], backend="python")
+
+    def as_function(self, types):
+        """A generated plain function `(*primals, *tangents) -> (out, tangent_out)` for these types."""
+        types = [t if isinstance(t, T.Ty) else T.of_value(t) for t in types]
+        n = len(types) // 2
+        key = tuple(types)
+        cache = self.__dict__.setdefault("_functions", {})
+        if key not in cache:
+            holder = Transformed(self.fun, 0, False, "jacfwd", "python")
+            spec = Specialization(holder, self.fun, tuple(types[:n]), tuple(range(n)), (None,) * n, "forward")
+            params = [f"a{i}" for i in range(2 * n)]
+            source = (f"def {spec.name}_all({', '.join(params)}):\n"
+                      f"    return {spec.name}({', '.join(params)})\n")
+            namespace = spec.module.load(spec.source + "\n\n" + source, f"<s2sad {spec.name}_all {next(_counter)}>")
+            cache[key] = namespace[f"{spec.name}_all"]
+        return cache[key]
+
+
 def vjp(fun, *primals, backend=None):
     """(fun(*primals), vjp_fn) where vjp_fn(cotangent) gives one cotangent per primal."""
     flat, treedefs, positions = _flatten(list(primals), tuple(range(len(primals))))

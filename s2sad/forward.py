@@ -241,7 +241,7 @@ class Forward:
             return out
         arg_types = [self.ty(a) for a in call.args]
         callee = call_func(call)
-        if is_nested_call(call):  # grad(f)(x): transform the code generated for it
+        if is_nested_call(call):  # grad(f)(x), jvp(f, ...): transform the code generated for it
             callee = callee.as_function(arg_types)
         jvp = self.compiler.jvp_name(callee, arg_types, tuple(active_args))
         result = self.fresh("jvp")

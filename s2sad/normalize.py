@@ -346,7 +346,7 @@ class Normalizer:
                 out.append(assign(n, a, s))
             return
         rhs = self.rhs(value, out)
-        if isinstance(rhs, gast.Call) and getattr(rhs, "s2sad_user", False):
+        if isinstance(rhs, gast.Call) and (getattr(rhs, "s2sad_user", False) or getattr(rhs, "s2sad_nested", False)):
             tup = gast.Tuple(elts=[name(n, True) for n in names], ctx=gast.Store())
             out.append(assign(tup, rhs, s))
             return
@@ -719,6 +719,8 @@ class Normalizer:
         args = [self.atom(a, out) for a in expr.args]
         keywords = [gast.keyword(arg=k.arg, value=self.atom(k.value, out)) for k in expr.keywords]
         spelled = canonical_name(obj)
+        if _is_jvp(obj):  # jvp(f, (x, y), (dx, dy)) inside differentiated code: one call of JvpOf(f)
+            return self.nested_jvp(expr, out)
         if _is_transformed(obj):  # nested AD: grad(f)(x) inside the function being differentiated
             node = _call(_spell(func) if not isinstance(func, gast.Call) else self.name_object(obj),
                          args, obj, expr, keywords)
@@ -739,6 +741,24 @@ class Normalizer:
         positional = [v if isinstance(v, gast.AST) else self.default_atom(v, expr) for v in bound.arguments.values()]
         node = _call(_spell(func), positional, obj, expr)
         node.s2sad_user = True
+        return node
+
+    def nested_jvp(self, expr, out):
+        from . import api
+        if len(expr.args) != 3 or expr.keywords or not all(isinstance(a, (gast.Tuple, gast.List))
+                                                          for a in expr.args[1:]):
+            raise self.error("a `jvp` call inside differentiated code not of the form "
+                             "`jvp(f, (x, ...), (dx, ...))`", expr, "pass the primals and tangents as tuples")
+        fun = self.resolve(expr.args[0])
+        if fun is None or fun is _MISSING or not callable(fun):
+            raise self.error("`jvp` of a local value", expr, "differentiate a function defined at module level")
+        primals, tangents = expr.args[1].elts, expr.args[2].elts
+        if len(primals) != len(tangents):
+            raise self.error("`jvp` with different numbers of primals and tangents", expr)
+        obj = api.JvpOf(fun)
+        args = [self.atom(a, out) for a in primals + tangents]
+        node = _call(self.name_object(obj), args, obj, expr)
+        node.s2sad_nested = True
         return node
 
     def transform_object(self, call):
@@ -778,7 +798,12 @@ _MISSING = object()
 
 def _is_transformed(obj):
     from . import api
-    return isinstance(obj, api.Transformed)
+    return isinstance(obj, (api.Transformed, api.JvpOf))
+
+
+def _is_jvp(obj):
+    from . import api
+    return obj is api.jvp
 
 
 def _has_rule(obj):

@@ -426,6 +426,8 @@ class Reverse:
             if is_user_call(rhs):
                 return self.user_adjoint(rhs, g)
             if is_nested_call(rhs):
+                if call_func(rhs).kind == "jvp":
+                    return self.user_adjoint(rhs, g)
                 return self.nested_adjoint(rhs, g)
             rule = rules.lookup(call_func(rhs))
             if rule is None:
@@ -486,7 +488,10 @@ class Reverse:
         wrt = [i for i, a in enumerate(call.args) if self.active(a)]
         if not wrt:
             return []
-        vjp_name = self.compiler.vjp_name(call_func(call), arg_types, tuple(wrt))
+        callee = call_func(call)
+        if is_nested_call(call):  # jvp(f, ...) inside: reverse over its generated forward-mode code
+            callee = callee.as_function(arg_types)
+        vjp_name = self.compiler.vjp_name(callee, arg_types, tuple(wrt))
         for a in call.args:
             self.read(a)
         result = self.fresh("vjp")

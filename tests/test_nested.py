@@ -63,3 +63,21 @@ def test_gradient_through_an_inner_gradient_descent_loop():
     p1 = np.array([0.2, 0.7])
     g = s2sad.grad(best_response_value)(p1)
     np.testing.assert_allclose(g, numerical_grad(best_response_value, (p1,), 0), rtol=1e-6, atol=1e-8)
+
+
+def surface(x, y):
+    return np.sin(x) * y ** 2 + x * y
+
+
+def directional_derivative_times_value(x, y):
+    out, tangent = s2sad.jvp(surface, (x, y), (1.0, 0.5))  # jvp inside differentiated code
+    return tangent * out
+
+
+def test_grad_of_jvp_matches_finite_differences_and_forward_mode():
+    args = (0.3, 1.2)
+    gx, gy = s2sad.grad(directional_derivative_times_value, argnums=(0, 1))(*args)
+    assert gx == pytest.approx(numerical_grad(directional_derivative_times_value, args, 0), rel=1e-6)
+    assert gy == pytest.approx(numerical_grad(directional_derivative_times_value, args, 1), rel=1e-6)
+    _, t = s2sad.jvp(directional_derivative_times_value, args, (1.0, 0.0))
+    assert t == pytest.approx(gx, rel=1e-10)
