@@ -415,23 +415,28 @@ class JvpOf:
         return cache[key]
 
 
-def vjp(fun, *primals, backend=None):
-    """(fun(*primals), vjp_fn) where vjp_fn(cotangent) gives one cotangent per primal."""
+def vjp(fun, *primals, has_aux=False, backend=None):
+    """`(fun(*primals), vjp_fn)`, where `vjp_fn(cotangent)` gives one cotangent per primal.
+
+    With `has_aux=True`, fun returns `(value, aux)` and vjp returns `(value, vjp_fn, aux)`."""
     flat, treedefs, positions = _flatten(list(primals), tuple(range(len(primals))))
-    wrt = tuple(k for k, v in enumerate(flat) if isinstance(v, (float, np.floating))
-                or (isinstance(v, np.ndarray) and v.dtype.kind == "f"))
-    holder = Transformed(fun, 0, False, "jacrev", backend)
+    holder = Transformed(fun, 0, has_aux, "jacrev", backend)
     spec = holder.specialize(flat, tuple(range(len(primals))), tuple(treedefs), positions, "reverse")
-    out, _ = spec.call(*flat, spec.flatten_output(_zero_like(fun, flat)))
+    primal = fun(*flat) if not (isinstance(fun, Transformed) or any(treedefs)) else None
+    zero = _zero_like(lambda *a: primal[0] if has_aux else primal, flat) if primal is not None \
+        else _zero_like(fun, flat)
+    out, _ = spec.call(*flat, spec.seed(zero))
     out = spec.rebuild(out)
 
     def vjp_fn(cotangent):
-        _, grads = spec.call(*flat, spec.flatten_output(cotangent))
+        _, grads = spec.call(*flat, spec.seed(cotangent))
         per_arg = []
         for i, p in enumerate(positions):
             leaves = [grads[k] for k in p]
             per_arg.append(leaves[0] if treedefs[i] is None else pytree.tree_unflatten(treedefs[i], leaves))
         return tuple(per_arg)
+    if has_aux:
+        return out[0], vjp_fn, out[1]
     return out, vjp_fn
 
 

@@ -232,3 +232,11 @@ def test_jvp_vjp_and_jacfwd_of_a_dict_valued_function():
     jw = s2sad.jacfwd(dict_valued)(0.7, XS)
     np.testing.assert_allclose(jw["a"], XS)
     assert jw["b"] == pytest.approx(2 * 0.7 * np.sum(XS))
+
+
+def test_vjp_with_auxiliary_data():
+    value, vjp_fn, aux = s2sad.vjp(loss_with_aux_dict, 0.7, XS, has_aux=True)
+    assert value == pytest.approx(loss_with_aux_dict(0.7, XS)[0])
+    gw, gx = vjp_fn(1.0)
+    assert gw == pytest.approx(s2sad.grad(loss_with_aux_dict, has_aux=True)(0.7, XS)[0])
+    np.testing.assert_allclose(aux["pred"], np.tanh(XS * 0.7))
