@@ -365,9 +365,10 @@ def check_differentiable(analysis, where):
             spelled = gast.unparse(rhs.func) if hasattr(gast, "unparse") else getattr(func, "__name__", "?")
             raise NonDifferentiableError(
                 f"{where(stmt)}: s2sad has no derivative rule for `{spelled}` and it is not a Python "
-                f"function s2sad can read\n    {where(stmt).line.strip()}\n  hint: write the computation as a "
-                "Python function of NumPy calls s2sad knows (see docs/rules.md), or wrap the value in "
-                "s2sad.stop_gradient if it should not be differentiated")
+                f"function s2sad can read\n    {where(stmt).line.strip()}\n  hint: give it a derivative with "
+                "s2sad.custom_vjp or s2sad.custom_jvp, write it as a Python function of NumPy calls s2sad "
+                "knows (docs/rules.md), or wrap the value in s2sad.stop_gradient if it should not be "
+                "differentiated")
 
 
 FRESH_CALLS = ("np.zeros", "np.ones", "np.empty", "np.full", "np.zeros_like", "np.ones_like", "np.empty_like",

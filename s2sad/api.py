@@ -112,9 +112,7 @@ class Transformed:
         wrt = tuple(k for i in argnums for k in positions[i])
         spec = self.specialize(flat, argnums, tuple(treedefs), positions, "forward")
         zeros = [np.zeros_like(flat[k], dtype=float) if isinstance(flat[k], np.ndarray) else 0.0 for k in wrt]
-        tree = spec.out_treedef if not self.has_aux else None  # a pytree output: one Jacobian per leaf
-        out = None
-        columns = {}
+        out, tree, columns = None, None, {}
         for j, k in enumerate(wrt):
             x = flat[k]
             cols = []  # per input element: the output tangent's leaves
@@ -125,39 +123,45 @@ class Transformed:
                 if self.has_aux:
                     value, tangent = value[0], tangent[0]
                 out = value
-                cols.append([np.asarray(t, dtype=float) for t in (tangent if tree is not None else [tangent])])
-            shape = np.shape(x)
-            leaves = []
-            for leaf in range(len(cols[0]) if cols else 1):
-                parts = [c[leaf] for c in cols]
-                stacked = np.stack(parts, axis=-1).reshape(np.shape(parts[0]) + shape) if parts else np.zeros(shape)
-                leaves.append(stacked if stacked.ndim else float(stacked))
-            columns[k] = pytree.tree_unflatten(tree, leaves) if tree is not None else leaves[0]
-        if tree is not None:
-            out = spec.rebuild(out)
+                tree, leaves = _output_leaves(spec, tangent, self.has_aux)
+                cols.append(leaves)
+            columns[k] = [_stack(list(c), np.shape(x)) for c in zip(*cols)]
         if self.kind in ("grad", "value_and_grad") and np.ndim(out) != 0:
             raise TypeError(f"grad requires a scalar output; got an array of shape {np.shape(out)}")
-        picked = self._pick(columns, treedefs, positions, argnums)
+        if spec.out_treedef is not None and not self.has_aux:
+            out = spec.rebuild(out)
+        picked = self._assemble(columns, tree, treedefs, positions, argnums)
         return (out, picked) if self.with_value else picked
+
+    def _assemble(self, columns, tree, treedefs, positions, argnums):
+        """JAX's layout: the output's structure outermost, then the argnums, then each input's."""
+        n_leaves = len(next(iter(columns.values())))
+        per_leaf = [self._pick({k: c[leaf] for k, c in columns.items()}, treedefs, positions, argnums)
+                    for leaf in range(n_leaves)]
+        return per_leaf[0] if tree is None else pytree.tree_unflatten(tree, per_leaf)
 
     def _jacrev_call(self, flat, treedefs, positions, argnums):
         """Jacobian by reverse mode, one basis cotangent per output element."""
         spec = self.specialize(flat, argnums, tuple(treedefs), positions, "reverse")
-        out, _ = spec.call(*flat, 0.0) if not self.has_aux else spec.call(*flat, 0.0)
-        value = out[0] if self.has_aux else out
-        rows = []
-        for index in (np.ndindex(np.shape(value)) if np.ndim(value) else [()]):
-            seed = 1.0 if index == () else _unit(np.asarray(value, dtype=float), index)
-            _, grads = spec.call(*flat, seed)
-            rows.append(grads)
+        probe = fun_output(self.fun, flat, self.has_aux)
+        tree, leaves = _output_leaves(spec, probe if self.has_aux else spec.flatten_output(probe), self.has_aux)
+        leaves = [np.asarray(v, dtype=float) for v in leaves]
         wrt = [k for i in argnums for k in positions[i]]
-        jac = {}
-        for k in wrt:
-            parts = [np.asarray(r[k], dtype=float) for r in rows]
-            stacked = np.stack(parts).reshape(np.shape(value) + np.shape(flat[k]))
-            jac[k] = stacked if stacked.ndim else float(stacked)
-        picked = self._pick(jac, treedefs, positions, argnums)
-        return (picked, out[1]) if self.has_aux else picked
+        rows = {k: [[] for _ in leaves] for k in wrt}
+        for leaf, v in enumerate(leaves):
+            for index in (np.ndindex(v.shape) if v.ndim else [()]):
+                seeds = [np.zeros_like(u) if u.ndim else 0.0 for u in leaves]
+                seeds[leaf] = _unit(v, index) if v.ndim else 1.0
+                seed = seeds[0] if tree is None else tuple(seeds)
+                _, grads = spec.call(*flat, seed)
+                for k in wrt:
+                    rows[k][leaf].append(np.asarray(grads[k], dtype=float))
+        columns = {k: [_stack_rows(r, leaves[leaf].shape, np.shape(flat[k])) for leaf, r in enumerate(rows[k])]
+                   for k in wrt}
+        picked = self._assemble(columns, tree, treedefs, positions, argnums)
+        if self.has_aux:
+            return picked, spec.rebuild(spec.call(*flat, 0.0)[0])[1]
+        return picked
 
     def specialize(self, flat_args, argnums, treedefs, positions, mode):
         """The generated code for arguments like `flat_args` (values, or their abstract types)."""
@@ -200,6 +204,34 @@ class Transformed:
     def _repr_html_(self):
         from . import display
         return display.transformed_html(self)
+
+
+def _output_leaves(spec, out, has_aux):
+    """(structure, leaves) of an output: a pytree output's leaves, a tuple's items, or the value."""
+    if spec.out_treedef is not None and not has_aux:
+        return spec.out_treedef, list(out)
+    if isinstance(out, tuple):
+        return ("tuple", len(out), (None,) * len(out)), list(out)
+    return None, [out]
+
+
+def _stack(parts, in_shape):
+    """Columns d out / d x[index], in x's index order, into out.shape + x.shape."""
+    parts = [np.asarray(p, dtype=float) for p in parts]
+    stacked = np.stack(parts, axis=-1).reshape(np.shape(parts[0]) + tuple(in_shape))
+    return stacked if stacked.ndim else float(stacked)
+
+
+def _stack_rows(rows, out_shape, in_shape):
+    """Rows d out[index] / d x, in out's index order, into out.shape + x.shape."""
+    stacked = np.stack(rows).reshape(tuple(out_shape) + tuple(in_shape))
+    return stacked if stacked.ndim else float(stacked)
+
+
+def fun_output(fun, flat, has_aux):
+    """The function's value at `flat` (for the output's structure); its value part with has_aux."""
+    out = fun(*flat)
+    return out[0] if has_aux else out
 
 
 def _unit(x, index):

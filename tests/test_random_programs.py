@@ -24,7 +24,7 @@ import uuid
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 import s2sad
@@ -93,6 +93,9 @@ class Gen:
             return f"(0.1 * {self.pick(env['ints'])})"
         arrays = ["v", "w"] if env.get("w", True) else ["v"]
         if kind == "vidx":
+            if env.get("w", True) and self.draw(st.booleans()):
+                idx = self.pick(env["idx"]) if env["idx"] and self.draw(st.booleans()) else str(self.integer(0, 2))
+                return f"M[{self.integer(0, 1)}, {idx}]"
             if env["idx"] and self.draw(st.booleans()):
                 return f"{self.pick(arrays)}[{self.pick(env['idx'])}]"
             return f"{self.pick(arrays)}[{self.integer(0, 2)}]"
@@ -106,7 +109,7 @@ class Gen:
             return self.atom(env)
         a = lambda: self.expr(env, depth - 1)  # noqa: E731
         kind = self.pick(["add", "sub", "mul", "div", "pow", "sin", "cos", "tanh", "exp", "msin",
-                          "sqrt", "max", "neg", "helper", "mcos"])
+                          "sqrt", "max", "neg", "helper", "mcos", "rec", "ngrad"])
         if kind == "add":
             return f"({a()} + {a()})"
         if kind == "sub":
@@ -137,6 +140,11 @@ class Gen:
             return f"np.maximum({a()}, {a()})"
         if kind == "neg":
             return f"(-{a()})"
+        if kind == "rec":
+            return f"rec(np.tanh({a()}), {self.integer(0, 3)})"
+        if kind == "ngrad":
+            h = self.pick(["hg"] + [h for h, k in self.helpers if k == "scalar"])
+            return f"s2sad.grad({h})(np.tanh({a()}))"
         # helper call
         scalar_helpers = [h for h, k in self.helpers if k == "scalar"]
         array_helpers = [h for h, k in self.helpers if k == "array"]
@@ -174,9 +182,12 @@ class Gen:
         return [line for _ in range(n) for line in self.stmt(env, pad, nest)]
 
     def stmt(self, env, pad, nest):
-        kinds = ["assign", "assign", "aug", "aug", "swap", "write", "write"]
+        kinds = ["assign", "assign", "aug", "aug", "swap", "write", "write",
+                 "local_arr", "mat_row", "mat_elem", "row_view"]
+        if env["loop"]:
+            kinds += ["local_arr"]              # arrays created inside a loop, then written
         if nest > 0:
-            kinds += ["if", "for_range", "for_elem"]
+            kinds += ["if", "for_range", "for_elem", "enumerate", "zip", "while_data"]
             if not ("while_in_for" in AVOID and env.get("depth", 0) >= 1):
                 kinds += ["while"]
         if env["loop"]:
@@ -207,6 +218,38 @@ class Gen:
             if op != "=" and "aug_subscript" in AVOID:
                 return [f"{pad}w[{idx}] = w[{idx}] {op[0]} {rhs}"]
             return [f"{pad}w[{idx}] {op} {rhs}"]
+        if kind == "local_arr":
+            # a 1-D array created here (inside a loop, often) and written in place
+            self.counter += 1
+            q = f"q{self.counter}"
+            idx = self.pick(env["idx"]) if env["idx"] and self.draw(st.booleans()) else str(self.integer(0, 2))
+            base = self.pick(["v", "w", "np.sin(v)"])
+            lines = [f"{pad}{q} = {base} * {self.bounded(env, 1)}",
+                     f"{pad}{q}[{idx}] = {q}[{idx}] + {self.bounded(env)}"]
+            if self.draw(st.booleans()):
+                lines.append(f"{pad}{q}[{self.integer(0, 2)}] = np.tanh({q}[{idx}] * {self.expr(env, 1)})")
+            red = self.pick([f"np.sum({q})", f"np.dot({q}, v)", f"np.sum(np.sin({q}[1:]))"])
+            return lines + [f"{pad}{t} = np.tanh({t} + {red})"]
+        if kind == "mat_row":
+            r = self.integer(0, 1)
+            rhs = self.pick([f"np.tanh(v * {self.expr(env, 1)})", f"np.sin(w + {self.expr(env, 1)})",
+                             f"np.tanh(M[{1 - r}] + {self.expr(env, 1)})"])
+            return [f"{pad}M[{r}] = {rhs}"]
+        if kind == "mat_elem":
+            idx = self.pick(env["idx"]) if env["idx"] and self.draw(st.booleans()) else str(self.integer(0, 2))
+            r = self.integer(0, 1)
+            if self.draw(st.booleans()):
+                return [f"{pad}M[{r}, {idx}] = M[{r}, {idx}] + {self.bounded(env)}"]
+            return [f"{pad}M[{r}, {idx}] = {self.bounded(env)}"]
+        if kind == "row_view":
+            # read through a view of a row, then rewrite the row; the view is never read again
+            # (s2sad refuses reads of a view after its array is written: see test_row_view_read_after_write_is_refused)
+            self.counter += 1
+            row, r = f"row{self.counter}", self.integer(0, 1)
+            k1, k2 = self.integer(0, 2), self.integer(0, 2)
+            return [f"{pad}{row} = M[{r}]",
+                    f"{pad}{t} = np.tanh({t} + {row}[{k1}] * {self.expr(env, 1)} + np.sum({row}) * 0.1)",
+                    f"{pad}M[{r}] = np.tanh({row} * {self.const()} + {row}[{k2}] + {self.expr(env, 1)})"]
         if kind == "break":
             return [f"{pad}if {self.cond(env)}:", f"{pad}    break"]
         if kind == "continue":
@@ -231,6 +274,28 @@ class Gen:
             arr = self.pick(["v", "v", "w", "v[1:]"])
             body_env = dict(env, loop=True, elem=True, depth=env.get("depth", 0) + 1, floats=env["floats"] + [a])
             return [f"{pad}for {a} in {arr}:"] + self.block(body_env, inner, nest - 1)
+        if kind == "enumerate":
+            i, a = f"i{c}", f"a{c}"
+            arr = self.pick(["v", "w", "np.sin(v)"])
+            body_env = dict(env, loop=True, elem=True, depth=env.get("depth", 0) + 1,
+                            ints=env["ints"] + [i], idx=env["idx"] + [i], floats=env["floats"] + [a])
+            return [f"{pad}for {i}, {a} in enumerate({arr}):"] + self.block(body_env, inner, nest - 1)
+        if kind == "zip":
+            a, b = f"a{c}", f"b{c}"
+            pair = self.pick(["v, w", "w, v", "v[1:], v[:-1]", "v, np.cos(v)"])
+            body_env = dict(env, loop=True, elem=True, depth=env.get("depth", 0) + 1,
+                            floats=env["floats"] + [a, b])
+            return [f"{pad}for {a}, {b} in zip({pair}):"] + self.block(body_env, inner, nest - 1)
+        if kind == "while_data":
+            # a while loop whose exit depends on data (a counter only bounds it)
+            k, z = f"k{c}", f"z{c}"
+            body_env = dict(env, loop=True, depth=env.get("depth", 0) + 1, ints=env["ints"] + [k],
+                            floats=env["floats"] + [z])
+            return ([f"{pad}{k} = 0", f"{pad}{z} = {self.bounded(env, 1)}",
+                     f"{pad}while {z} < {self.pick(['1.0', '1.7', '2.5'])} and {k} < 8:",
+                     f"{inner}{k} += 1",
+                     f"{inner}{z} = {z} + 0.4 + 0.3 * np.tanh({self.expr(body_env, 1)})"]
+                    + self.block(body_env, inner, nest - 1, 2) + [f"{pad}{t} = {t} + np.tanh({z})"])
         # while: counter-guarded
         k = f"k{c}"
         body_env = dict(env, loop=True, depth=env.get("depth", 0) + 1, ints=env["ints"] + [k])
@@ -244,7 +309,9 @@ class Gen:
 @st.composite
 def programs(draw, max_nest=2, max_stmts=5):
     gen = Gen(draw)
-    lines = ["import math", "import numpy as np", "", ""]
+    lines = ["import math", "import numpy as np", "import s2sad", "", "",
+             "def rec(p, n):", "    if n == 0:", "        return p", "    return np.sin(p) * rec(p, n - 1)", "", "",
+             "def hg(p):", "    return np.sin(p) * np.tanh(p)", "", ""]
     for j in range(draw(st.integers(0, 2))):
         name = f"h{j}"
         if draw(st.booleans()):
@@ -264,12 +331,14 @@ def programs(draw, max_nest=2, max_stmts=5):
     env = {"floats": ["x", "y", "s0", "s1", "s2"], "ints": [], "idx": [], "loop": False, "returns": True}
     top = {"floats": ["x", "y"], "ints": [], "idx": [], "loop": False, "returns": False, "w": False}
     body = [f"    s0 = {gen.expr(top, 1)}", f"    s1 = {gen.expr(top, 1)}", "    s2 = 0.0",
-            "    w = np.zeros(len(v))"]
+            "    w = np.zeros(len(v))", "    M = np.zeros((2, len(v)))"]
     if draw(st.booleans()):
         body += ["    w[1] = x", "    w[2] = np.tanh(y)"]
     body += gen.block(env, "    ", max_nest, max_stmts)
     final = draw(st.sampled_from(["s0 + s1 * s2", "s0 * s1 + s2", "np.tanh(s0 + s1) + s2 * np.sum(w)",
-                                  "s0 + s1 + s2 + np.dot(w, v)", "np.sum(w * v) + s0"]))
+                                  "s0 + s1 + s2 + np.dot(w, v)", "np.sum(w * v) + s0",
+                                  "s0 * s2 + np.sum(M[0] * v) + np.tanh(np.sum(M[1]))",
+                                  "s1 + np.sum(np.sin(M)) * s0"]))
     body += [f"    return {final}"]
     lines += ["def f(x, y, v):"] + body
     return "\n".join(lines) + "\n"
@@ -313,7 +382,7 @@ def close(a, b):
     return all(np.allclose(p, q, rtol=RTOL, atol=ATOL) for p, q in zip(a, b))
 
 
-def check_program(text, args):
+def check_program(text, args, second=True):
     module = load(text)
     f = module.f
     value = f(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])
@@ -336,6 +405,111 @@ def check_program(text, args):
     g = [float(g[0]), float(g[1]), np.asarray(g[2], dtype=float)]
     assert close(g, fd), (f"gradient mismatch\nargs = {args!r}\ns2sad = {g!r}\nfd    = {fd!r}\n"
                           f"program:\n{text}")
+    check_forward(f, text, args, g, fd)
+    if second:
+        check_second(module, text, args)
+
+
+def tangents_for(args):
+    """Directions: along x, along y, along v (a fixed, non-axis direction), and all together."""
+    n = len(args[2])
+    d = np.cos(np.arange(1.0, n + 1.0))
+    zero = np.zeros(n)
+    return [(1.0, 0.0, zero), (0.0, 1.0, zero), (0.0, 0.0, d), (0.5, -1.0, -d)]
+
+
+def check_forward(f, text, args, g, fd):
+    """jvp along each direction agrees with the reverse gradient's projection (1e-10 relative) and with FD."""
+    for t in tangents_for(args):
+        try:
+            value, tangent = s2sad.jvp(f, [args[0], args[1], args[2].copy()], list(t))
+        except Exception as exc:  # noqa: BLE001
+            raise AssertionError(f"s2sad.jvp crashed with {type(exc).__name__}: {exc}\n"
+                                 f"args = {args!r}, tangents = {t!r}\nprogram:\n{text}") from exc
+        terms = [g[0] * t[0], g[1] * t[1], g[2] * t[2]]
+        projected = float(terms[0] + terms[1] + np.sum(terms[2]))
+        # relative to the size of the terms summed, so cancellation in the dot product is not blamed on s2sad
+        scale = abs(terms[0]) + abs(terms[1]) + float(np.sum(np.abs(terms[2])))
+        assert abs(float(tangent) - projected) <= 1e-10 * scale + 1e-12, (
+            f"jvp != grad . t\nargs = {args!r}\ntangents = {t!r}\njvp = {float(tangent)!r}\n"
+            f"grad . t = {projected!r}\nprogram:\n{text}")
+        fd_projected = float(fd[0] * t[0] + fd[1] * t[1] + np.dot(fd[2], t[2]))
+        assert np.isclose(float(tangent), fd_projected, rtol=RTOL, atol=ATOL * (1 + np.sum(np.abs(t[2])))), (
+            f"jvp != finite differences\nargs = {args!r}\ntangents = {t!r}\njvp = {float(tangent)!r}\n"
+            f"fd = {fd_projected!r}\nprogram:\n{text}")
+
+
+# Second derivatives are compared with central differences of s2sad's first derivative (itself
+# checked against finite differences of f above): the step 1e-5 gives an O(h^2) ~ 1e-10 truncation
+# error and an O(eps_mach * |f'| / h) ~ 1e-11 rounding error, so rtol 1e-4 / atol 1e-5 leaves a wide
+# margin while still catching any wrong term.  The smoothness filters of the first-order check are
+# applied to the derivative: one-sided differences must agree, and so must central differences at
+# two step sizes (the third derivative may jump at a tie, or a branch may flip, inside the step).
+RTOL2, ATOL2 = 1e-4, 1e-5
+
+# Second-order failures of s2sad that are known, pinned by the xfail(strict=True) tests below and
+# described in tests/BUGS_random.md: (exception type, text in its message).  An example whose
+# second-derivative check raises one of these is still checked to first order (and forward mode);
+# only its second-order part is skipped, and the event shows in hypothesis' statistics
+# (pytest --hypothesis-show-statistics).  Any other exception, and every wrong number, still fails.
+KNOWN_SECOND_ORDER = {
+    "B5 nested grad in program + array write": (TypeError, "cannot pickle 'module' object"),
+    "B6 row view then row rewrite": (s2sad.UnsupportedSyntaxError, "which shares the array `M`"),
+}
+
+
+def known_second_order(exc):
+    for name, (kind, text) in KNOWN_SECOND_ORDER.items():
+        if isinstance(exc, kind) and text in str(exc):
+            return name
+    return None
+
+
+def fd_of(fun, args, argnum, eps):
+    """Forward, backward and central differences of a scalar function in a scalar argument."""
+    def at(step):
+        a = [args[0], args[1], args[2].copy()]
+        a[argnum] = a[argnum] + step
+        return float(fun(*a))
+    h = eps * max(1.0, abs(args[argnum]))
+    f0, up, down = at(0.0), at(h), at(-h)
+    return (up - f0) / h, (f0 - down) / h, (up - down) / (2 * h)
+
+
+def second_order_or_known(compute, what, text, args):
+    try:
+        return compute()
+    except Exception as exc:  # noqa: BLE001
+        name = known_second_order(exc)
+        if name is None:
+            raise AssertionError(f"s2sad {what} crashed with {type(exc).__name__}: {exc}\n"
+                                 f"args = {args!r}\nprogram:\n{text}") from exc
+        event(f"{what} skipped: known bug {name}")
+        return None
+
+
+def check_second(module, text, args):
+    f = module.f
+    first = {0: s2sad.grad(f, argnums=0), 1: s2sad.grad(f, argnums=1)}
+    d2 = {(0, 0): s2sad.grad(first[0], argnums=0), (0, 1): s2sad.grad(first[0], argnums=1)}
+    got = second_order_or_known(
+        lambda: {k: float(fn(args[0], args[1], args[2].copy())) for k, fn in d2.items()}, "grad-of-grad", text, args)
+    for (inner, outer), value in (got or {}).items():
+        fwd, bwd, central = fd_of(first[inner], args, outer, 1e-5)
+        *_, central2 = fd_of(first[inner], args, outer, 2e-5)
+        if not (np.isclose(fwd, bwd, rtol=1e-2, atol=1e-3) and np.isclose(central, central2, rtol=1e-4, atol=1e-6)):
+            event("second order: point not smooth enough for the reference")
+            continue
+        assert np.isclose(value, central, rtol=RTOL2, atol=ATOL2), (
+            f"second derivative d/d{'xy'[outer]} d/d{'xy'[inner]} mismatch\nargs = {args!r}\n"
+            f"s2sad = {value!r}\nfd of s2sad's gradient = {central!r}\nprogram:\n{text}")
+    # The Hessian in the small vector argument v (f is the scalar-output function): symmetric.
+    H = second_order_or_known(
+        lambda: np.asarray(s2sad.hessian(f, argnums=2)(args[0], args[1], args[2].copy()), dtype=float),
+        "hessian", text, args)
+    if H is not None:
+        scale = 1.0 + np.max(np.abs(H))
+        assert np.allclose(H, H.T, rtol=0, atol=1e-9 * scale), f"asymmetric Hessian\n{H!r}\nprogram:\n{text}"
 
 
 COMMON = dict(deadline=None, derandomize=True, database=None,
