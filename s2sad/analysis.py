@@ -485,21 +485,12 @@ def copy_views_of_written_arrays(fn, analysis):
     Returns `fn` itself when nothing needs copying.
     """
     import copy as copy_mod
-    from .normalize import _call, assign, name
+    from .normalize import DerivedNames, _call, assign, name
     written = {t.value.id for t in gast.walk(fn) if isinstance(t, gast.Subscript) and isinstance(t.ctx, gast.Store)}
     if not written:
         return fn
     fn = copy_mod.deepcopy(fn)
-    taken = {n.id for n in gast.walk(fn) if isinstance(n, gast.Name)}
-    counter = [0]
-
-    def fresh():
-        while True:
-            counter[0] += 1
-            candidate = f"_view{counter[0]}"
-            if candidate not in taken:
-                taken.add(candidate)
-                return candidate
+    names = DerivedNames(fn, "view")
 
     def rewrite(body):
         out = []
@@ -507,7 +498,7 @@ def copy_views_of_written_arrays(fn, analysis):
             if isinstance(s, gast.Assign) and isinstance(s.targets[0], gast.Name) \
                     and isinstance(s.value, gast.Subscript) and atom_name(s.value.value) in written \
                     and not analysis.type_of(s.value).is_scalar:
-                view = fresh()
+                view = names.fresh("view")
                 first = gast.copy_location(assign(view, s.value), s)
                 import numpy as np
                 second = gast.copy_location(assign(s.targets[0].id, _call("np.copy", [name(view)], np.copy, s)), s)

@@ -20,7 +20,7 @@ from . import typesys as T
 from .analysis import atom_name, binop_func, call_func, is_nested_call, is_user_call
 from .emit import comment
 from .errors import NonDifferentiableError
-from .normalize import assign, const, name
+from .normalize import DerivedNames, assign, const, name
 
 TANGENT_TAPE = "_tape_dot"
 
@@ -32,29 +32,15 @@ def parse_expr(text):
 class Forward:
     def __init__(self, fn, analysis, compiler, parsed):
         self.fn, self.an, self.compiler, self.parsed = fn, analysis, compiler, parsed
-        self.taken = {n.id for n in gast.walk(fn) if isinstance(n, gast.Name)}
-        self.dots = {}
-        self.counter = 0
+        self.names = DerivedNames(fn, "dot")
         self.written = {t.value.id for t in gast.walk(fn) if isinstance(t, gast.Subscript)
                         and isinstance(t.ctx, gast.Store)}
 
     def dot(self, v):
-        if v not in self.dots:
-            candidate = f"{v}_dot"
-            while candidate in self.taken:
-                candidate += "_"
-            self.taken.add(candidate)
-            self.dots[v] = candidate
-        return self.dots[v]
+        return self.names.of(v)
 
     def fresh(self, stem):
-        self.counter += 1
-        candidate = f"_{stem}{self.counter}"
-        while candidate in self.taken:
-            self.counter += 1
-            candidate = f"_{stem}{self.counter}"
-        self.taken.add(candidate)
-        return candidate
+        return self.names.fresh(stem)
 
     def active(self, node):
         v = atom_name(node)

@@ -81,6 +81,33 @@ class Names:
                 return name
 
 
+class DerivedNames:
+    """Names a transform adds beside the user's: `x_bar` (or `x_dot`) for x, `_t3` for its own values."""
+
+    def __init__(self, fn, suffix):
+        self.taken = {n.id for n in gast.walk(fn) if isinstance(n, gast.Name)}
+        self.suffix = suffix
+        self.derived = {}
+        self.counter = 0
+
+    def of(self, v):
+        if v not in self.derived:
+            candidate = f"{v}_{self.suffix}"
+            while candidate in self.taken:
+                candidate += "_"
+            self.taken.add(candidate)
+            self.derived[v] = candidate
+        return self.derived[v]
+
+    def fresh(self, stem):
+        while True:
+            self.counter += 1
+            candidate = f"_{stem}{self.counter}"
+            if candidate not in self.taken:
+                self.taken.add(candidate)
+                return candidate
+
+
 def name(id_, store=False):
     return gast.Name(id=id_, ctx=gast.Store() if store else gast.Load(), annotation=None, type_comment=None)
 

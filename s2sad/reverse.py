@@ -26,7 +26,7 @@ from .analysis import names_in as analysis_names
 from .emit import comment
 from .optimize import _comment_text
 from .errors import NonDifferentiableError
-from .normalize import assign, const, name
+from .normalize import DerivedNames, assign, const, name
 
 
 def parse_stmt(text):
@@ -41,9 +41,7 @@ class Reverse:
     def __init__(self, fn, analysis, compiler, parsed):
         self.fn, self.an, self.compiler, self.parsed = fn, analysis, compiler, parsed
         self.reads = set()
-        self.taken = {n.id for n in gast.walk(fn) if isinstance(n, gast.Name)}
-        self.bars = {}
-        self.counter = 0
+        self.names = DerivedNames(fn, "bar")
         self.restores = []  # placeholders resolved once `reads` is known
         self.ans_types = {}
         self.remat = set()
@@ -51,22 +49,10 @@ class Reverse:
 
     # ---- names ---------------------------------------------------------------
     def bar(self, v):
-        if v not in self.bars:
-            candidate = f"{v}_bar"
-            while candidate in self.taken:
-                candidate += "_"
-            self.taken.add(candidate)
-            self.bars[v] = candidate
-        return self.bars[v]
+        return self.names.of(v)
 
     def fresh(self, stem):
-        self.counter += 1
-        candidate = f"_{stem}{self.counter}"
-        while candidate in self.taken:
-            self.counter += 1
-            candidate = f"_{stem}{self.counter}"
-        self.taken.add(candidate)
-        return candidate
+        return self.names.fresh(stem)
 
     def ty(self, node_or_name):
         if isinstance(node_or_name, gast.Name) and node_or_name.id in self.ans_types:
