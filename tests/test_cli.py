@@ -78,10 +78,23 @@ def s2sad(*args, cwd=None):
     return _run([sys.executable, "-m", "s2sad", *map(str, args)], env=env, cwd=cwd, timeout=300)
 
 
+# s2sad may be installed in the interpreter's site-packages (CI installs it): an import hook
+# makes it unimportable, as on a machine without s2sad, while NumPy and Numba stay available
+NO_S2SAD = textwrap.dedent("""\
+    import sys
+    class _NoS2SAD:
+        def find_spec(self, name, path=None, target=None):
+            if name == "s2sad" or name.startswith("s2sad."):
+                raise ModuleNotFoundError("No module named 's2sad'")
+            return None
+    sys.meta_path.insert(0, _NoS2SAD())
+    """)
+
+
 def run_isolated(code, cwd):
-    """Run `code` with `python -I` from `cwd`: no PYTHONPATH, no user site, no repo on sys.path."""
+    """Run `code` with `python -I` from `cwd` where s2sad cannot be imported."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    return _run([sys.executable, "-I", "-c", code], env=env, cwd=cwd, timeout=300)
+    return _run([sys.executable, "-I", "-c", NO_S2SAD + code], env=env, cwd=cwd, timeout=300)
 
 
 def emit(user, tmp_path, *options, name="out.py"):
