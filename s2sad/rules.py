@@ -75,8 +75,34 @@ def _copy(node):
 
 
 def expand(template, mapping):
-    """Splice atoms into a template expression."""
-    return _Substitute(mapping).visit(_copy(template))
+    """Splice atoms into a template expression, folding what the constants decide."""
+    return _Fold().visit(_Substitute(mapping).visit(_copy(template)))
+
+
+class _Fold(gast.NodeTransformer):
+    """`2 * x ** (2 - 1)` -> `2 * x`: arithmetic on constants, `e ** 1`, `e * 1`, `1 * e`."""
+
+    def visit_BinOp(self, node):
+        self.generic_visit(node)
+        left, right = node.left, node.right
+        lc = left.value if _is_number(left) else None
+        rc = right.value if _is_number(right) else None
+        if lc is not None and rc is not None and not isinstance(node.op, (gast.Div, gast.FloorDiv, gast.Mod)):
+            ops = {gast.Add: operator.add, gast.Sub: operator.sub, gast.Mult: operator.mul, gast.Pow: operator.pow}
+            if type(node.op) in ops:
+                return gast.Constant(value=ops[type(node.op)](lc, rc), kind=None)
+        if isinstance(node.op, gast.Pow) and rc == 1:
+            return left
+        if isinstance(node.op, gast.Mult) and rc == 1:
+            return left
+        if isinstance(node.op, gast.Mult) and lc == 1:
+            return right
+        return node
+
+
+def _is_number(node):
+    return isinstance(node, gast.Constant) and isinstance(node.value, (int, float)) \
+        and not isinstance(node.value, bool)
 
 
 class Rule:
