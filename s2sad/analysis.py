@@ -314,7 +314,7 @@ class Analysis:
 
 def nested_result_type(transformed, arg_types):
     """What `grad(f, argnums)(*args)` returns: the float type of each differentiated argument."""
-    if transformed.kind != "grad":
+    if not transformed.is_gradient(arg_types):  # jacfwd/jacrev count when the function is scalar-valued
         return T.UNKNOWN
     def of(i):
         t = arg_types[i]

@@ -175,6 +175,16 @@ class Transformed:
         self.last = spec
         return spec
 
+    def is_gradient(self, types):
+        """Is this a gradient: grad, or jacfwd/jacrev of a scalar-valued function (a plain one)?"""
+        if self.nested or self.has_aux:
+            return False
+        if self.kind == "grad":
+            return True
+        if self.kind not in ("jacfwd", "jacrev"):
+            return False
+        return compiler.Module().result_type(self.fun, list(types)).is_scalar
+
     def as_function(self, flat_args):
         """A generated Python function computing this derivative for arguments like `flat_args`.
 
@@ -185,7 +195,7 @@ class Transformed:
         treedefs = tuple(None for _ in flat_args)
         if self.kind not in ("grad", "jacrev", "jacfwd"):
             raise S2SADError(f"s2sad cannot yet differentiate {self.kind} again")
-        if self.nested or self.kind == "jacfwd":
+        if self.nested or (self.kind == "jacfwd" and not self.is_gradient(flat_args)):
             spec = self.specialize(list(flat_args), argnums, treedefs, positions, "forward")
             return spec.gradient_wrapper(flat_args, argnums, self.argnums, "forward")
         spec = self.specialize(list(flat_args), argnums, treedefs, positions, "reverse")

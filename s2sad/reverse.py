@@ -497,10 +497,12 @@ class Reverse:
         """
         from . import api
         obj = call_func(call)
-        if obj.kind != "grad" or obj.nested or obj.has_aux:
-            raise NonDifferentiableError(f"{self.parsed.where(self.current)}: s2sad differentiates a nested "
-                                         f"`grad(f)` call, not `{obj.kind}` of a transformed function")
         types = [self.ty(a) for a in call.args]
+        if not obj.is_gradient(types):
+            raise NonDifferentiableError(
+                f"{self.parsed.where(self.current)}: s2sad differentiates a nested gradient (grad, or "
+                f"jacfwd/jacrev of a scalar function) in reverse mode, not this `{obj.kind}`\n"
+                f"  hint: use forward mode (jvp/jacfwd) on the outer function")
         floats = tuple(i for i, t in enumerate(types) if t.kind == "f")
         argnums = (obj.argnums,) if isinstance(obj.argnums, int) else tuple(obj.argnums)
         full = api.grad(obj.fun, argnums=floats, backend="python")

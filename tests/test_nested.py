@@ -81,3 +81,26 @@ def test_grad_of_jvp_matches_finite_differences_and_forward_mode():
     assert gy == pytest.approx(numerical_grad(directional_derivative_times_value, args, 1), rel=1e-6)
     _, t = s2sad.jvp(directional_derivative_times_value, args, (1.0, 0.0))
     assert t == pytest.approx(gx, rel=1e-10)
+
+
+def bilinear(a, b):
+    return a[0] * b[0] + a[1] * b[1] ** 2
+
+
+bilinear_jacfwd = s2sad.jacfwd(bilinear, argnums=1)  # the gradient of a scalar function, by forward mode
+
+
+def inner_jacfwd_in_a_loop(a, b):
+    x = b
+    for k in range(2):
+        x = x - 0.1 * bilinear_jacfwd(a, x)
+    return x[0] + x[1]
+
+
+def test_reverse_and_forward_over_a_nested_jacfwd_of_a_scalar_function():
+    a, b = np.array([0.5, 1.5]), np.array([1.0, 2.0])
+    for argnum in (0, 1):
+        reference = numerical_grad(inner_jacfwd_in_a_loop, (a, b), argnum)
+        np.testing.assert_allclose(s2sad.grad(inner_jacfwd_in_a_loop, argnums=argnum)(a, b), reference, rtol=1e-6)
+        np.testing.assert_allclose(s2sad.jacfwd(inner_jacfwd_in_a_loop, argnums=argnum)(a, b), reference,
+                                   rtol=1e-6)
