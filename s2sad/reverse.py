@@ -354,7 +354,11 @@ class Reverse:
                         seeds.append(const(0.0))
                 out += [self.reset(v) for v in names if v in self.an.active and self.an.overwritten(v)]
                 out += [self.restore_marker("name", v, s) for v in reversed(names)]  # pops: last pushed first
-                out += self.user_adjoint(rhs, gast.Tuple(elts=seeds, ctx=gast.Load()))
+                seed = gast.Tuple(elts=seeds, ctx=gast.Load())
+                if is_nested_call(rhs) and call_func(rhs).kind != "jvp":
+                    out += self.nested_adjoint(rhs, seed)  # `gx, gy = grad(f, argnums=(0, 1))(x, y)`
+                else:
+                    out += self.user_adjoint(rhs, seed)
             else:
                 out += [self.restore_marker("name", v, s) for v in reversed(names)]
         else:  # y[idx] = a

@@ -167,7 +167,7 @@ SADDLE_WANT = [8.246324826140356e-06] * 4
 PARTICLE_WANT = 0.2071918746486116
 
 
-@pytest.mark.parametrize("variant", ["rr", "fr", "ff"])
+@pytest.mark.parametrize("variant", ["rr", "rf", "fr", "ff"])
 def test_saddle_matches_gradbench(defined, variant):
     m = defined("saddle")
     out = evaluate(m, variant, {"start": [1.0, 1.0], "min_runs": 1, "min_seconds": 0})
@@ -181,22 +181,14 @@ def test_saddle_outer_gradient_through_the_inner_solver(defined):
     defined("saddle")
     start = np.array([1.0, 1.0])
     p1 = np.array([0.6, -0.3])
-    for v in ("rr", "fr", "ff"):
+    for v in ("rr", "rf", "fr", "ff"):
         g_cost = saddle.GRADS[v][0]
         cost = saddle.COSTS[v[1]]
         want = fd(lambda p: cost(p, start), p1, h=1e-5)
         np.testing.assert_allclose(g_cost(p1, start), want, rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("module", ["saddle", "particle"])
-def test_rf_is_refused_with_the_reason(defined, module):
-    m = defined(module)
-    inp = {"start": [1.0, 1.0]} if module == "saddle" else {"w": 0.0}
-    with pytest.raises(RuntimeError, match="forward-mode"):
-        evaluate(m, "rf", inp | {"min_runs": 1, "min_seconds": 0})
-
-
-@pytest.mark.parametrize("variant", ["rr", "fr", "ff"])
+@pytest.mark.parametrize("variant", ["rr", "rf", "fr", "ff"])
 def test_particle_matches_gradbench(defined, variant):
     m = defined("particle")
     out = evaluate(m, variant, {"w": 0.0, "min_runs": 1, "min_seconds": 0})
@@ -207,7 +199,7 @@ def test_particle_objective_gradient(defined):
     import particle
     defined("particle")
     w = np.array([0.1])
-    for outer, inner in (("r", "r"), ("f", "r"), ("f", "f")):   # rf is refused by s2sad
+    for outer, inner in (("r", "r"), ("r", "f"), ("f", "r"), ("f", "f")):
         obj = particle.OBJECTIVES[inner]
         np.testing.assert_allclose(particle.OUTER[outer](obj)(w), fd(obj, w), rtol=1e-6, atol=1e-9)
 
