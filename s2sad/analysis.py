@@ -428,7 +428,7 @@ def check_aliasing(analysis, where):
             if not isinstance(stmt, gast.Assign):
                 continue
             for n in names_in(stmt.value):
-                if n in dirty:
+                if n in dirty and not n.startswith("_view"):  # s2sad's own copies' sources: shape reads only
                     raise UnsupportedSyntaxError(
                         f"a read of `{n}`, which shares the array `{views[n]}` written since", where(stmt),
                         f"make `{n}` a copy (`{n} = ....copy()`) if it should keep the old values, or index "
@@ -484,12 +484,11 @@ def copy_views_of_written_arrays(fn, analysis):
     the same value at every read the program makes, and keeps it.
     Returns `fn` itself when nothing needs copying.
     """
-    import copy as copy_mod
-    from .normalize import DerivedNames, _call, assign, name
+    from .normalize import DerivedNames, _call, assign, copy_ir, name
     written = {t.value.id for t in gast.walk(fn) if isinstance(t, gast.Subscript) and isinstance(t.ctx, gast.Store)}
     if not written:
         return fn
-    fn = copy_mod.deepcopy(fn)
+    fn = copy_ir(fn)
     names = DerivedNames(fn, "view")
 
     def rewrite(body):

@@ -8,7 +8,6 @@ signature runs the pipeline (`compiler`) and loads the generated module.
 import functools
 import inspect
 import itertools
-import os
 
 import numpy as np
 

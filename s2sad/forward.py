@@ -18,7 +18,6 @@ import gast
 from . import rules, runtime
 from . import typesys as T
 from .analysis import atom_name, binop_func, call_func, is_nested_call, is_user_call
-from .emit import comment
 from .errors import NonDifferentiableError
 from .normalize import DerivedNames, assign, const, name
 
@@ -99,6 +98,8 @@ class Forward:
                             type_comment=None)]
         elif isinstance(s, gast.While):
             out = [gast.While(test=s.test, body=self.block(s.body) or [gast.Pass()], orelse=[])]
+        elif isinstance(s, gast.Pass):  # an empty branch of generated code
+            return []
         else:
             raise AssertionError(type(s).__name__)
         for node in out:

@@ -108,6 +108,18 @@ class DerivedNames:
                 return candidate
 
 
+def copy_ir(tree):
+    """A deep copy of generated or normalized code whose annotations (`s2sad_*`: the function
+    objects and modules calls refer to) are shared, not copied."""
+    import copy
+    memo = {}
+    for node in gast.walk(tree):
+        for key, value in vars(node).items():
+            if key.startswith("s2sad_") and not isinstance(value, gast.AST):
+                memo[id(value)] = value
+    return copy.deepcopy(tree, memo)
+
+
 def name(id_, store=False):
     return gast.Name(id=id_, ctx=gast.Store() if store else gast.Load(), annotation=None, type_comment=None)
 

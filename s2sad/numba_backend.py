@@ -24,7 +24,6 @@ import types as pytypes
 import warnings
 
 import numpy as np
-import numba
 import scipy.special
 from numba import njit, types
 from numba.core import errors as nb_errors

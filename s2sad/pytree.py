@@ -7,7 +7,6 @@ so generated code sees only scalars and arrays. Gradients come back in
 the arguments' own structure.
 """
 
-import copy
 
 import gast
 
@@ -79,7 +78,8 @@ def flatten_params(ir, treedefs, where):
     treedefs: one per parameter (None for a plain scalar/array). Returns the
     new FunctionDef and, per original parameter, the list of its leaf names.
     """
-    ir = copy.deepcopy(ir)
+    from .normalize import copy_ir
+    ir = copy_ir(ir)
     taken = {n.id for n in gast.walk(ir) if isinstance(n, gast.Name)}
     new_args, leaves_of, paths = [], [], {}
     for arg, treedef in zip(ir.args.args, treedefs):

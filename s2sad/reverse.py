@@ -191,6 +191,8 @@ class Reverse:
                             iter=parse_expr(f"range({counter})"), body=body or [gast.Pass()], orelse=[],
                             type_comment=None)
             out = [loop, self.restore_marker("name", counter, s)]
+        elif isinstance(s, gast.Pass):  # an empty branch of generated code
+            return []
         elif isinstance(s, gast.Expr):
             raise NonDifferentiableError(
                 "reverse mode over generated reverse-mode code (a tape push) is not supported; "
@@ -578,6 +580,8 @@ class Reverse:
     def forward_stmt(self, s, in_loop):
         if isinstance(s, gast.Expr):
             return [s]
+        if isinstance(s, gast.Pass):
+            return []
         if isinstance(s, gast.Assign):
             target = s.targets[0]
             pushes = []

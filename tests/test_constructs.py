@@ -10,7 +10,7 @@ import pytest
 from numpy import sin
 
 import s2sad
-from fd import assert_grad_matches, numerical_grad
+from fd import assert_grad_matches
 
 RNG = np.random.default_rng(0)
 X5 = np.array([0.3, -1.2, 0.7, 2.0, -0.4])

@@ -10,7 +10,6 @@ import warnings
 
 import numpy as np
 import pytest
-import scipy.special
 
 numba = pytest.importorskip("numba")
 

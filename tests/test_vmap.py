@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 import s2sad
-from s2sad import S2SADError
 
 
 def tanh(x):
