@@ -761,8 +761,9 @@ class Normalizer:
         if _is_jvp(obj):  # jvp(f, (x, y), (dx, dy)) inside differentiated code: one call of JvpOf(f)
             return self.nested_jvp(expr, out)
         if _is_transformed(obj):  # nested AD: grad(f)(x) inside the function being differentiated
+            args = self.bind(obj.fun, args, keywords, expr)  # generated code takes every argument
             node = _call(_spell(func) if not isinstance(func, gast.Call) else self.name_object(obj),
-                         args, obj, expr, keywords)
+                         args, obj, expr)
             node.s2sad_nested = True
             return node
         if hasattr(obj, "primal_name") and _has_rule(obj):  # custom_vjp/custom_jvp: call the undecorated function
@@ -771,16 +772,19 @@ class Normalizer:
             if spelled is None:
                 spelled = _spell(func)
             return _call(spelled, args, obj, expr, keywords)
-        # a user function: bind keywords and defaults to positions
-        try:
-            bound = inspect.signature(obj).bind(*args, **{k.arg: k.value for k in keywords})
-        except TypeError as err:
-            raise self.error(f"a call of `{obj.__name__}` that does not match its signature ({err})", expr) from None
-        bound.apply_defaults()
-        positional = [v if isinstance(v, gast.AST) else self.default_atom(v, expr) for v in bound.arguments.values()]
+        positional = self.bind(obj, args, keywords, expr)
         node = _call(_spell(func), positional, obj, expr)
         node.s2sad_user = True
         return node
+
+    def bind(self, fn, args, keywords, expr):
+        """The atoms of a call of a user function, keywords and defaults bound to positions."""
+        try:
+            bound = inspect.signature(fn).bind(*args, **{k.arg: k.value for k in keywords})
+        except TypeError as err:
+            raise self.error(f"a call of `{fn.__name__}` that does not match its signature ({err})", expr) from None
+        bound.apply_defaults()
+        return [v if isinstance(v, gast.AST) else self.default_atom(v, expr) for v in bound.arguments.values()]
 
     def nested_jvp(self, expr, out):
         from . import api

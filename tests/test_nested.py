@@ -104,3 +104,19 @@ def test_reverse_and_forward_over_a_nested_jacfwd_of_a_scalar_function():
         np.testing.assert_allclose(s2sad.grad(inner_jacfwd_in_a_loop, argnums=argnum)(a, b), reference, rtol=1e-6)
         np.testing.assert_allclose(s2sad.jacfwd(inner_jacfwd_in_a_loop, argnums=argnum)(a, b), reference,
                                    rtol=1e-6)
+
+
+def with_defaults(p, q=0.5):
+    return p * p * q
+
+
+def nested_grads_with_default_and_keyword_arguments(x, y):
+    return s2sad.grad(with_defaults)(np.tanh(x)) * y + s2sad.grad(with_defaults, argnums=1)(x, q=y)
+
+
+def test_nested_grad_binds_defaults_and_keywords():
+    args = (0.3, 0.7)
+    g = s2sad.grad(nested_grads_with_default_and_keyword_arguments, argnums=(0, 1))(*args)
+    for i in range(2):
+        assert g[i] == pytest.approx(numerical_grad(nested_grads_with_default_and_keyword_arguments, args, i),
+                                     rel=1e-6)
