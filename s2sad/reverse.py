@@ -111,7 +111,11 @@ class Reverse:
         pushed = {c.args[1].id for st in forward for c in gast.walk(st) if isinstance(c, gast.Call)
                   and isinstance(c.func, gast.Name) and c.func.id == "push" and isinstance(c.args[1], gast.Name)}
         taped = sorted(v for v in pushed if v not in params and v not in defined_first)
-        preinit = [s for s in (self.placeholder(v) for v in taped) if s is not None]
+        # a value returned from inside a branch or loop may be unset on other paths: Numba needs
+        # every variable typed on every path, so it starts as a placeholder of its type
+        returns_early = "_returned" in self.an.types and "_retval" in self.an.types
+        preinit = [s for s in (self.placeholder(v) for v in taped + (["_retval"] if returns_early else []))
+                   if s is not None]
         tape = []  # `_tape = Tape()` is added by `transform` once the pops are known
         grads = gast.Tuple(elts=[name(self.bar(p)) if p in self.an.wrt else const(0.0) for p in params],
                            ctx=gast.Load())
