@@ -254,10 +254,10 @@ E(np.logaddexp)("x, y", x="np.exp(x - ans)", y="np.exp(y - ans)")
 E(math.erf, scipy.special.erf)("x", x="1.1283791670955126 * np.exp(-x * x)")
 E(math.erfc, scipy.special.erfc)("x", x="-1.1283791670955126 * np.exp(-x * x)")
 E(scipy.special.expit)("x", x="ans * (1 - ans)")
-E(np.maximum, builtins.max, np.fmax)("x, y", x="max_share(x, y)", y="max_share(y, x)")
-E(np.minimum, builtins.min, np.fmin)("x, y", x="max_share(y, x)", y="max_share(x, y)")
-E(np.clip)("x, lo, hi", x="inside(x, lo, hi)", lo="(x < lo) * 1.0", hi="(x > hi) * 1.0")
-E(np.where)("c, x, y", x="(c != 0) * 1.0", y="(c == 0) * 1.0")
+E(np.maximum, builtins.max, np.fmax, keep_kind=True)("x, y", x="max_share(x, y)", y="max_share(y, x)")
+E(np.minimum, builtins.min, np.fmin, keep_kind=True)("x, y", x="max_share(y, x)", y="max_share(x, y)")
+E(np.clip, keep_kind=True)("x, lo, hi", x="inside(x, lo, hi)", lo="(x < lo) * 1.0", hi="(x > hi) * 1.0")
+E(np.where, keep_kind=True)("c, x, y", x="(c != 0) * 1.0", y="(c == 0) * 1.0")
 # piecewise constant: the derivative is zero wherever it exists
 for _f in (np.sign, np.floor, np.ceil, np.round, np.rint, np.trunc, operator.floordiv, np.floor_divide,
            math.floor, math.ceil, builtins.round):

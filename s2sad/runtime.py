@@ -4,70 +4,32 @@ Each helper is plain NumPy, so the Python backend runs generated code as it
 is; `numba_support` registers Numba implementations of the same helpers so
 that generated code also compiles in nopython mode.
 
-The tape is a stack of float64 values and a stack of int64 values (ints,
-booleans and array shapes), each a preallocated array grown by doubling.
-`pop(tape, like)` takes a value of the popped value's type as a witness, so
-one generic pop serves scalars and arrays of any rank.
+Here the tape is a Python list of values.  The Numba backend's tape
+(numba_backend.py) is typed: a stack of float64 values and one of int64
+values (ints, booleans, array shapes), preallocated and grown by doubling;
+`pop(tape, like)` takes a value of the popped value's type as the witness
+that picks the stack, which Numba's type unification keeps consistent with
+the push.
 """
 
 import numpy as np
 
 
 class Tape:
+    """The Python backend's tape: a plain stack of values, exact whatever their types."""
+
     def __init__(self):
-        self.floats = np.empty(64)
-        self.nfloats = 0
-        self.ints = np.empty(64, dtype=np.int64)
-        self.nints = 0
-
-
-def _grow(buffer, need):
-    size = buffer.shape[0]
-    while size < need:
-        size *= 2
-    new = np.empty(size, dtype=buffer.dtype)
-    new[:buffer.shape[0]] = buffer
-    return new
+        self.values = []
 
 
 def push(tape, value):
-    if isinstance(value, np.ndarray):
-        n = value.size
-        if tape.nfloats + n > tape.floats.shape[0]:
-            tape.floats = _grow(tape.floats, tape.nfloats + n)
-        tape.floats[tape.nfloats:tape.nfloats + n] = value.ravel()
-        tape.nfloats += n
-        if tape.nints + value.ndim > tape.ints.shape[0]:
-            tape.ints = _grow(tape.ints, tape.nints + value.ndim)
-        tape.ints[tape.nints:tape.nints + value.ndim] = value.shape
-        tape.nints += value.ndim
-    elif isinstance(value, (bool, np.bool_, int, np.integer)):
-        if tape.nints == tape.ints.shape[0]:
-            tape.ints = _grow(tape.ints, tape.nints + 1)
-        tape.ints[tape.nints] = value
-        tape.nints += 1
-    else:
-        if tape.nfloats == tape.floats.shape[0]:
-            tape.floats = _grow(tape.floats, tape.nfloats + 1)
-        tape.floats[tape.nfloats] = value
-        tape.nfloats += 1
+    # arrays are copied: the forward sweep may write into them after the push
+    tape.values.append(value.copy() if isinstance(value, np.ndarray) else value)
 
 
 def pop(tape, like):
-    if isinstance(like, np.ndarray):
-        tape.nints -= like.ndim
-        shape = tuple(int(s) for s in tape.ints[tape.nints:tape.nints + like.ndim])
-        n = int(np.prod(shape)) if shape else 1
-        tape.nfloats -= n
-        return tape.floats[tape.nfloats:tape.nfloats + n].reshape(shape).astype(like.dtype)
-    if isinstance(like, (bool, np.bool_)):
-        tape.nints -= 1
-        return bool(tape.ints[tape.nints])
-    if isinstance(like, (int, np.integer)):
-        tape.nints -= 1
-        return int(tape.ints[tape.nints])
-    tape.nfloats -= 1
-    return float(tape.floats[tape.nfloats])
+    """The last value pushed; `like` (a value of its type) is the witness Numba's typed tape needs."""
+    return tape.values.pop()
 
 
 def stop_gradient(x):

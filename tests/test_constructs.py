@@ -655,3 +655,22 @@ def self_update_whose_rule_reads_the_result(x, v):
 
 def test_a_self_update_whose_rule_reads_its_result_is_taped():
     check(self_update_whose_rule_reads_the_result, (0.3, np.zeros(3)))
+
+
+def zip_inside_a_loop(x, v):
+    w = np.zeros(len(v))
+    w[1] = x
+    s = x
+    for i in range(3):
+        for a, b in zip(w, v):       # the trip count is min(len(w), len(v)): an int, taped per outer trip
+            s = np.tanh(s * b + a)
+        s = s + np.maximum(i, 1) * x  # np.maximum of ints stays an int too
+    return s
+
+
+def test_loop_counts_from_min_and_max_of_ints_are_taped_as_ints():
+    # min/max of ints were typed as floats: the tape then returned another value's slot (found by B10)
+    v = np.array([0.5, -1.2, 0.8, 0.3])
+    gx = check(zip_inside_a_loop, (0.3, v), argnum=0)
+    check(zip_inside_a_loop, (0.3, v), argnum=1)
+    assert s2sad.grad(zip_inside_a_loop, backend="numba")(0.3, v) == pytest.approx(gx, rel=1e-12)
