@@ -58,7 +58,10 @@ class _Substitute(gast.NodeTransformer):
 
     def visit_Name(self, node):
         if node.id in self.mapping:
-            return _copy(self.mapping[node.id])
+            value = _copy(self.mapping[node.id])
+            if isinstance(value, gast.Name):
+                value.ctx = gast.Load()  # `ans` may be the assignment's own target: here it is read
+            return value
         return node
 
     def visit_Call(self, node):

@@ -674,3 +674,18 @@ def test_loop_counts_from_min_and_max_of_ints_are_taped_as_ints():
     gx = check(zip_inside_a_loop, (0.3, v), argnum=0)
     check(zip_inside_a_loop, (0.3, v), argnum=1)
     assert s2sad.grad(zip_inside_a_loop, backend="numba")(0.3, v) == pytest.approx(gx, rel=1e-12)
+
+
+def overwritten_before_use(x, y, v):
+    s = 0.0
+    s -= 0.5 / (1.0 + np.sum(v) * np.sum(v)) + y  # dead: s is overwritten below
+    s = x * np.tanh(y)
+    return s + np.exp(np.sum(v)) * 0.0
+
+
+def test_a_dead_quotient_whose_rule_reads_its_result():
+    # the division's rule reads its result (`-ans / y`); the optimizer took the result for unread
+    # and dropped it, leaving a NameError in the reverse sweep (found by the random programs)
+    args = (0.3, -0.7, np.array([0.5, -1.2, 0.8]))
+    for argnum in range(3):
+        check(overwritten_before_use, args, argnum=argnum)
