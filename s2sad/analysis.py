@@ -12,7 +12,7 @@ Next stage: `reverse` or `forward`.
 
 import gast
 
-from . import rules
+from . import rules, runtime
 from . import typesys as T
 from .errors import NonDifferentiableError
 
@@ -280,16 +280,23 @@ class Analysis:
 
     def _activity(self):
         assigns = list(_assignments(self.fn.body))
+        tapes = {rhs_tape for _, _, rhs_tape in _tape_flows(assigns)}
+        def operands(rhs):
+            # `v = pop(tape, like)` reads the tape; `push(tape, v)` appears as an assignment `tape = v`:
+            # the tape stands for every value pushed, so activity flows from a push to every pop of it
+            if _is_tape_call(rhs, runtime.pop):
+                return [rhs.args[0].id]
+            return self.differentiable_operands(rhs)
         varied = {p for p in self.wrt}
         changed = True
         while changed:
             changed = False
             for target_names, rhs, _ in assigns:
-                if any(n in varied for n in self.differentiable_operands(rhs)) or \
+                if any(n in varied for n in operands(rhs)) or \
                         (isinstance(rhs, gast.Call) and self.unknown_calls(rhs)
                          and any(n in varied for n in names_in(rhs))):
                     for v in target_names:
-                        if v not in varied and self._can_carry(v):
+                        if v not in varied and (self._can_carry(v) or v in tapes):
                             varied.add(v)
                             changed = True
         ret = self.fn.body[-1].value
@@ -301,7 +308,7 @@ class Analysis:
             changed = False
             for target_names, rhs, _ in assigns:
                 if any(v in useful for v in target_names):
-                    for n in self.differentiable_operands(rhs) + (names_in(rhs) if self.unknown_calls(rhs) else []):
+                    for n in operands(rhs) + (names_in(rhs) if self.unknown_calls(rhs) else []):
                         if n not in useful:
                             useful.add(n)
                             changed = True
@@ -340,7 +347,10 @@ def _common(a, b):
 
 
 def _assignments(body):
-    """(target names, rhs, statement) for every assignment, array writes included."""
+    """(target names, rhs, statement) for every assignment, array writes and tape pushes included.
+
+    A push `push(tape, v)` in generated code is listed as if it were `tape = v`.
+    """
     for s in body:
         if isinstance(s, gast.Assign):
             t = s.targets[0]
@@ -350,11 +360,27 @@ def _assignments(body):
                 yield [e.id for e in t.elts], s.value, s
             elif isinstance(t, gast.Subscript):
                 yield [t.value.id], s.value, s
+        elif isinstance(s, gast.Expr) and _is_tape_call(s.value, runtime.push):
+            yield [s.value.args[0].id], s.value.args[1], s
         elif isinstance(s, gast.If):
             yield from _assignments(s.body)
             yield from _assignments(s.orelse)
         elif isinstance(s, (gast.For, gast.While)):
             yield from _assignments(s.body)
+
+
+def _is_tape_call(node, func):
+    return isinstance(node, gast.Call) and not is_user_call(node) and not is_nested_call(node) \
+        and call_func(node) is func and len(node.args) == 2 and isinstance(node.args[0], gast.Name)
+
+
+def _tape_flows(assigns):
+    """(target, rhs, tape) for each push and pop among `assigns`."""
+    for targets, rhs, stmt in assigns:
+        if isinstance(stmt, gast.Expr):
+            yield targets[0], rhs, targets[0]
+        elif _is_tape_call(rhs, runtime.pop):
+            yield targets[0], rhs, rhs.args[0].id
 
 
 def check_differentiable(analysis, where):

@@ -6,8 +6,11 @@ out_dot)`, where each active statement `v = rhs` is joined by
 `v_dot = <sum over active operands of the rule's tangent>`. Control flow is
 unchanged. Calls to user functions call their own generated `_jvp`.
 
-Generated adjoint code can itself be transformed: tape pushes and pops of
-active values are mirrored on a second tape holding their tangents.
+Generated adjoint code can itself be transformed: each tape gets a tangent
+tape, and every push or pop of a float value is mirrored on it.  Mirroring
+goes by type, not activity (an inactive value pushes a zero tangent, an
+inactive pop takes one off, unused), because a push and its pop are different
+statements whose activity can differ while their tape slots must pair up.
 Next stage: `optimize`/`emit`.
 """
 
@@ -20,9 +23,6 @@ from . import typesys as T
 from .analysis import atom_name, binop_func, call_func, is_nested_call, is_user_call
 from .errors import NonDifferentiableError
 from .normalize import DerivedNames, assign, const, name
-
-TANGENT_TAPE = "_tape_dot"
-
 
 def parse_expr(text):
     return gast.parse(text, mode="eval").body
@@ -107,13 +107,18 @@ class Forward:
         return out
 
     def effect(self, s):
-        """`push(tape, v)`: the tangent of an active value goes on the tangent tape."""
+        """`push(tape, v)`: v's tangent (zero if v is inactive) goes on the tangent tape."""
         call = s.value
         out = [s]
-        if call_func(call) is runtime.push and self.active(call.args[1]):
+        if call_func(call) is runtime.push and self.is_float(call.args[1]):
+            tape, v = call.args
+            tangent = name(self.dot(v.id)) if self.active(v) else self.zero(v)
             out.append(gast.Expr(value=gast.Call(func=name("push"), args=[
-                name(TANGENT_TAPE), name(self.dot(call.args[1].id))], keywords=[])))
+                name(self.dot(tape.id)), tangent], keywords=[])))
         return out
+
+    def is_float(self, node):
+        return self.ty(node).kind == "f"
 
     def assign(self, s):
         target, rhs = s.targets[0], s.value
@@ -129,12 +134,15 @@ class Forward:
         v = target.id
         func = call_func(rhs) if isinstance(rhs, gast.Call) else None
         if func is runtime.Tape:
-            return [s, assign(TANGENT_TAPE, gast.Call(func=name("Tape"), args=[], keywords=[]))]
+            return [s, assign(self.dot(v), gast.Call(func=name("Tape"), args=[], keywords=[]))]
+        if func is runtime.pop and self.is_float(target):
+            tape = name(self.dot(rhs.args[0].id))
+            if v not in self.an.active:  # its push put a tangent there all the same: pop it, unused
+                return [s, assign(self.fresh("unused"), gast.Call(func=name("pop"), args=[tape, name(v)], keywords=[]))]
+            # the witness is v, just popped: a float of the tangent's type, bound on every path
+            return [s, assign(self.dot(v), gast.Call(func=name("pop"), args=[tape, name(v)], keywords=[]))]
         if v not in self.an.active:
             return [s]
-        if func is runtime.pop:
-            return [s, assign(self.dot(v), gast.Call(func=name("pop"), args=[
-                name(TANGENT_TAPE), name(self.dot(v))], keywords=[]))]
         if is_user_call(rhs) or is_nested_call(rhs):
             return self.user_call(s, [v], rhs)
         tangent, uses_ans = self.tangent(rhs, target)
@@ -143,6 +151,8 @@ class Forward:
         tangent, reads_target = self.match_type(tangent, rhs, target)
         uses_ans = uses_ans or reads_target
         if not uses_ans:
+            if isinstance(tangent, gast.Name) and tangent.id == self.dot(v):
+                return [s]  # `v = v + inactive`: v's tangent is unchanged (and `v_dot = v_dot` would alias)
             return [assign(self.dot(v), tangent), s]
         if v in [n.id for n in gast.walk(rhs) if isinstance(n, gast.Name)]:
             ans = self.fresh("ans")
