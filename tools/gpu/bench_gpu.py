@@ -113,9 +113,15 @@ def main():
         del ds, dsig, dd, dv, out
     n = args.cpu_size
     s, sig = rng.uniform(50, 150, n), rng.uniform(0.1, 0.5, n)
-    rows.append((n, f"s2sad vmap(grad) parallel CPU ({os.cpu_count()} cores)", timed(lambda: par(s, sig, K, T, R), 3), None))
+    t_par = timed(lambda: par(s, sig, K, T, R), 3)
+    t_nb = timed(lambda: nb(s, sig, K, T, R), 3)
+    p, q = par(s, sig, K, T, R), nb(s, sig, K, T, R)
+    err = max(np.max(np.abs(p[0] - q[0])), np.max(np.abs(p[1] - q[1])))
+    rows.append((n, f"s2sad vmap(grad) parallel CPU ({os.cpu_count()} cores)", t_par, err))
+    rows.append((n, "s2sad vmap(grad) numba CPU (1 core)", t_nb, None))
+    print(f"parallel / numba speed-up on {n} options: {t_nb / t_par:.1f}x with {os.cpu_count()} cores")
     print()
-    print(f"{'options':>12} | {'implementation':<48} | {'time (ms)':>10} | {'Moptions/s':>11} | max diff vs hand")
+    print(f"{'options':>12} | {'implementation':<48} | {'time (ms)':>10} | {'Moptions/s':>11} | max diff vs hand (parallel row: vs numba)")
     print("-" * 110)
     for n, name, t, err in rows:
         e = "" if err is None else f"{err:.1e}"
