@@ -530,9 +530,6 @@ def test_random_programs_match_finite_differences(text, args):
     check_program(text, args, second=False)  # reverse and forward mode against finite differences
 
 
-@pytest.mark.xfail(strict=False, reason="open bug B9 (tests/BUGS_random.md): a wrong grad-of-grad on one "
-                   "generated program with a while loop over row writes; the second-order checks run and "
-                   "report here until it is fixed")
 @settings(max_examples=MAX_DEFAULT, **COMMON)
 @given(programs(), arguments)
 def test_random_programs_second_derivatives(text, args):
@@ -540,9 +537,6 @@ def test_random_programs_second_derivatives(text, args):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="open bug B10 (tests/BUGS_random.md): deeper random programs (3 levels "
-                   "of nesting) still crash s2sad (IndexError/broadcast ValueError/ZeroDivisionError in "
-                   "generated code); runs and reports here until fixed")
 @settings(max_examples=80, **COMMON)
 @given(programs(max_nest=3, max_stmts=6), arguments)
 def test_random_programs_match_finite_differences_many(text, args):
@@ -711,8 +705,44 @@ def f(x, y, v):
         s2 = np.tanh(x)
     return x + s2
 """,
+    "B9": """import math
+import numpy as np
+
+
+def rec(p, n):
+    if n == 0:
+        return p
+    return np.sin(p) * rec(p, n - 1)
+
+
+def f(x, y, v):
+    s0 = x
+    s1 = (x + x)
+    s2 = 0.0
+    w = np.zeros(len(v))
+    M = np.zeros((2, len(v)))
+    w[1] = x
+    w[2] = np.tanh(y)
+    for a1, b1 in zip(v, w):
+        s0 = np.tanh((x + np.exp(np.tanh(b1))))
+        s0 *= (1.0 + 0.5 * np.tanh(rec(np.tanh((M[0, 0] - x)), 1)))
+        s0, s1 = s1, np.tanh(s0 + (s1 * b1))
+    k2 = 0
+    z2 = np.tanh(y) ** 3
+    while z2 < 2.5 and k2 < 8:
+        k2 += 1
+        z2 = z2 + 0.4 + 0.3 * np.tanh(np.tanh(x))
+        row3 = M[1]
+        s2 = np.tanh(s2 + row3[2] * z2 + np.sum(row3) * 0.1)
+        M[1] = np.tanh(row3 * 3.0 + row3[0] + 2.0)
+    s1 = s1 + np.tanh(z2)
+    for i4, a4 in enumerate(np.sin(v)):
+        w[i4] += np.tanh(np.tanh(np.sqrt(1.0 + w[1] * w[1])))
+    return s0 + s1 + s2 + np.dot(w, v)
+""",
 }
 B7_ARGS = (0.3, -0.7, np.array([0.1, -1.2, 0.8]))
+B9_ARGS = (-0.4, -0.964212428888027, np.array([-0.6696, 4.1e-296, 1.4e-139]))
 
 
 def check_grad_of_grad(text, args=BUG_ARGS):
@@ -736,3 +766,8 @@ def test_bug_hessian_loop_with_break():
     f = load(SECOND_ORDER_BUGS["B7"]).f
     H = s2sad.hessian(f, argnums=2)(*B7_ARGS)
     assert np.allclose(H, np.zeros((3, 3)))
+
+
+def test_bug_grad_of_grad_through_restored_array_elements():
+    # B9: the tangents of array elements restored from the tape were lost (was -1.727 vs -1.376)
+    check_grad_of_grad(SECOND_ORDER_BUGS["B9"], B9_ARGS)
