@@ -31,6 +31,9 @@ def _register_stop_gradient():
 _register_stop_gradient()
 
 
+_AS_FUNCTION = {}  # (transform identity, argument types) -> generated function
+
+
 class Transformed:
     """A derivative of `fun`, generated and compiled per argument signature.
 
@@ -189,6 +192,22 @@ class Transformed:
 
         `flat_args` holds values or their abstract types (`typesys.Ty`)."""
         flat_args = [a if isinstance(a, T.Ty) else T.of_value(a) for a in flat_args]
+        # `s2sad.grad(h)(x)` written at several places makes several equal transforms: share one
+        # generated function, so a module that calls them all defines it once
+        key = (self._identity(), tuple(flat_args))
+        try:
+            hit = _AS_FUNCTION.get(key)
+        except TypeError:  # an unhashable callable: no sharing
+            return self._as_function(flat_args)
+        if hit is None:
+            hit = _AS_FUNCTION[key] = self._as_function(flat_args)
+        return hit
+
+    def _identity(self):
+        inner = self.fun._identity() if self.nested else self.fun
+        return (self.kind, self._argnums(), isinstance(self.argnums, int), self.has_aux, inner)
+
+    def _as_function(self, flat_args):
         argnums = self._argnums()
         positions = [[i] for i in range(len(flat_args))]
         treedefs = tuple(None for _ in flat_args)
@@ -413,7 +432,7 @@ _JVP_CACHE = {}
 
 def _jvp_spec(fun, flat, wrt, treedefs, backend):
     types = tuple(T.of_value(a) for a in flat)
-    key = (id(fun), types, wrt, treedefs)
+    key = (id(fun), types, wrt, treedefs, backend)
     spec = _JVP_CACHE.get(key)
     if spec is None or spec[0] is not fun:
         holder = Transformed(fun, 0, False, "jacfwd", backend)

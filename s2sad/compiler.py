@@ -57,7 +57,8 @@ class Module:
 
     def __init__(self):
         self.functions = []      # gast FunctionDefs in definition order
-        self.primals = {}        # id(fn) -> emitted primal name
+        self.primals = {}        # id(fn) -> emitted primal name (unique in the module)
+        self.taken = set()       # every function name defined in the module
         self.vjps = {}           # (id(fn), arg types, wrt) -> name
         self.results = {}        # (id(fn), arg types) -> Ty of the output
         self.namespace = {}      # user globals the generated code refers to
@@ -87,10 +88,17 @@ class Module:
         return self.results[key]
 
     def primal(self, fn):
+        """The name of fn's (normalized) copy in this module.
+
+        Two functions of one name (closures, lambdas, or s2sad's own generated functions when a
+        derivative is differentiated again) get distinct names; `source` renames the calls."""
         if id(fn) not in self.primals:
             func = Function.of(fn)
-            self.primals[id(fn)] = func.name
-            self.add(func, func.ir)
+            name = self._unique(func.name)
+            self.primals[id(fn)] = name
+            tree = copy.copy(func.ir)
+            tree.name = name
+            self.add(func, tree)
         return self.primals[id(fn)]
 
     def vjp_name(self, fn, arg_types, wrt_positions, aux=False, treedefs=None):
@@ -100,12 +108,7 @@ class Module:
             func = Function.of(fn)
             if treedefs is not None:
                 func = func.with_flat_params(treedefs)
-            base = f"{func.name}_vjp"
-            name = base
-            n = 1
-            while name in self.vjps.values():
-                n += 1
-                name = f"{base}{n}"
+            name = self._unique(f"{func.name}_vjp")
             self.vjps[key] = name
             if treedefs is None:
                 self.primal(fn)  # the caller's forward sweep calls the primal
@@ -135,9 +138,10 @@ class Module:
 
     def _unique(self, base):
         name, n = base, 1
-        while name in self.vjps.values():
+        while name in self.taken:
             n += 1
             name = f"{base}{n}"
+        self.taken.add(name)
         return name
 
     def reverse(self, func, arg_types, wrt, name, aux=False):
@@ -163,8 +167,22 @@ class Module:
         parts = [header] if header else []
         parts.append("import math\n\nimport numpy as np\nimport scipy.special\n")
         for tree in self.functions:
-            parts.append(emit.to_source(tree))
+            parts.append(emit.to_source(self._call_primals_by_name(tree)))
         return "\n\n".join(parts)
+
+    def _call_primals_by_name(self, tree):
+        """`tree` with each call of a user function spelled with its primal's name in this module."""
+        def renames(t):
+            return [c for c in gast.walk(t) if isinstance(c, gast.Call) and getattr(c, "s2sad_user", False)
+                    and isinstance(c.func, gast.Name) and id(getattr(c, "s2sad_func", None)) in self.primals
+                    and self.primals[id(c.s2sad_func)] != c.func.id]
+        if not renames(tree):
+            return tree
+        tree = normalize.copy_ir(tree)  # the IR is shared with other modules: rename a copy
+        for call in renames(tree):
+            call.func = gast.Name(id=self.primals[id(call.s2sad_func)], ctx=gast.Load(),
+                                  annotation=None, type_comment=None)
+        return tree
 
     def load(self, source, filename):
         namespace = {"np": np, "math": math}

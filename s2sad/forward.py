@@ -53,10 +53,13 @@ class Forward:
         ty = self.ty(node)
         if ty.is_scalar:
             return const(0.0)
+        node = copy.deepcopy(node)
+        if isinstance(node, gast.Name):
+            node.ctx = gast.Load()  # it may be an assignment's target: here it is read
         if ty.is_array:
-            return gast.Call(func=parse_expr("np.zeros_like"), args=[copy.deepcopy(node)],
+            return gast.Call(func=parse_expr("np.zeros_like"), args=[node],
                              keywords=[gast.keyword(arg="dtype", value=parse_expr("np.float64"))])
-        return gast.Call(func=name("zeros_like"), args=[copy.deepcopy(node)], keywords=[])
+        return gast.Call(func=name("zeros_like"), args=[node], keywords=[])
 
     def dot_of(self, node):
         return name(self.dot(node.id)) if self.active(node) else self.zero(node)

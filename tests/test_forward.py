@@ -267,3 +267,29 @@ def test_second_order_through_restored_array_elements():
         assert s2sad.grad(g, backend="numba")(x, v) == pytest.approx(d2, rel=1e-12)
         third = s2sad.grad(s2sad.grad(g))(x, v)
         assert third == pytest.approx((s2sad.grad(g)(x + h, v) - s2sad.grad(g)(x - h, v)) / (2 * h), rel=1e-5)
+
+
+def h(p):
+    return np.sin(p) * p
+
+
+def h_jvp(p):  # spelled like the generated tangent of h
+    return np.cos(p) + p * p * p
+
+
+def calls_h_jvp(p):
+    return h_jvp(p) * 2.0
+
+
+def names_like_generated_ones(x, y):
+    return h(x) * calls_h_jvp(y) + calls_h_jvp(x)
+
+
+def test_user_functions_named_like_generated_ones():
+    # B8: a function's copy was defined under its own name, which a generated derivative could
+    # also take: the later definition replaced the earlier (TypeError: missing 'p_dot')
+    want = numerical_grad(names_like_generated_ones, (0.3, 0.7), 0)
+    assert s2sad.jacfwd(names_like_generated_ones)(0.3, 0.7) == pytest.approx(want, rel=1e-7)
+    assert s2sad.grad(names_like_generated_ones)(0.3, 0.7) == pytest.approx(want, rel=1e-7)
+    hess = s2sad.hessian(names_like_generated_ones)(0.3, 0.7)
+    assert hess == pytest.approx(numerical_grad(s2sad.grad(names_like_generated_ones), (0.3, 0.7), 0), rel=1e-6)

@@ -120,3 +120,39 @@ def test_nested_grad_binds_defaults_and_keywords():
     for i in range(2):
         assert g[i] == pytest.approx(numerical_grad(nested_grads_with_default_and_keyword_arguments, args, i),
                                      rel=1e-6)
+
+
+def _make_helper(scale):
+    def helper(p):  # every helper made here has the same name
+        return np.sin(scale * p) * p
+    return helper
+
+
+helper_a, helper_b = _make_helper(1.0), _make_helper(2.0)
+
+
+def inner_sum(u):
+    return np.sum(np.sin(u) * u)
+
+
+def several_nested_grads(x, v):
+    # two different functions named `helper`, one transform at two call sites, and one
+    # nested grad taken at a scalar and at an array: one generated module holds them all
+    s = s2sad.grad(helper_a)(np.tanh(x)) + s2sad.grad(helper_b)(np.tanh(x * v[0]))
+    s = s + s2sad.grad(helper_a)(np.tanh(v[1])) * helper_b(x)
+    g = s2sad.grad(inner_sum)(v * x)
+    return s * np.sum(g * v) + s2sad.grad(inner_sum)(v[:2]) @ v[1:]
+
+
+def test_hessian_through_several_nested_grads_of_like_named_functions():
+    # B8: generated functions of one name overwrote each other in the module of a Hessian
+    x, v = 0.3, np.array([0.5, -1.2, 0.8])
+    grad_v = s2sad.grad(several_nested_grads, argnums=1)
+    np.testing.assert_allclose(grad_v(x, v), numerical_grad(several_nested_grads, (x, v), 1), rtol=1e-6)
+    H = s2sad.hessian(several_nested_grads, argnums=1)(x, v)
+    np.testing.assert_allclose(H, H.T, atol=1e-10)
+    h = 1e-5
+    columns = [(grad_v(x, v + h * e) - grad_v(x, v - h * e)) / (2 * h) for e in np.eye(3)]
+    np.testing.assert_allclose(H, np.array(columns).T, rtol=1e-5, atol=1e-7)
+    d2 = s2sad.grad(s2sad.grad(several_nested_grads))(x, v)
+    assert d2 == pytest.approx(numerical_grad(s2sad.grad(several_nested_grads), (x, v), 0), rel=1e-5)

@@ -453,14 +453,10 @@ def check_forward(f, text, args, g, fd):
 # two step sizes (the third derivative may jump at a tie, or a branch may flip, inside the step).
 RTOL2, ATOL2 = 1e-4, 1e-5
 
-# Second-order failures this generator found (B5-B7 in tests/BUGS_random.md) are fixed and pinned
-# by the regression tests below. Only the open bug listed here is excused, by its exact exception.
-KNOWN_SECOND_ORDER = {
-    # Open (tests/BUGS_random.md, B8): the Hessian of a program calling grad(h)(...) twice with
-    # different argument types generates two functions of one name; the second-order part of such
-    # an example is skipped (a hypothesis event), its first-order and forward checks still run.
-    "B8 hessian through several nested grads": (TypeError, "required positional argument"),
-}
+# Second-order failures this generator found (B5-B9 in tests/BUGS_random.md) are fixed and pinned
+# by regression tests. An open bug may be excused here by its exact exception while it is fixed
+# (a hypothesis event records each skip); none is open.
+KNOWN_SECOND_ORDER = {}
 
 
 def known_second_order(exc):
