@@ -270,5 +270,179 @@ def test_protocol_subprocess():
     assert resp[4]["success"] is False and "nope" in resp[4]["error"]
     assert resp[5] == {"id": 5, "success": False, "error": "not implemented"}
     assert resp[6]["success"] is True and resp[6]["timings"][0]["name"] == "compile"
-    assert resp[7] == {"id": 7, "success": False, "error": "not implemented"}
+    assert resp[7]["success"] is True and resp[7]["timings"][0]["name"] == "compile"   # ht
     assert resp[8] == {"id": 8} and resp[9] == {"id": 9}
+
+
+# ht: a tiny synthetic hand built here. The objective's theta layout (6 global
+# values, then 4 angles for each of 5 fingers of 4 bones) needs ADBench's 22
+# bones (root, wrist, 5 x 4 finger bones); a handful of vertices and points.
+def hand_input(complicated, n_verts=5, n_pts=4, seed=4):
+    from scipy.linalg import expm
+    rng = np.random.default_rng(seed)
+    parents = [-1, 0] + [1 if k == 0 else 2 + 4 * f + k - 1 for f in range(5) for k in range(4)]
+    nb = len(parents)
+    rel = np.zeros((nb, 4, 4))
+    absolute = np.zeros((nb, 4, 4))
+    for b in range(nb):
+        rel[b, :3, :3] = expm(skew(rng.normal(scale=0.5, size=3)))
+        rel[b, :3, 3] = rng.normal(scale=0.3, size=3)
+        rel[b, 3, 3] = 1.0
+        absolute[b] = rel[b] if parents[b] < 0 else absolute[parents[b]] @ rel[b]
+    weights = np.zeros((n_verts, nb))
+    for v in range(n_verts):   # each vertex follows two bones, as in ADBench's data
+        bones = rng.choice(nb, size=2, replace=False)
+        weights[v, bones] = rng.dirichlet([1.0, 1.0])
+    base = np.ones((n_verts, 4))
+    base[:, :3] = rng.normal(size=(n_verts, 3))
+    inp = {"theta": rng.normal(scale=0.4, size=26).tolist(),
+           "data": {"model": {"bone_count": nb, "bone_names": [f"b{b}" for b in range(nb)],
+                              "parents": parents, "base_relatives": rel.tolist(),
+                              "inverse_base_absolutes": np.linalg.inv(absolute).tolist(),
+                              "base_positions": base.tolist(), "weights": weights.tolist(),
+                              "triangles": [[v, (v + 1) % n_verts, (v + 3) % n_verts] for v in range(n_verts)],
+                              "is_mirrored": False},
+                    "correspondences": rng.integers(0, n_verts, size=n_pts).tolist(),
+                    "points": rng.normal(size=(n_pts, 3)).tolist()},
+           "us": rng.uniform(0.0, 0.5, size=(n_pts, 2)).tolist() if complicated else [],
+           "min_runs": 1, "min_seconds": 0}
+    return inp
+
+
+def skew(w):
+    return np.array([[0.0, -w[2], w[1]], [w[2], 0.0, -w[0]], [-w[1], w[0], 0.0]])
+
+
+def hand_reference(inp):
+    """An independent reading of ADBench's hand model (rotations as matrix
+    exponentials, a loop per vertex), for the objective check."""
+    from scipy.linalg import expm
+    m, d = inp["data"]["model"], inp["data"]
+    theta = np.array(inp["theta"])
+    nb = len(m["parents"])
+    angles = np.zeros((nb, 3))   # per bone: (x, z, y) Euler angles
+    it = 6
+    for f in range(5):
+        b = 2 + 4 * f
+        angles[b, :2] = theta[it:it + 2]
+        angles[b + 1, 0], angles[b + 2, 0] = theta[it + 2], theta[it + 3]
+        it += 4
+    ex, ey, ez = np.eye(3)
+    absolute = []
+    for b in range(nb):
+        tx, tz, ty = angles[b]
+        tr = np.eye(4)
+        tr[:3, :3] = expm(tz * skew(ez)) @ expm(ty * skew(ey)) @ expm(tx * skew(ex))
+        r = np.array(m["base_relatives"][b]) @ tr
+        absolute.append(r if m["parents"][b] < 0 else absolute[m["parents"][b]] @ r)
+    verts = []
+    for v, x in enumerate(m["base_positions"]):
+        p = sum(m["weights"][v][b] * (absolute[b] @ np.array(m["inverse_base_absolutes"][b]) @ x)
+                for b in range(nb))
+        if m["is_mirrored"]:
+            p[0] = -p[0]
+        verts.append(expm(skew(theta[:3])) @ p[:3] + theta[3:6])
+    verts = np.array(verts)
+    err = []
+    for i, c in enumerate(d["correspondences"]):
+        if inp["us"]:
+            t = m["triangles"][c]
+            u = inp["us"][i]
+            hand = u[0] * verts[t[0]] + u[1] * verts[t[1]] + (1 - u[0] - u[1]) * verts[t[2]]
+        else:
+            hand = verts[c]
+        err.append(np.array(d["points"][i]) - hand)
+    return np.concatenate(err)
+
+
+@pytest.fixture(scope="module")
+def ht_python():
+    """ht defined on the Python backend (fast; the Numba path runs in the protocol tests)."""
+    import ht
+    saved = common.FORCE
+    common.FORCE = "python"
+    try:
+        ht.define()
+    finally:
+        common.FORCE = saved
+    return ht
+
+
+@pytest.mark.parametrize("complicated", [False, True], ids=["simple", "complicated"])
+def test_ht_objective(ht_python, complicated):
+    m = ht_python
+    inp = hand_input(complicated)
+    out = evaluate(m, "objective", inp)
+    assert isinstance(out, list) and len(out) == 3 * 4
+    np.testing.assert_allclose(out, hand_reference(inp), rtol=1e-10, atol=1e-12)
+    # theta = 0 except a translation t: every transform is the identity, so the
+    # model is its base positions moved by t
+    t = [0.3, -0.2, 0.5]
+    rest = evaluate(m, "objective", inp | {"theta": [0.0] * 3 + t + [0.0] * 20})
+    d = inp["data"]
+    base = np.array(d["model"]["base_positions"])[:, :3] + t
+    if complicated:
+        tri = np.array(d["model"]["triangles"])[d["correspondences"]]
+        u = np.array(inp["us"])
+        hand = u[:, :1] * base[tri[:, 0]] + u[:, 1:] * base[tri[:, 1]] + (1 - u[:, :1] - u[:, 1:]) * base[tri[:, 2]]
+    else:
+        hand = base[d["correspondences"]]
+    np.testing.assert_allclose(rest, (np.array(d["points"]) - hand).ravel(), rtol=1e-12, atol=1e-12)
+    mirrored = json.loads(json.dumps(inp))
+    mirrored["data"]["model"]["is_mirrored"] = True
+    np.testing.assert_allclose(evaluate(m, "objective", mirrored), hand_reference(mirrored), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("complicated", [False, True], ids=["simple", "complicated"])
+def test_ht_jacobian(ht_python, complicated):
+    m = ht_python
+    inp = hand_input(complicated)
+    jac = np.array(evaluate(m, "jacobian", inp))
+    n = len(inp["data"]["points"])
+    off = 2 if complicated else 0
+    assert jac.shape == (3 * n, off + 26)
+
+    def objective(**kw):
+        return np.array(evaluate(m, "objective", inp | kw))
+    want = np.zeros((3 * n, 26))
+    theta = np.array(inp["theta"])
+    for k in range(26):
+        e = np.zeros(26)
+        e[k] = 1e-6
+        want[:, k] = (objective(theta=(theta + e).tolist()) - objective(theta=(theta - e).tolist())) / 2e-6
+    np.testing.assert_allclose(jac[:, off:], want, rtol=1e-6, atol=1e-7)
+    if complicated:
+        # full central differences in every us[i, k]: block diagonal, 3x2 blocks,
+        # and the jacobian's first two columns hold the blocks
+        us = np.array(inp["us"])
+        full = np.zeros((3 * n, n, 2))
+        for i in range(n):
+            for k in range(2):
+                e = np.zeros_like(us)
+                e[i, k] = 1e-6
+                full[:, i, k] = (objective(us=(us + e).tolist()) - objective(us=(us - e).tolist())) / 2e-6
+        for i in range(n):
+            np.testing.assert_allclose(jac[3 * i:3 * i + 3, :2], full[3 * i:3 * i + 3, i], rtol=1e-6, atol=1e-7)
+            others = np.delete(full[3 * i:3 * i + 3], i, axis=1)
+            assert np.all(others == 0.0)
+
+
+def test_ht_protocol_subprocess(ht_python, monkeypatch):
+    """ht through run.py (Python backend, to stay fast; the Numba define is
+    exercised, with its central-difference check, by test_protocol_subprocess)."""
+    monkeypatch.setenv("S2SAD_GRADBENCH_BACKEND", "python")
+    simple, comp = hand_input(False), hand_input(True)
+    msgs = [{"id": 0, "kind": "start", "eval": "ht", "config": {}},
+            {"id": 1, "kind": "define", "module": "ht"}]
+    for k, (function, inp) in enumerate([("objective", simple), ("jacobian", simple),
+                                         ("objective", comp), ("jacobian", comp)]):
+        msgs.append({"id": 2 + k, "kind": "evaluate", "module": "ht", "function": function,
+                     "input": inp | {"min_runs": 2}, "description": "tiny"})
+    resp = run_tool(msgs)
+    assert [r["id"] for r in resp] == list(range(6))
+    assert resp[1]["success"] is True, resp[1]
+    assert all(r["success"] and len(r["timings"]) == 2 for r in resp[2:]), resp
+    for r, (function, inp) in zip(resp[2:], [("objective", simple), ("jacobian", simple),
+                                             ("objective", comp), ("jacobian", comp)]):
+        np.testing.assert_allclose(r["output"], evaluate(ht_python, function, inp), rtol=1e-12, atol=1e-14)
+    assert np.shape(resp[3]["output"]) == (12, 26) and np.shape(resp[5]["output"]) == (12, 28)
