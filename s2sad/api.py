@@ -200,8 +200,9 @@ class Transformed:
         except TypeError:  # an unhashable callable: no sharing
             return self._as_function(flat_args)
         if hit is None:
-            hit = _AS_FUNCTION[key] = self._as_function(flat_args)
-        return hit
+            hit = _AS_FUNCTION[key] = (self._as_function(flat_args), self.last)
+        self.last = hit[1]  # the specialization that generated it (its module, its source)
+        return hit[0]
 
     def _identity(self):
         inner = self.fun._identity() if self.nested else self.fun

@@ -164,16 +164,27 @@ class Forward:
         return [s, assign(self.dot(v), tangent)]
 
     def match_type(self, tangent, rhs, target):
-        """A scalar tangent of an array value is broadcast, so `v_dot` keeps v's type."""
+        """The tangent of an elementwise result gets the result's shape, so `v_dot` keeps v's type.
+
+        The tangent of `a + d` is `d_dot` alone; where the inactive `a` broadcasts the result to a
+        larger shape, zeros shaped like `a` are added, and a scalar tangent of an array value is
+        broadcast the same way."""
         t_v = self.ty(target.id)
-        operands = [n for n in gast.walk(rhs) if isinstance(n, gast.Name) and self.active(n)]
-        if t_v.is_array and operands and all(self.ty(n).is_scalar for n in operands):
+        operands = _elementwise_operands(rhs)
+        if not t_v.is_array or operands is None:
+            return tangent, False
+        active = [n for n in operands if self.active(n)]
+        if active and all(self.ty(n).is_scalar for n in active):
             # zeros shaped like an (inactive) array operand of the same rank: available before the
             # statement runs, so the tangent may be computed first even in `v = f(v, ...)`
-            shapes = [n for n in gast.walk(rhs) if isinstance(n, gast.Name) and n.id != target.id
-                      and self.ty(n).is_array and self.ty(n).ndim == t_v.ndim]
+            shapes = [n for n in operands if n.id != target.id and self.ty(n).is_array and self.ty(n).ndim == t_v.ndim]
             like = shapes[0] if shapes else target
             return gast.BinOp(left=tangent, op=gast.Add(), right=self.zero(like)), like is target
+        read = {n.id for n in gast.walk(tangent) if isinstance(n, gast.Name)}
+        for n in operands:
+            if not self.active(n) and self.ty(n).is_array and n.id not in read and n.id != target.id:
+                tangent = gast.BinOp(left=tangent, op=gast.Add(), right=self.zero(n))
+                read.add(n.id)
         return tangent, False
 
     def tangent(self, rhs, ans):
@@ -267,3 +278,17 @@ def _rename(tree, old, new):
 
 def transform(fn, analysis, compiler, parsed, name_, wrt):
     return Forward(fn, analysis, compiler, parsed).run(name_, wrt)
+
+
+def _elementwise_operands(rhs):
+    """The Name operands of a broadcasting elementwise operation (None for anything else)."""
+    if isinstance(rhs, gast.BinOp):
+        args = [rhs.left, rhs.right]
+    elif isinstance(rhs, gast.Call) and not is_user_call(rhs) and not is_nested_call(rhs):
+        rule = rules.lookup(call_func(rhs))
+        if rule is None or not rule.broadcasts:
+            return None
+        args = list(rhs.args) + [k.value for k in rhs.keywords]
+    else:
+        return None
+    return [a for a in args if isinstance(a, gast.Name) and atom_name(a)]

@@ -2,7 +2,8 @@
 
 In: a generated FunctionDef. Out: the same, without assignments to
 generated temporaries (names starting with `_`) that are never read, so
-the emitted code carries no dead statements.
+the emitted code carries no dead statements, and with an adjoint's first
+accumulation after its zeroing written as a plain assignment.
 """
 
 import gast
@@ -13,6 +14,7 @@ def _reads(fn):
 
 
 def drop_dead(fn):
+    first_accumulations(fn)
     drop_dead_stores(fn)
     while True:
         reads = _reads(fn)
@@ -84,4 +86,50 @@ def tidy_comments(fn):
             out.append(s)
         return out
     fn.body = tidy(fn.body)
+    return fn
+
+
+def _mentions(stmt, v):
+    return any(isinstance(n, gast.Name) and n.id == v for n in gast.walk(stmt))
+
+
+def _is_zero_init(s):
+    return (isinstance(s, gast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], gast.Name)
+            and isinstance(s.value, gast.Constant) and type(s.value.value) is float and s.value.value == 0.0)
+
+
+def _accumulation(s, v):
+    """`v = v + e` -> e, else None."""
+    if (isinstance(s, gast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], gast.Name)
+            and s.targets[0].id == v and isinstance(s.value, gast.BinOp) and isinstance(s.value.op, gast.Add)
+            and isinstance(s.value.left, gast.Name) and s.value.left.id == v and not _mentions(s.value.right, v)):
+        return s.value.right
+    return None
+
+
+def first_accumulations(fn):
+    """`v = 0.0 ... v = v + e` (v untouched between, in one block) -> `... v = e`.
+
+    Adjoints are zeroed, then accumulated; without this, every first `0.0 + e` stays an add
+    in compiled code (IEEE: 0.0 + -0.0 is 0.0, so no compiler may fold it). Scalars only: for
+    an array, `v = e` would make v share e's memory."""
+    def block(stmts):
+        drop = set()
+        for i, s in enumerate(stmts):
+            for field in ("body", "orelse"):
+                if isinstance(getattr(s, field, None), list):
+                    setattr(s, field, block(getattr(s, field)))
+            if not _is_zero_init(s):
+                continue
+            v = s.targets[0].id
+            for later in stmts[i + 1:]:
+                e = _accumulation(later, v)
+                if e is not None:
+                    later.value = e
+                    drop.add(i)
+                    break
+                if _mentions(later, v):
+                    break
+        return [s for i, s in enumerate(stmts) if i not in drop]
+    fn.body = block(fn.body)
     return fn

@@ -293,3 +293,23 @@ def test_user_functions_named_like_generated_ones():
     assert s2sad.grad(names_like_generated_ones)(0.3, 0.7) == pytest.approx(want, rel=1e-7)
     hess = s2sad.hessian(names_like_generated_ones)(0.3, 0.7)
     assert hess == pytest.approx(numerical_grad(s2sad.grad(names_like_generated_ones), (0.3, 0.7), 0), rel=1e-6)
+
+
+def sum_of_broadcast(a, d):
+    return np.sum(a + d) + np.sum(d - a) * 0.5 + np.sum(np.where(a > 0.5, d, a))
+
+
+def column_of_broadcast(a, d):
+    return (a * 1.0 + d)[:, 0]
+
+
+def test_tangent_of_a_sum_broadcast_by_an_inactive_operand():
+    # the tangent of `a + d` was d_dot alone, of d's shape, where a (not differentiated) broadcasts the
+    # result to a's shape: jacfwd silently gave [1, 1] for np.sum(a + d) (found by GradBench's ht)
+    a, d = np.array([[1.0, 0.2], [0.7, 1.3], [0.1, 0.9]]), np.array([0.4, -0.3])
+    want = numerical_grad(sum_of_broadcast, (a, d), 1)
+    np.testing.assert_allclose(s2sad.jacfwd(sum_of_broadcast, argnums=1)(a, d), want, rtol=1e-7)
+    np.testing.assert_allclose(s2sad.grad(sum_of_broadcast, argnums=1)(a, d), want, rtol=1e-7)
+    np.testing.assert_allclose(s2sad.jacfwd(column_of_broadcast, argnums=1)(a, d),
+                               s2sad.jacrev(column_of_broadcast, argnums=1)(a, d), rtol=1e-12)
+    np.testing.assert_allclose(s2sad.jacfwd(column_of_broadcast, argnums=1)(a, d), [[1.0, 0.0]] * 3)
