@@ -10,6 +10,7 @@ import inspect
 import itertools
 
 import numpy as np
+import gast
 
 from . import backends
 from . import compiler
@@ -88,6 +89,8 @@ class Transformed:
             return self._jacrev_call(flat, treedefs, positions, argnums)
         spec = self.specialize(flat, argnums, tuple(treedefs), positions, "reverse")
         out, grads = spec.call(*flat, spec.seed(1.0))
+        if spec.value_dropped:  # a scalar function's gradient: its value was not computed
+            return self._pick(grads, treedefs, positions, argnums)
         out = spec.rebuild(out)
         value = out[0] if self.has_aux else out
         if np.ndim(value) != 0:
@@ -290,6 +293,7 @@ class Specialization:
             name = module.vjp_name(fun, list(types), wrt, aux=transformed.has_aux, treedefs=treedefs)
         else:
             name = module.jvp_name(fun, list(types), wrt, treedefs=treedefs)
+        self.value_dropped = mode == "reverse" and _drop_value(transformed, fun, types, treedefs, module, name)
         for tree in module.functions:
             optimize.drop_dead(tree)
             optimize.tidy_comments(tree)
@@ -350,6 +354,25 @@ class Specialization:
         wrapper = namespace[f"{self.name}_grad"]
         self.wrappers[key] = wrapper
         return wrapper
+
+
+def _drop_value(transformed, fun, types, treedefs, module, name):
+    """For `grad` of a function statically known to return a scalar, make the generated vjp return
+    None for the value, so that what only computed the value (a loop's running sum, say) is
+    dropped as dead code. True when it did."""
+    if transformed.kind != "grad" or transformed.has_aux or any(t is not None for t in treedefs):
+        return False
+    func = compiler.Function.of(fun)
+    if getattr(func.ir, "s2sad_out_treedef", None) is not None:
+        return False
+    if not func.analyze(list(types), [], module).type_of(func.ir.body[-1].value).is_scalar:
+        return False  # an array (grad refuses it after the call) or a type not known here
+    tree = next(t for t in module.functions if t.name == name)
+    ret = tree.body[-1]
+    if not (isinstance(ret, gast.Return) and isinstance(ret.value, gast.Tuple) and len(ret.value.elts) == 2):
+        return False
+    ret.value.elts[0] = gast.Constant(value=None, kind=None)
+    return True
 
 
 def _signature(fun):

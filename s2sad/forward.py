@@ -50,6 +50,8 @@ class Forward:
 
     def zero(self, node):
         """A zero tangent of the value `node` (an atom)."""
+        if isinstance(node, gast.Constant) and node.value is None:
+            return gast.Constant(value=None, kind=None)  # a gradient's dropped value has no tangent
         ty = self.ty(node)
         if ty.is_scalar:
             return const(0.0)

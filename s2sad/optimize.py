@@ -13,8 +13,13 @@ def _reads(fn):
     return {n.id for n in gast.walk(fn) if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Load)}
 
 
+def _names(node):
+    return {n.id for n in gast.walk(node) if isinstance(n, gast.Name)}
+
+
 def drop_dead(fn):
     first_accumulations(fn)
+    drop_unused(fn)
     drop_dead_stores(fn)
     while True:
         reads = _reads(fn)
@@ -133,3 +138,151 @@ def first_accumulations(fn):
         return [s for i, s in enumerate(stmts) if i not in drop]
     fn.body = block(fn.body)
     return fn
+
+
+# ---- mark and sweep ---------------------------------------------------------------------------
+_EFFECTS = {"push", "pop"}  # the tape: every push and pop must stay, in order
+
+
+def _effectful(node):
+    return any(isinstance(c, gast.Call) and isinstance(c.func, gast.Name) and c.func.id in _EFFECTS
+               for c in gast.walk(node))
+
+
+def _name_targets(s):
+    """The names a plain `names = pure expression` assignment defines, else None."""
+    if not (isinstance(s, gast.Assign) and len(s.targets) == 1) or _effectful(s.value):
+        return None
+    t = s.targets[0]
+    if isinstance(t, gast.Name):
+        return [t.id]
+    if isinstance(t, gast.Tuple) and all(isinstance(e, gast.Name) for e in t.elts):
+        return [e.id for e in t.elts]
+    return None
+
+
+def _empty(stmts):
+    return all(_comment_text(s) is not None or isinstance(s, gast.Pass) for s in stmts)
+
+
+def _root_reads(s):
+    """Every name a kept statement mentions but its own plain targets (`M` in `M[0] = e` is read,
+    whatever context the generated node says)."""
+    if not isinstance(s, gast.Assign):
+        return _names(s)
+    names = _names(s.value)
+    for t in s.targets:
+        for e in (t.elts if isinstance(t, gast.Tuple) else [t]):
+            if not isinstance(e, gast.Name):
+                names |= _names(e)
+    return names
+
+
+def _assigns(stmt, v):
+    return any(isinstance(n, gast.Name) and n.id == v and isinstance(n.ctx, gast.Store) for n in gast.walk(stmt))
+
+
+def drop_unused(fn):
+    """Remove assignments no kept statement reads, and loops and branches left empty.
+
+    Kept for sure: returns, tape pushes and pops, writes into arrays, loop and branch headers.
+    A read keeps the assignment it sees: the nearest one before it in its block (or an enclosing
+    block), when that is a plain assignment met on every path; where that is not certain (the
+    name is assigned in a branch, or by a loop around the read, or read by a `while` test), it
+    keeps every assignment of the name. So the reverse sweep's recomputed values do not keep
+    their forward copies, and what only fed an unwanted value (a gradient's running sum) goes."""
+    chains, defs, roots = {}, {}, []
+
+    def index(stmts, outer, owner):
+        for i, s in enumerate(stmts):
+            chain = [(stmts, i, owner)] + outer
+            chains[id(s)] = chain
+            targets = _name_targets(s)
+            if targets is not None:
+                for v in targets:
+                    defs.setdefault(v, []).append(s)
+            elif isinstance(s, gast.For):
+                roots.append((_names(s.iter), chain))
+                index(s.body, chain, s)
+                index(s.orelse, chain, s)
+            elif isinstance(s, gast.While):
+                roots.append((_names(s.test), None))  # read again after each trip: sees every assignment
+                index(s.body, chain, s)
+                index(s.orelse, chain, s)
+            elif isinstance(s, gast.If):
+                roots.append((_names(s.test), chain))
+                index(s.body, chain, s)
+                index(s.orelse, chain, s)
+            else:
+                roots.append((_root_reads(s), chain))
+    index(fn.body, [], None)
+
+    live_stmts, live_names, work = set(), set(), []
+
+    def keep(stmt):
+        if id(stmt) not in live_stmts:
+            live_stmts.add(id(stmt))
+            work.append(stmt)
+
+    def demand(v, chain):
+        for block, i, owner in chain or ():
+            for earlier in reversed(block[:i]):
+                if _assigns(earlier, v):
+                    targets = _name_targets(earlier)
+                    if targets is not None and v in targets:
+                        keep(earlier)
+                        return
+                    chain = None  # assigned on some paths only, or by an effect: keep all
+                    break
+            if chain is None or (isinstance(owner, (gast.For, gast.While)) and _assigns(owner, v)):
+                break  # the value may come from this loop's previous trip
+        else:
+            if chain is not None:
+                return  # not assigned before the read: a parameter
+        if v not in live_names:
+            live_names.add(v)
+            for d in defs.get(v, []):
+                keep(d)
+
+    for reads, chain in roots:
+        for v in reads:
+            demand(v, chain)
+    while work:
+        stmt = work.pop()
+        for v in _names(stmt.value):
+            demand(v, chains[id(stmt)])
+
+    def is_live(stmt, targets):
+        return id(stmt) in live_stmts or any(v in live_names for v in targets)
+
+    def sweep(stmts):
+        out = []
+        for s in stmts:
+            targets = _name_targets(s)
+            if targets is not None and not is_live(s, targets):
+                continue
+            for field in ("body", "orelse"):
+                if isinstance(getattr(s, field, None), list) and not isinstance(s, gast.FunctionDef):
+                    setattr(s, field, sweep(getattr(s, field)))
+            if isinstance(s, gast.For) and _empty(s.body) and _empty(s.orelse) and \
+                    not any(_read_outside_its_loops(fn, v) for v in _names(s.target)) and not _effectful(s.iter):
+                continue
+            if isinstance(s, gast.If) and _empty(s.body) and _empty(s.orelse) and not _effectful(s.test):
+                continue
+            if isinstance(s, (gast.For, gast.While, gast.If)) and not s.body:
+                s.body = [gast.Pass()]
+            out.append(s)
+        return out
+    fn.body = sweep(fn.body)
+    return fn
+
+
+def _read_outside_its_loops(fn, v):
+    """Is `v` read anywhere but inside `for` loops over `v` (which bind it themselves)?"""
+    def visit(node):
+        if isinstance(node, gast.For) and isinstance(node.target, gast.Name) and node.target.id == v:
+            return visit(node.iter)
+        if isinstance(node, gast.Name):
+            return node.id == v and isinstance(node.ctx, gast.Load)
+        return any(visit(child) for child in gast.iter_child_nodes(node))
+    return visit(fn)
