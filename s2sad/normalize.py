@@ -22,6 +22,7 @@ Next stage: `analysis`.
 """
 
 import builtins
+import copy
 import inspect
 import math
 import types
@@ -521,6 +522,14 @@ class Normalizer:
             if len(args) == 2:
                 args.append(const(1))
             return args[0], args[1], args[2], [], target.id
+        from . import runtime
+        if func is runtime.reversed_range:  # generated adjoint code, transformed again: a range loop
+            start, stop, step = [self.atom(a, out) for a in it.args]
+            first, end, back = self.fresh("k"), self.fresh("k"), self.fresh("k")
+            out.append(assign(first, _call("reversed_first", [start, stop, step], runtime.reversed_first), s))
+            out.append(assign(end, _binop(start, gast.Sub(), copy.deepcopy(step), s), s))
+            out.append(assign(back, gast.UnaryOp(op=gast.USub(), operand=copy.deepcopy(step)), s))
+            return name(first), name(end), name(back), [], target.id
         if func is enumerate:
             if not (isinstance(target, gast.Tuple) and len(target.elts) == 2):
                 raise self.error("`enumerate` without `i, value` unpacking", target, "write `for i, v in enumerate(xs)`")

@@ -142,6 +142,13 @@ def _reversed_range(start, stop, step):
     return impl
 
 
+@overload(runtime.reversed_first)
+def _reversed_first(start, stop, step):
+    def impl(start, stop, step):
+        return start + (len(range(start, stop, step)) - 1) * step
+    return impl
+
+
 @overload(runtime.stop_gradient)
 def _stop_gradient(x):
     return lambda x: x

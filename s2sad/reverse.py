@@ -217,11 +217,13 @@ class Reverse:
             self.read(a)
         i = s.target.id
         body = self.loop_body(s.body, i)
-        if isinstance(start, gast.Constant) and start.value == 0 and isinstance(step, gast.Constant) \
-                and step.value == 1:
-            rng = gast.Call(func=name("range"), args=[
-                gast.BinOp(left=copy.deepcopy(stop), op=gast.Sub(), right=const(1)), const(-1), const(-1)],
-                keywords=[])
+        unit = step.value if isinstance(step, gast.Constant) and step.value in (1, -1) else None
+        if unit is not None:  # range(a, b, 1) backwards is range(b - 1, a - 1, -1), empty when it is
+            def shift(e):
+                if isinstance(e, gast.Constant):
+                    return const(e.value - unit)
+                return gast.BinOp(left=copy.deepcopy(e), op=gast.Sub() if unit == 1 else gast.Add(), right=const(1))
+            rng = gast.Call(func=name("range"), args=[shift(stop), shift(start), const(-unit)], keywords=[])
         else:
             rng = gast.Call(func=name("reversed_range"), args=[copy.deepcopy(a) for a in (start, stop, step)],
                             keywords=[])

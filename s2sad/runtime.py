@@ -38,8 +38,14 @@ def stop_gradient(x):
 
 
 def reversed_range(start, stop, step):
+    """range(start, stop, step) backwards: range(reversed_first(...), start - step, -step)."""
+    return range(reversed_first(start, stop, step), start - step, -step)
+
+
+def reversed_first(start, stop, step):
+    """The last value of range(start, stop, step) (start - step if it is empty)."""
     n = len(range(start, stop, step))
-    return range(start + (n - 1) * step, start - step, -step)
+    return start + (n - 1) * step
 
 
 class TupleAdjoint(tuple):

@@ -57,5 +57,6 @@ rules.NONDIFF[rules._key(runtime.pop)] = lambda a, c: a.get("a1", T.UNKNOWN)
 rules.NONDIFF[rules._key(runtime.push)] = lambda a, c: T.OBJ
 
 for _f, _r in [(runtime.zeros_like, lambda a, c: _like("x")(a, c)), (runtime.reversed_range, lambda a, c: T.OBJ),
+               (runtime.reversed_first, lambda a, c: T.INT),
                (runtime.Tape, lambda a, c: T.OBJ)]:
     rules.NONDIFF[rules._key(_f)] = _r

@@ -227,3 +227,24 @@ def test_python_backend_untouched_by_numba_import():
     assert runtime.pop(tape, 0) == 3
     assert runtime.pop(tape, np.empty((0, 0))).shape == (2, 2)
     assert isinstance(tape, runtime.Tape) and not isinstance(runtime.Tape, numba.core.types.Type)
+
+
+def strided_loops(x, v):
+    s = 0.0
+    for j in range(1, v.shape[0]):         # reversed as range(n - 1, 0, -1)
+        s = s + np.sin(x * v[j]) * v[j - 1]
+    for j in range(v.shape[0] - 1, -1, -2):  # reversed through reversed_range
+        s = s * np.cos(0.1 * s + v[j])
+    return s
+
+
+def test_forward_over_reverse_of_strided_loops_compiles_under_numba():
+    # the reverse of `range(1, n)` and of a stride-2 range, transformed again by forward mode:
+    # Numba could not index the `reversed_range` object (GradBench kmeans ran on Python)
+    v = np.array([0.5, -1.2, 0.8, 0.3, 1.1])
+    g = s2sad.grad(strided_loops, backend="numba")
+    assert g(0.7, v) == pytest.approx(numerical_grad(strided_loops, (0.7, v), 0), rel=1e-6)
+    d2 = s2sad.grad(g, backend="numba")(0.7, v)
+    assert d2 == pytest.approx(numerical_grad(s2sad.grad(strided_loops), (0.7, v), 0), rel=1e-5)
+    assert d2 == pytest.approx(s2sad.grad(s2sad.grad(strided_loops, backend="python"), backend="python")(0.7, v),
+                               rel=1e-12)
