@@ -1,8 +1,9 @@
 """The CUDA backend of `vmap`: one generated derivative per thread, via numba-cuda.
 
-Design (docs/gpu.md): the derivative of a function of scalars is generated in
-forward mode -- for k scalar inputs, k tangent passes -- so the code run by a
-thread has no tape at all, nothing to bound and nothing to overflow. Every
+Design (docs/gpu.md): a thread runs the generated derivative of a function of
+scalars without any tape, so there is nothing to bound and nothing to
+overflow: the reverse-mode code where it needs no tape (straight-line code:
+one pass gives every partial), else forward mode, one tangent pass per input. Every
 generated function becomes a `cuda.jit(device=True)` function, and a generated
 kernel maps `_s2sad_sample` over the batch, one thread per sample.
 
@@ -152,7 +153,7 @@ def to_device_source(source):
                   if m.group(1) in NP_TO_MATH else m.group(0), source)
 
 
-def _check_generated(source, where):
+def check_generated(source, where):
     tree = ast.parse(source)
     for node in ast.walk(tree):
         bad = None
@@ -185,7 +186,7 @@ class KernelRunner:
                 raise S2SADError("vmap backend='cuda': every output of a sample must be a scalar")
         kernel = loop_source(plan, "_s2sad_kernel", ["    i = cuda.grid(1)", "    if i < n:"], "        ")
         device = to_device_source(plan.base_source + "\n\n" + plan.sample_source)
-        _check_generated(device, getattr(user, "__qualname__", repr(user)))
+        check_generated(device, getattr(user, "__qualname__", repr(user)))
         self.source = device + "\n\n" + kernel
         ns = plan.module.load(self.source, f"<s2sad cuda {next(_counter)}>")
         ns["cuda"] = cuda

@@ -92,7 +92,10 @@ class Vmapped:
 
     # ---- the compiled backends -----------------------------------------------------
     def compiled_call(self, leaves, axes, treedefs, n, device=False):
-        sample = [_item(x[0]) if a is not None else x for x, a in zip(leaves, axes)]
+        # a sample's types pick the plan; on the device, reading x[0] would copy it to the host
+        # and wait for the GPU at every call, so a zero of the sample's dtype and shape stands in
+        sample = [x if a is None else _item(np.zeros(x.shape[1:], dtype=x.dtype)) if device else _item(x[0])
+                  for x, a in zip(leaves, axes)]
         key = (tuple(T.of_value(s) for s in sample), tuple(a is not None for a in axes), tuple(treedefs))
         plan = self.plans.get(key)
         if plan is None:
@@ -270,7 +273,15 @@ class Plan:
         argnums = fun._argnums()
         positions = [[i] for i in range(len(sample))]
         nones = tuple(None for _ in sample)
-        if forward:
+        reverse = None
+        if forward and fun.kind in ("grad", "value_and_grad") and not fun.nested:
+            reverse = self._tapeless_reverse(fun, sample, argnums, nones, positions)
+        if reverse is not None:  # one reverse pass gives every partial: no tape, so kernels can run it
+            spec = reverse
+            body = [f"_r = {spec.name}({args}, 1.0)"]
+            grads = [f"_r[1][{i}]" for i in argnums]
+            value = "_r[0]"
+        elif forward:
             chain = forward_chain(fun)
             for i in argnums:
                 if not isinstance(sample[i], float):
@@ -301,6 +312,19 @@ class Plan:
         g = grads[0] if isinstance(fun.argnums, int) else "(" + ", ".join(grads) + ",)"
         body.append(f"return {value}, {g}" if fun.kind == "value_and_grad" else f"return {g}")
         return spec.source, spec.module, body
+
+    def _tapeless_reverse(self, fun, sample, argnums, nones, positions):
+        """The reverse-mode specialization for a kernel when it needs no tape (straight-line code of
+        scalars, say), else None: the kernel then runs one forward pass per input."""
+        from . import cuda_backend
+        if not all(isinstance(sample[i], float) for i in argnums):
+            return None
+        spec = fun.specialize(list(sample), argnums, nones, positions, "reverse")
+        try:
+            cuda_backend.check_generated(cuda_backend.to_device_source(spec.source), "")
+        except S2SADError:
+            return None
+        return spec
 
     def run(self, leaves, n, device=False):
         return self.runner.run(leaves, n, device)
