@@ -154,13 +154,34 @@ class Module:
         return reverse.transform(ir, an, self, func.parsed, name, aux)
 
     def add(self, func, tree):
-        self.functions.append(tree)
+        """Add a generated function; the globals it reads join the module's namespace.
+
+        Functions from different places may read different values under one global name (two
+        closures over `scale`, say): the later one reads a renamed copy (`scale_2`)."""
         local = {a.id for a in tree.args.args} | {n.id for n in gast.walk(tree)
                                                    if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store)}
+        renames = {}
         for node in gast.walk(tree):
             if isinstance(node, gast.Name) and node.id not in local and node.id not in ("np", "math", "scipy"):
-                if node.id in func.parsed.namespace and node.id not in runtime.HELPERS:
-                    self.namespace[node.id] = func.parsed.namespace[node.id]
+                if node.id in func.parsed.namespace and node.id not in runtime.HELPERS and node.id not in renames:
+                    value = func.parsed.namespace[node.id]
+                    if node.id not in self.namespace:
+                        self.namespace[node.id] = value
+                    elif not _same_value(self.namespace[node.id], value):
+                        renames[node.id] = self._global_name(node.id, value)
+        if renames:
+            tree = normalize.copy_ir(tree)  # the IR is shared with other modules: rename a copy
+            for node in gast.walk(tree):
+                if isinstance(node, gast.Name) and node.id in renames and node.id not in local:
+                    node.id = renames[node.id]
+        self.functions.append(tree)
+
+    def _global_name(self, base, value):
+        n = 2
+        while f"{base}_{n}" in self.namespace and not _same_value(self.namespace[f"{base}_{n}"], value):
+            n += 1
+        self.namespace[f"{base}_{n}"] = value
+        return f"{base}_{n}"
 
     # ---- output -----------------------------------------------------------------
     def source(self, header=""):
@@ -202,3 +223,12 @@ class Module:
         code = compile(source, filename, "exec")
         exec(code, namespace)
         return namespace
+
+
+def _same_value(a, b):
+    if a is b:
+        return True
+    try:
+        return type(a) is type(b) and isinstance(a, (bool, int, float, complex, str)) and a == b
+    except Exception:  # noqa: BLE001 - values that cannot be compared are different
+        return False

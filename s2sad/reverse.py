@@ -577,6 +577,19 @@ class Reverse:
             out += self.forward_stmt(s, in_loop)
         return out
 
+    def call_generated(self, s):
+        """`v = grad(f)(x)` in the forward sweep calls the generated function computing it (a copy
+        in this module), so that the sweep compiles with the rest: Numba cannot call the
+        transformed Python object."""
+        call = s.value
+        types = [self.ty(a) for a in call.args]
+        wrapper = call_func(call).as_function(types)
+        self.compiler.result_type(wrapper, types)  # analyzed: the functions it calls join the module
+        new = gast.Call(func=name(self.compiler.primal(wrapper)), args=[copy.deepcopy(a) for a in call.args],
+                        keywords=[])
+        new.s2sad_user, new.s2sad_func = True, wrapper
+        return gast.copy_location(gast.Assign(targets=s.targets, value=new, type_comment=None), s)
+
     def push(self, expr):
         return gast.Expr(value=gast.Call(func=name("push"), args=[name("_tape"), expr], keywords=[]))
 
@@ -589,9 +602,12 @@ class Reverse:
         if isinstance(s, gast.Pass):
             return []
         if isinstance(s, gast.Assign):
+            original = s  # analyses know statements by id
+            if is_nested_call(s.value) and call_func(s.value).kind != "jvp" and not s.value.keywords:
+                s = self.call_generated(s)
             target = s.targets[0]
             pushes = []
-            if isinstance(target, gast.Name) and self.needs_push(target.id) and id(s) not in self.first:
+            if isinstance(target, gast.Name) and self.needs_push(target.id) and id(original) not in self.first:
                 pushes.append(self.push(name(target.id)))
             elif isinstance(target, gast.Tuple):
                 pushes += [self.push(name(e.id)) for e in target.elts if self.needs_push(e.id)]

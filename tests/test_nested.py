@@ -156,3 +156,16 @@ def test_hessian_through_several_nested_grads_of_like_named_functions():
     np.testing.assert_allclose(H, np.array(columns).T, rtol=1e-5, atol=1e-7)
     d2 = s2sad.grad(s2sad.grad(several_nested_grads))(x, v)
     assert d2 == pytest.approx(numerical_grad(s2sad.grad(several_nested_grads), (x, v), 0), rel=1e-5)
+
+
+@pytest.mark.parametrize("f", CASES, ids=lambda f: f.__name__)
+def test_nested_grad_compiles_under_numba(f):
+    # the forward sweep calls the generated function computing grad(f)(x), not the Python object:
+    # backend="numba" (strict: an error, not a fallback, if Numba cannot compile) gives the same numbers
+    want = s2sad.grad(f, argnums=(0, 1), backend="python")(X, Y)
+    got = s2sad.grad(f, argnums=(0, 1), backend="numba")(X, Y)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-12)
+    assert got[1] == pytest.approx(want[1], rel=1e-12)
+    p1 = np.array([0.3, -0.2])
+    np.testing.assert_allclose(s2sad.grad(best_response_value, backend="numba")(p1),
+                               numerical_grad(best_response_value, (p1,), 0), rtol=1e-6)
