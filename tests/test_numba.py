@@ -248,3 +248,16 @@ def test_forward_over_reverse_of_strided_loops_compiles_under_numba():
     assert d2 == pytest.approx(numerical_grad(s2sad.grad(strided_loops), (0.7, v), 0), rel=1e-5)
     assert d2 == pytest.approx(s2sad.grad(s2sad.grad(strided_loops, backend="python"), backend="python")(0.7, v),
                                rel=1e-12)
+
+
+def list_display_of_scalars(x, y):
+    pair = [x * y, np.sin(x)]
+    return np.sum(np.array(pair) ** 2)
+
+
+def test_adjoint_of_a_list_display_compiles():
+    # zeros_like of a list of floats had no Numba implementation: the gradient fell back to Python
+    g = s2sad.grad(list_display_of_scalars, argnums=(0, 1), backend="numba")(0.4, -1.3)
+    want = s2sad.grad(list_display_of_scalars, argnums=(0, 1), backend="python")(0.4, -1.3)
+    assert g == pytest.approx(want, rel=1e-12)
+    assert g[0] == pytest.approx(numerical_grad(list_display_of_scalars, (0.4, -1.3), 0), rel=1e-7)
