@@ -103,6 +103,33 @@ def _is_zero_init(s):
             and isinstance(s.value, gast.Constant) and type(s.value.value) is float and s.value.value == 0.0)
 
 
+# adjoint helpers that return a new array shaped like one of their arguments (its position)
+_SHAPED_LIKE = {"unbroadcast": 1, "sum_adjoint": 1, "dot_adjoint_x": 1, "dot_adjoint_y": 2}
+
+
+def _zeros_like_of(s):
+    """`v = np.zeros_like(a, ...)` -> a's name, else None."""
+    if not (isinstance(s, gast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], gast.Name)):
+        return None
+    call = s.value
+    if (isinstance(call, gast.Call) and isinstance(call.func, gast.Attribute) and call.func.attr == "zeros_like"
+            and isinstance(call.func.value, gast.Name) and call.func.value.id == "np"
+            and call.args and isinstance(call.args[0], gast.Name)):
+        return call.args[0].id
+    return None
+
+
+def _fresh_like(e, a):
+    """Is `e` a new array of a's shape (so `v = e` may replace `v = zeros_like(a); v = v + e`)?"""
+    if not (isinstance(e, gast.Call) and isinstance(e.func, gast.Name) and e.func.id in _SHAPED_LIKE):
+        return False
+    k = _SHAPED_LIKE[e.func.id]
+    if len(e.args) <= k or not (isinstance(e.args[k], gast.Name) and e.args[k].id == a):
+        return False
+    # unbroadcast(g, x) hands back g itself when the shapes agree: g must be new, not a name
+    return e.func.id != "unbroadcast" or not isinstance(e.args[0], gast.Name)
+
+
 def _accumulation(s, v):
     """`v = v + e` -> e, else None."""
     if (isinstance(s, gast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], gast.Name)
@@ -116,22 +143,25 @@ def first_accumulations(fn):
     """`v = 0.0 ... v = v + e` (v untouched between, in one block) -> `... v = e`.
 
     Adjoints are zeroed, then accumulated; without this, every first `0.0 + e` stays an add
-    in compiled code (IEEE: 0.0 + -0.0 is 0.0, so no compiler may fold it). Scalars only: for
-    an array, `v = e` would make v share e's memory."""
+    in compiled code (IEEE: 0.0 + -0.0 is 0.0, so no compiler may fold it). For an array the
+    zeroing allocates too; there `v = e` is only written where `e` is a new array of v's shape
+    (an adjoint helper's result), never where v would share another array's memory."""
     def block(stmts):
         drop = set()
         for i, s in enumerate(stmts):
             for field in ("body", "orelse"):
                 if isinstance(getattr(s, field, None), list):
                     setattr(s, field, block(getattr(s, field)))
-            if not _is_zero_init(s):
+            like = _zeros_like_of(s)
+            if not _is_zero_init(s) and like is None:
                 continue
             v = s.targets[0].id
             for later in stmts[i + 1:]:
                 e = _accumulation(later, v)
                 if e is not None:
-                    later.value = e
-                    drop.add(i)
+                    if like is None or _fresh_like(e, like):
+                        later.value = e
+                        drop.add(i)
                     break
                 if _mentions(later, v):
                     break
