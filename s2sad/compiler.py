@@ -136,6 +136,23 @@ class Module:
             self.add(func, forward.transform(func.ir, an, self, func.parsed, name, wrt))
         return self.vjps[key]
 
+    def generated_call(self, call, types):
+        """A call of the generated function computing the nested `grad(f)(*args)` (its copy in this
+        module) in place of the transformed Python object, which Numba cannot call; None where
+        s2sad generates no such function."""
+        from .errors import S2SADError
+        if call.s2sad_func.kind not in ("grad", "jacrev", "jacfwd") or call.keywords:
+            return None
+        try:
+            wrapper = call.s2sad_func.as_function(types)
+        except S2SADError:
+            return None  # called as the Python object it is (Numba then falls back, saying why)
+        self.result_type(wrapper, types)  # analyzed: the functions it calls join the module
+        new = gast.Call(func=gast.Name(id=self.primal(wrapper), ctx=gast.Load(), annotation=None, type_comment=None),
+                        args=[copy.deepcopy(a) for a in call.args], keywords=[])
+        new.s2sad_user, new.s2sad_func = True, wrapper
+        return new
+
     def _unique(self, base):
         name, n = base, 1
         while name in self.taken:

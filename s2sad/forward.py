@@ -147,7 +147,7 @@ class Forward:
             # the witness is v, just popped: a float of the tangent's type, bound on every path
             return [s, assign(self.dot(v), gast.Call(func=name("pop"), args=[tape, name(v)], keywords=[]))]
         if v not in self.an.active:
-            return [s]
+            return [self.inactive_nested(s)]
         if is_user_call(rhs) or is_nested_call(rhs):
             return self.user_call(s, [v], rhs)
         tangent, uses_ans = self.tangent(rhs, target)
@@ -246,10 +246,19 @@ class Forward:
             total = gast.BinOp(left=total, op=gast.Add(), right=t)
         return total, uses_ans
 
+    def inactive_nested(self, s):
+        """A nested `grad(f)(x)` whose value carries no tangent calls the generated function computing it."""
+        call = s.value
+        if isinstance(s, gast.Assign) and is_nested_call(call):
+            new = self.compiler.generated_call(call, [self.ty(a) for a in call.args])
+            if new is not None:
+                return gast.copy_location(gast.Assign(targets=s.targets, value=new, type_comment=None), s)
+        return s
+
     def user_call(self, s, targets, call):
         active_args = [i for i, a in enumerate(call.args) if self.active(a)]
         if not any(v in self.an.active for v in targets) or not active_args:
-            out = [s]
+            out = [self.inactive_nested(s)]
             out += [assign(self.dot(v), self.zero(name(v))) for v in targets if v in self.an.active]
             return out
         arg_types = [self.ty(a) for a in call.args]

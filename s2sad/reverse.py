@@ -578,17 +578,11 @@ class Reverse:
         return out
 
     def call_generated(self, s):
-        """`v = grad(f)(x)` in the forward sweep calls the generated function computing it (a copy
-        in this module), so that the sweep compiles with the rest: Numba cannot call the
-        transformed Python object."""
-        call = s.value
-        types = [self.ty(a) for a in call.args]
-        wrapper = call_func(call).as_function(types)
-        self.compiler.result_type(wrapper, types)  # analyzed: the functions it calls join the module
-        new = gast.Call(func=name(self.compiler.primal(wrapper)), args=[copy.deepcopy(a) for a in call.args],
-                        keywords=[])
-        new.s2sad_user, new.s2sad_func = True, wrapper
-        return gast.copy_location(gast.Assign(targets=s.targets, value=new, type_comment=None), s)
+        """`v = grad(f)(x)` in the forward sweep calls the generated function computing it."""
+        call = self.compiler.generated_call(s.value, [self.ty(a) for a in s.value.args])
+        if call is None:
+            return s
+        return gast.copy_location(gast.Assign(targets=s.targets, value=call, type_comment=None), s)
 
     def push(self, expr):
         return gast.Expr(value=gast.Call(func=name("push"), args=[name("_tape"), expr], keywords=[]))
@@ -603,7 +597,7 @@ class Reverse:
             return []
         if isinstance(s, gast.Assign):
             original = s  # analyses know statements by id
-            if is_nested_call(s.value) and call_func(s.value).kind != "jvp" and not s.value.keywords:
+            if is_nested_call(s.value):
                 s = self.call_generated(s)
             target = s.targets[0]
             pushes = []

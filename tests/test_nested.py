@@ -169,3 +169,18 @@ def test_nested_grad_compiles_under_numba(f):
     p1 = np.array([0.3, -0.2])
     np.testing.assert_allclose(s2sad.grad(best_response_value, backend="numba")(p1),
                                numerical_grad(best_response_value, (p1,), 0), rtol=1e-6)
+
+
+def inner_scalar(p):
+    return np.sin(p) * np.tanh(p)
+
+
+def nested_grad_of_a_constant_argument(x, y):
+    c = s2sad.grad(inner_scalar)(np.tanh(y))  # no tangent flows here under jacfwd in x
+    return np.sin(x) * c + s2sad.grad(inner_scalar)(x * y)
+
+
+def test_forward_mode_over_a_nested_grad_compiles_under_numba():
+    want = numerical_grad(nested_grad_of_a_constant_argument, (0.4, -0.7), 0)
+    assert s2sad.jacfwd(nested_grad_of_a_constant_argument, backend="numba")(0.4, -0.7) == pytest.approx(want, rel=1e-6)
+    assert s2sad.grad(nested_grad_of_a_constant_argument, backend="numba")(0.4, -0.7) == pytest.approx(want, rel=1e-6)
