@@ -655,8 +655,14 @@ def _vstack_adjoint(g, xs):
 
 @overload(runtime.zeros_like)
 def _zeros_like_tuple(x):
-    if isinstance(x, types.BaseTuple) and all(isinstance(t, types.Array) for t in x):
-        return _tuple_impl("x", len(x), lambda i: f"    p{i} = np.zeros(x[{i}].shape)")
+    if isinstance(x, types.NoneType):
+        return lambda x: None  # a gradient's value that was not computed
+    if isinstance(x, types.BaseTuple):  # a helper's results: arrays, numbers, tuples of them, None
+        lines = ["def impl(x):"] + [f"    p{i} = zeros_like(x[{i}])" for i in range(len(x))]
+        lines.append("    return (" + "".join(f"p{i}, " for i in range(len(x))) + ")")
+        ns = {"zeros_like": runtime.zeros_like}
+        exec("\n".join(lines), ns)
+        return ns["impl"]
     return None
 
 

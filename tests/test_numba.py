@@ -261,3 +261,19 @@ def test_adjoint_of_a_list_display_compiles():
     want = s2sad.grad(list_display_of_scalars, argnums=(0, 1), backend="python")(0.4, -1.3)
     assert g == pytest.approx(want, rel=1e-12)
     assert g[0] == pytest.approx(numerical_grad(list_display_of_scalars, (0.4, -1.3), 0), rel=1e-7)
+
+
+def pair_of(p, q):
+    return np.sin(p) * q, p + q * q
+
+
+def unpacks_a_helper_pair(x, y):
+    a, b = pair_of(x, y)
+    return a * b
+
+
+def test_adjoint_of_a_helpers_tuple_of_floats_compiles():
+    # zeros_like of a tuple of floats had no Numba implementation (found by random programs under Numba)
+    want = s2sad.grad(unpacks_a_helper_pair, argnums=(0, 1), backend="python")(0.4, -1.3)
+    assert s2sad.grad(unpacks_a_helper_pair, argnums=(0, 1), backend="numba")(0.4, -1.3) == pytest.approx(want, rel=1e-12)
+    assert want[0] == pytest.approx(numerical_grad(unpacks_a_helper_pair, (0.4, -1.3), 0), rel=1e-7)
