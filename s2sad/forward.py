@@ -76,6 +76,7 @@ class Forward:
         else:
             out_dot = self.dot_of(ret)
         body.append(gast.Return(value=gast.Tuple(elts=[ret, out_dot], ctx=gast.Load())))
+        body = self.early_return_placeholders() + body
         args = copy.deepcopy(fn.args)
         for p in wrt:
             arg = name(self.dot(p))
@@ -84,6 +85,25 @@ class Forward:
         new = gast.FunctionDef(name=name_, args=args, body=body, decorator_list=[], returns=None,
                                type_comment=None, type_params=[])
         return gast.copy_location(new, fn)
+
+    def early_return_placeholders(self):
+        """`_retval` (and its tangent) set on every path before the returns that set them: Numba
+        types a variable only where every path defines it."""
+        if "_returned" not in self.an.types or "_retval" not in self.an.types:
+            return []
+        ty = self.ty("_retval")
+        if ty.is_scalar and ty.kind in "fib":
+            value = {"f": "0.0", "i": "0", "b": "False"}[ty.kind]
+        elif ty.is_array and ty.kind in "fib":
+            dtype = {"f": "np.float64", "i": "np.int64", "b": "np.bool_"}[ty.kind]
+            value = f"np.empty({(0,) * ty.ndim}, dtype={dtype})"
+        else:
+            return []
+        out = [assign("_retval", parse_expr(value))]
+        if "_retval" in self.an.active:
+            tangent = "0.0" if ty.is_scalar else f"np.empty({(0,) * ty.ndim}, dtype=np.float64)"
+            out.append(assign(self.dot("_retval"), parse_expr(tangent)))
+        return out
 
     def block(self, body):
         out = []

@@ -277,3 +277,23 @@ def test_adjoint_of_a_helpers_tuple_of_floats_compiles():
     want = s2sad.grad(unpacks_a_helper_pair, argnums=(0, 1), backend="python")(0.4, -1.3)
     assert s2sad.grad(unpacks_a_helper_pair, argnums=(0, 1), backend="numba")(0.4, -1.3) == pytest.approx(want, rel=1e-12)
     assert want[0] == pytest.approx(numerical_grad(unpacks_a_helper_pair, (0.4, -1.3), 0), rel=1e-7)
+
+
+def early_return_in_a_loop(x, v):
+    s = x * v[0]
+    if s > 0.5:
+        return -s
+    for a in v:
+        if a * s > 0.5:
+            return np.sin(s) * a
+        s = np.tanh(s + a)
+    return s * x
+
+
+def test_forward_mode_with_early_returns_compiles():
+    # `_retval` and its tangent were set only inside branches: Numba refused the jvp
+    v = np.array([0.1, 0.4, 2.0])
+    for x in (0.3, 1.4):
+        want = numerical_grad(early_return_in_a_loop, (x, v), 0)
+        assert s2sad.jacfwd(early_return_in_a_loop, backend="numba")(x, v) == pytest.approx(want, rel=1e-6)
+        assert s2sad.grad(early_return_in_a_loop, backend="numba")(x, v) == pytest.approx(want, rel=1e-6)
