@@ -86,6 +86,8 @@ T_NUMPY = time.perf_counter()
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 sys.path.insert(0, ROOT)
+from timing import best  # tools/bench/timing.py, beside this script
+
 import s2sad  # noqa: E402
 
 T_S2SAD = time.perf_counter()
@@ -197,15 +199,6 @@ def jax_cases(data):
     return out
 
 
-def best(f, args, repeat):
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        f(*args)
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
 def check(label, got, ref, rtol, who):
     try:
         np.testing.assert_allclose(np.asarray(got, dtype=float), ref, rtol=rtol, atol=1e-12)
@@ -276,7 +269,7 @@ def child(label, n, repeat, preinit=False):
         if hasattr(d, "stats"):
             hits += sum(d.stats.cache_hits.values())
             misses += sum(d.stats.cache_misses.values())
-    steady = best(f, args, repeat)
+    steady = best(f, *args, repeat=repeat, warmup=False)  # the first call ran above
     t_primal = float("nan")
     if preinit:  # reference: Numba compiling the primal itself (context initialized, nothing else compiled)
         import numba
@@ -357,7 +350,7 @@ def main():
             got = jf(*fargs)
             jax_first[label] = time.perf_counter() - t0
             check(label, got, table[label][2], 1e-7, "jax")
-            jax_steady[label] = best(jf, fargs, args.repeat)
+            jax_steady[label] = best(jf, *fargs, repeat=args.repeat, warmup=False)
         jax_note = (f"jax {jax.__version__}: import {t_jax_import:.2f} s, backend start-up (first trivial jit) "
                     f"{t_jax_init:.2f} s, not included in 'jax 1st'")
     except ImportError:

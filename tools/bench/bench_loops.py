@@ -17,6 +17,8 @@ import numba
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+from timing import best  # tools/bench/timing.py, beside this script
+
 import s2sad  # noqa: E402
 
 
@@ -115,16 +117,6 @@ def montecarlo_adjoint(sigma, z):
         if s > 1.0:
             g += ds
     return g / z.shape[0]
-
-
-def best(f, *args, repeat=5):
-    f(*args)
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        f(*args)
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def jax_versions(n_paths, n_steps):

@@ -18,6 +18,8 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+from timing import best  # tools/bench/timing.py, beside this script
+
 import s2sad  # noqa: E402
 
 
@@ -136,16 +138,6 @@ def torch_versions():
         return g
     return {"logistic regression": wrap(logreg_t), "mlp 20-64-1": wrap(mlp_t),
             "gmm d=10 K=25 N=1000": wrap(gmm_t), "lstm h=32 T=1024": wrap(lstm_t)}
-
-
-def best(f, *args, repeat=5):
-    f(*args)
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        f(*args)
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main():
