@@ -280,7 +280,7 @@ class Analysis:
 
     def _activity(self):
         assigns = list(_assignments(self.fn.body))
-        tapes = {rhs_tape for _, _, rhs_tape in _tape_flows(assigns)}
+        tapes = {targets[0] for targets, _, stmt in assigns if isinstance(stmt, gast.Expr)}  # pushed onto
         def operands(rhs):
             # `v = pop(tape, like)` reads the tape; `push(tape, v)` appears as an assignment `tape = v`:
             # the tape stands for every value pushed, so activity flows from a push to every pop of it
@@ -372,15 +372,6 @@ def _assignments(body):
 def _is_tape_call(node, func):
     return isinstance(node, gast.Call) and not is_user_call(node) and not is_nested_call(node) \
         and call_func(node) is func and len(node.args) == 2 and isinstance(node.args[0], gast.Name)
-
-
-def _tape_flows(assigns):
-    """(target, rhs, tape) for each push and pop among `assigns`."""
-    for targets, rhs, stmt in assigns:
-        if isinstance(stmt, gast.Expr):
-            yield targets[0], rhs, targets[0]
-        elif _is_tape_call(rhs, runtime.pop):
-            yield targets[0], rhs, rhs.args[0].id
 
 
 def check_differentiable(analysis, where):

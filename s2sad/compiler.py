@@ -17,6 +17,7 @@ import numpy as np
 from . import analysis as analysis_mod
 from . import custom, emit, fence, forward, frontend, normalize, pytree, reverse, runtime, runtime_rules  # noqa: F401
 from . import typesys as T
+from .errors import S2SADError
 
 
 class Function:
@@ -136,22 +137,22 @@ class Module:
             self.add(func, forward.transform(func.ir, an, self, func.parsed, name, wrt))
         return self.vjps[key]
 
-    def generated_call(self, call, types):
-        """A call of the generated function computing the nested `grad(f)(*args)` (its copy in this
-        module) in place of the transformed Python object, which Numba cannot call; None where
-        s2sad generates no such function."""
-        from .errors import S2SADError
+    def call_generated(self, stmt, types):
+        """`v = grad(f)(*args)` (a nested call, `types` its arguments' types) calling the generated
+        function that computes it (its copy in this module) in place of the transformed Python
+        object, which Numba cannot call; `stmt` itself where s2sad generates no such function."""
+        call = stmt.value
         if call.s2sad_func.kind not in ("grad", "jacrev", "jacfwd") or call.keywords:
-            return None
+            return stmt
         try:
             wrapper = call.s2sad_func.as_function(types)
         except S2SADError:
-            return None  # called as the Python object it is (Numba then falls back, saying why)
+            return stmt  # called as the Python object it is (Numba then falls back, saying why)
         self.result_type(wrapper, types)  # analyzed: the functions it calls join the module
         new = gast.Call(func=gast.Name(id=self.primal(wrapper), ctx=gast.Load(), annotation=None, type_comment=None),
                         args=[copy.deepcopy(a) for a in call.args], keywords=[])
         new.s2sad_user, new.s2sad_func = True, wrapper
-        return new
+        return gast.copy_location(gast.Assign(targets=stmt.targets, value=new, type_comment=None), stmt)
 
     def _unique(self, base):
         name, n = base, 1

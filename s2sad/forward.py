@@ -92,17 +92,12 @@ class Forward:
         if "_returned" not in self.an.types or "_retval" not in self.an.types:
             return []
         ty = self.ty("_retval")
-        if ty.is_scalar and ty.kind in "fib":
-            value = {"f": "0.0", "i": "0", "b": "False"}[ty.kind]
-        elif ty.is_array and ty.kind in "fib":
-            dtype = {"f": "np.float64", "i": "np.int64", "b": "np.bool_"}[ty.kind]
-            value = f"np.empty({(0,) * ty.ndim}, dtype={dtype})"
-        else:
+        value = T.placeholder(ty)
+        if value is None:
             return []
         out = [assign("_retval", parse_expr(value))]
         if "_retval" in self.an.active:
-            tangent = "0.0" if ty.is_scalar else f"np.empty({(0,) * ty.ndim}, dtype=np.float64)"
-            out.append(assign(self.dot("_retval"), parse_expr(tangent)))
+            out.append(assign(self.dot("_retval"), parse_expr(T.placeholder(T.array("f", ty.ndim)))))
         return out
 
     def block(self, body):
@@ -161,11 +156,10 @@ class Forward:
         if func is runtime.Tape:
             return [s, assign(self.dot(v), gast.Call(func=name("Tape"), args=[], keywords=[]))]
         if func is runtime.pop and self.is_float(target):
-            tape = name(self.dot(rhs.args[0].id))
-            if v not in self.an.active:  # its push put a tangent there all the same: pop it, unused
-                return [s, assign(self.fresh("unused"), gast.Call(func=name("pop"), args=[tape, name(v)], keywords=[]))]
             # the witness is v, just popped: a float of the tangent's type, bound on every path
-            return [s, assign(self.dot(v), gast.Call(func=name("pop"), args=[tape, name(v)], keywords=[]))]
+            pop = gast.Call(func=name("pop"), args=[name(self.dot(rhs.args[0].id)), name(v)], keywords=[])
+            # an inactive v's push put a tangent there all the same: it is popped, unused
+            return [s, assign(self.dot(v) if v in self.an.active else self.fresh("unused"), pop)]
         if v not in self.an.active:
             return [self.inactive_nested(s)]
         if is_user_call(rhs) or is_nested_call(rhs):
@@ -268,11 +262,8 @@ class Forward:
 
     def inactive_nested(self, s):
         """A nested `grad(f)(x)` whose value carries no tangent calls the generated function computing it."""
-        call = s.value
-        if isinstance(s, gast.Assign) and is_nested_call(call):
-            new = self.compiler.generated_call(call, [self.ty(a) for a in call.args])
-            if new is not None:
-                return gast.copy_location(gast.Assign(targets=s.targets, value=new, type_comment=None), s)
+        if isinstance(s, gast.Assign) and is_nested_call(s.value):
+            return self.compiler.call_generated(s, [self.ty(a) for a in s.value.args])
         return s
 
     def user_call(self, s, targets, call):

@@ -112,7 +112,6 @@ class DerivedNames:
 def copy_ir(tree):
     """A deep copy of generated or normalized code whose annotations (`s2sad_*`: the function
     objects and modules calls refer to) are shared, not copied."""
-    import copy
     memo = {}
     for node in gast.walk(tree):
         for key, value in vars(node).items():

@@ -137,8 +137,7 @@ def _pop(tape, like):
 @overload(runtime.reversed_range)
 def _reversed_range(start, stop, step):
     def impl(start, stop, step):
-        n = len(range(start, stop, step))
-        return range(start + (n - 1) * step, start - step, -step)
+        return range(runtime.reversed_first(start, stop, step), start - step, -step)
     return impl
 
 

@@ -130,19 +130,8 @@ class Reverse:
 
     def placeholder(self, v):
         """Give a taped variable a value of its type before its first push."""
-        ty = self.ty(v)
-        if ty.kind == "f" and ty.ndim == 0:
-            value = "0.0"
-        elif ty.kind == "i" and ty.ndim == 0:
-            value = "0"
-        elif ty.kind == "b" and ty.ndim == 0:
-            value = "False"
-        elif ty.is_array:
-            dtype = {"f": "np.float64", "i": "np.int64", "b": "np.bool_"}[ty.kind]
-            value = f"np.empty({(0,) * ty.ndim}, dtype={dtype})"
-        else:
-            return None
-        return parse_stmt(f"{v} = {value}")
+        value = T.placeholder(self.ty(v))
+        return None if value is None else parse_stmt(f"{v} = {value}")
 
     # ---- adjoint initialization ---------------------------------------------------
     def init_adjoints(self, block, top=False):
@@ -577,13 +566,6 @@ class Reverse:
             out += self.forward_stmt(s, in_loop)
         return out
 
-    def call_generated(self, s):
-        """`v = grad(f)(x)` in the forward sweep calls the generated function computing it."""
-        call = self.compiler.generated_call(s.value, [self.ty(a) for a in s.value.args])
-        if call is None:
-            return s
-        return gast.copy_location(gast.Assign(targets=s.targets, value=call, type_comment=None), s)
-
     def push(self, expr):
         return gast.Expr(value=gast.Call(func=name("push"), args=[name("_tape"), expr], keywords=[]))
 
@@ -597,8 +579,8 @@ class Reverse:
             return []
         if isinstance(s, gast.Assign):
             original = s  # analyses know statements by id
-            if is_nested_call(s.value):
-                s = self.call_generated(s)
+            if is_nested_call(s.value):  # `v = grad(f)(x)` calls the generated function computing it
+                s = self.compiler.call_generated(s, [self.ty(a) for a in s.value.args])
             target = s.targets[0]
             pushes = []
             if isinstance(target, gast.Name) and self.needs_push(target.id) and id(original) not in self.first:

@@ -102,6 +102,16 @@ def join(a, b):
     return UNKNOWN
 
 
+def placeholder(ty):
+    """Source text of a value of type `ty` (a bool, int or float scalar or array), for a generated
+    variable that must be bound on every path before its real value (Numba types a variable only
+    where every path defines it); None for other types."""
+    dtype = {"f": ("0.0", "np.float64"), "i": ("0", "np.int64"), "b": ("False", "np.bool_")}.get(ty.kind)
+    if dtype is None or not ty.numeric:
+        return None
+    return dtype[0] if ty.ndim == 0 else f"np.empty({(0,) * ty.ndim}, dtype={dtype[1]})"
+
+
 def max_kind(*kinds):
     order = "bif"
     return max(kinds, key=order.index) if all(k in order for k in kinds) else "?"
