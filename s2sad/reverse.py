@@ -217,6 +217,7 @@ class Reverse:
             rng = gast.Call(func=name("reversed_range"), args=[copy.deepcopy(a) for a in (start, stop, step)],
                             keywords=[])
         loop = gast.For(target=name(i, True), iter=rng, body=body or [gast.Pass()], orelse=[], type_comment=None)
+        loop.s2sad_reverse_of = id(s)
         return [loop] + ([self.restore_marker("name", i, s)] if self.index_escapes(s) else [])
 
     def index_escapes(self, loop):
@@ -559,6 +560,64 @@ class Reverse:
             return out
         self._fix = fix
 
+    # ---- preallocated tapes --------------------------------------------------------------
+    def preallocate_tapes(self, fn):
+        """A float taped once per trip of a top-level `range(a, b)` loop goes to an array of its own.
+
+        `push(_tape, y)` becomes `_y_tape1[i - a] = y` and the pop in the reverse loop
+        `y = _y_tape1[i - a]`: one allocation of b - a slots up front instead of a growable
+        stack (a bounds check, a counter in memory and a possible copy per push), which is
+        the array a hand-written adjoint keeps. Only where the loop runs once per call (at
+        the top level) and every push and pop of its trips sits in the loop body itself."""
+        reverse_loops = {getattr(n, "s2sad_reverse_of", None): n for n in gast.walk(fn) if isinstance(n, gast.For)}
+        out = []
+        for s in fn.body:
+            pairs = self._tape_slots(s, reverse_loops.get(getattr(s, "s2sad_forward_of", None)))
+            if pairs:
+                start, stop, _ = s.iter.args
+                i = s.target.id
+                trips = stop if _is_zero(start) else gast.BinOp(left=copy.deepcopy(stop), op=gast.Sub(),
+                                                                 right=copy.deepcopy(start))
+                slot = name(i) if _is_zero(start) else gast.BinOp(left=name(i), op=gast.Sub(),
+                                                                  right=copy.deepcopy(start))
+                for push_stmt, pop_stmt in pairs:
+                    v = pop_stmt.targets[0].id
+                    saved = self.fresh(v.lstrip("_") + "_tape")
+                    out.append(assign(saved, gast.Call(func=parse_expr("np.empty"), args=[gast.Call(
+                        func=name("max"), args=[copy.deepcopy(trips), const(0)], keywords=[])], keywords=[])))
+                    store = gast.Subscript(value=name(saved), slice=copy.deepcopy(slot), ctx=gast.Store())
+                    _replace(s.body, push_stmt, assign(store, name(v)))
+                    load = gast.Subscript(value=name(saved), slice=copy.deepcopy(slot), ctx=gast.Load())
+                    pop_stmt.value = load
+            out.append(s)
+        fn.body = out
+
+    def _tape_slots(self, loop, reverse):
+        """(push, pop) statement pairs of a loop and its reverse, if its tape use can be preallocated."""
+        if not isinstance(loop, gast.For) or reverse is None:
+            return None
+        it = loop.iter
+        if not (isinstance(it, gast.Call) and isinstance(it.func, gast.Name) and it.func.id == "range"
+                and len(it.args) == 3 and isinstance(it.args[2], gast.Constant) and it.args[2].value == 1):
+            return None
+        pushes = [c for c in gast.walk(loop) if _is_tape_call(c, "push")]
+        pops = [c for c in gast.walk(reverse) if _is_tape_call(c, "pop")]
+        top_pushes = [st for st in loop.body if isinstance(st, gast.Expr) and _is_tape_call(st.value, "push")]
+        top_pops = [st for st in reverse.body if isinstance(st, gast.Assign) and _is_tape_call(st.value, "pop")]
+        if not pushes or len(pushes) != len(top_pushes) or len(pops) != len(top_pops) \
+                or len(pushes) != len(pops):
+            return None
+        i = loop.target.id
+        if any(_assigns_name(st, i) for st in loop.body + reverse.body):
+            return None
+        pairs = list(zip(top_pushes, reversed(top_pops)))  # last pushed, first popped
+        for push_stmt, pop_stmt in pairs:
+            pushed, target = push_stmt.value.args[1], pop_stmt.targets[0]
+            if not (isinstance(pushed, gast.Name) and isinstance(target, gast.Name) and pushed.id == target.id
+                    and self.ty(pushed.id) == T.FLOAT):
+                return None
+        return pairs
+
     # ---- forward sweep ---------------------------------------------------------------
     def forward_block(self, body, in_loop=False):
         out = []
@@ -599,6 +658,7 @@ class Reverse:
             pre = [self.push(name(s.target.id))] if self.needs_push(s.target.id) and self.index_escapes(s) else []
             new = gast.For(target=s.target, iter=s.iter, body=self.forward_block(s.body, True), orelse=[],
                            type_comment=None)
+            new.s2sad_forward_of = id(s)
             return pre + [gast.copy_location(new, s)]
         if isinstance(s, gast.While):
             counter = self.while_counters[id(s)]
@@ -610,6 +670,23 @@ class Reverse:
             new = gast.While(test=s.test, body=body, orelse=[])
             return pre + [assign(counter, const(0)), gast.copy_location(new, s)]
         raise AssertionError(type(s).__name__)
+
+
+def _is_tape_call(node, kind):
+    return isinstance(node, gast.Call) and isinstance(node.func, gast.Name) and node.func.id == kind \
+        and node.args and isinstance(node.args[0], gast.Name) and node.args[0].id == "_tape"
+
+
+def _is_zero(node):
+    return isinstance(node, gast.Constant) and node.value == 0 and not isinstance(node.value, bool)
+
+
+def _assigns_name(stmt, v):
+    return any(isinstance(n, gast.Name) and n.id == v and isinstance(n.ctx, gast.Store) for n in gast.walk(stmt))
+
+
+def _replace(stmts, old, new):
+    stmts[next(k for k, st in enumerate(stmts) if st is old)] = gast.copy_location(new, old)
 
 
 def _cheap_call(call):
@@ -624,6 +701,7 @@ def transform(fn, analysis, compiler, parsed, name_, aux=False):
     # while-loop counters are assigned inside loops when their loop is nested
     new = rev.run(name_)
     new.body = rev._fix(new.body)
+    rev.preallocate_tapes(new)
     if any(isinstance(n, gast.Name) and n.id == "_tape" for s in new.body for n in gast.walk(s)):
         new.body.insert(0, parse_stmt("_tape = Tape()"))
     return new
