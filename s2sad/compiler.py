@@ -10,6 +10,7 @@ turns them into one Python module: readable source, then live functions.
 import copy
 import linecache
 import math
+import sys
 
 import gast
 import numpy as np
@@ -204,10 +205,10 @@ class Module:
     # ---- output -----------------------------------------------------------------
     def source(self, header=""):
         parts = [header] if header else []
-        parts.append("import math\n\nimport numpy as np\nimport scipy.special\n")
-        for tree in self.functions:
-            parts.append(emit.to_source(self._call_primals_by_name(tree)))
-        return "\n\n".join(parts)
+        functions = [emit.to_source(self._call_primals_by_name(tree)) for tree in self.functions]
+        uses_scipy = any(isinstance(n, gast.Name) and n.id == "scipy" for t in self.functions for n in gast.walk(t))
+        parts.append("import math\n\nimport numpy as np\n" + ("import scipy.special\n" if uses_scipy else ""))
+        return "\n\n".join(parts + functions)
 
     def _call_primals_by_name(self, tree):
         """`tree` with each call of a user function spelled with its primal's name in this module."""
@@ -225,8 +226,8 @@ class Module:
 
     def load(self, source, filename):
         namespace = {"np": np, "math": math}
-        import scipy.special
-        namespace["scipy"] = scipy
+        if "scipy.special" in sys.modules:  # generated code calls scipy.special only where the user's did
+            namespace["scipy"] = sys.modules["scipy"]
         namespace.update(runtime.HELPERS)
         namespace.update(custom.NAMES)
         namespace["scalar_output_tangent"] = custom.scalar_output_tangent

@@ -25,6 +25,7 @@ import builtins
 import copy
 import inspect
 import math
+import sys
 import types
 
 import gast
@@ -53,13 +54,10 @@ def canonical_name(obj):
         name = getattr(obj, "__name__", None)
         if name and getattr(module, name, None) is obj:
             return f"{prefix}.{name}"
-    try:
-        import scipy.special
-        name = getattr(obj, "__name__", None)
-        if name and getattr(scipy.special, name, None) is obj:
-            return f"scipy.special.{name}"
-    except ImportError:  # pragma: no cover
-        pass
+    special = sys.modules.get("scipy.special")  # only code that imported it can call it
+    name = getattr(obj, "__name__", None)
+    if special is not None and name and getattr(special, name, None) is obj:
+        return f"scipy.special.{name}"
     if getattr(builtins, getattr(obj, "__name__", ""), None) is obj:
         return obj.__name__
     return None

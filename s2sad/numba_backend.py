@@ -24,7 +24,6 @@ import types as pytypes
 import warnings
 
 import numpy as np
-import scipy.special
 from numba import njit, types
 from numba.core import errors as nb_errors
 from numba.experimental import jitclass
@@ -531,9 +530,6 @@ def _erfc(x):
     return math.erfc(x)
 
 
-overload(scipy.special.expit)(_elementwise(_expit))
-overload(scipy.special.erf)(_elementwise(_erf))
-overload(scipy.special.erfc)(_elementwise(_erfc))
 
 
 @njit
@@ -550,7 +546,6 @@ def _lse(xf):
     return m + math.log(s)
 
 
-@overload(scipy.special.logsumexp)
 def _logsumexp(a, axis=None):
     if not isinstance(a, types.Array):
         return None
@@ -574,6 +569,26 @@ def _logsumexp(a, axis=None):
                 out[o, i] = _lse(col)
         return out.reshape(to_fixed_tuple(_drop_axis(a.shape, ax), m))
     return impl
+
+
+_scipy_overloaded = False
+
+
+def overload_scipy_special():
+    """Numba versions of the scipy.special functions s2sad differentiates, once scipy.special is
+    imported (by the user's code: s2sad does not import SciPy itself, a third of a second)."""
+    global _scipy_overloaded
+    special = sys.modules.get("scipy.special")
+    if _scipy_overloaded or special is None:
+        return
+    _scipy_overloaded = True
+    overload(special.expit)(_elementwise(_expit))
+    overload(special.erf)(_elementwise(_erf))
+    overload(special.erfc)(_elementwise(_erfc))
+    overload(special.logsumexp)(_logsumexp)
+
+
+overload_scipy_special()
 
 
 # ---- tuples of arrays: concatenate / stack / vstack adjoints ----------------------------
@@ -787,6 +802,7 @@ def compile_module(namespace, name, module, explicit=False):
     functions get a copy of it in which `Tape` is the jitclass and each
     generated function's name is its dispatcher.
     """
+    overload_scipy_special()
     names = [tree.name for tree in module.functions]
     # generated code loaded from a file of the disk cache (s2sad.cache): Numba can cache its machine code too
     cached = bool(namespace.get("__file__")) and namespace.get("__name__", "").startswith("s2sad_")

@@ -17,9 +17,10 @@ import builtins
 import math
 import operator
 
+import sys
+
 import gast
 import numpy as np
-import scipy.special
 
 from . import typesys as T
 
@@ -139,7 +140,10 @@ def _key(f):
 
 
 def lookup(func):
-    return RULES.get(_key(func))
+    rule = RULES.get(_key(func))
+    if rule is None and register_scipy_special():
+        rule = RULES.get(_key(func))
+    return rule
 
 
 def nondiff(func):
@@ -254,9 +258,8 @@ E(np.cbrt)("x", x="1 / (3 * ans * ans)")
 E(np.arctan2, math.atan2)("y, x", y="x / (x * x + y * y)", x="-y / (x * x + y * y)")
 E(np.hypot, math.hypot)("x, y", x="x / ans", y="y / ans")
 E(np.logaddexp)("x, y", x="np.exp(x - ans)", y="np.exp(y - ans)")
-E(math.erf, scipy.special.erf)("x", x="1.1283791670955126 * np.exp(-x * x)")
-E(math.erfc, scipy.special.erfc)("x", x="-1.1283791670955126 * np.exp(-x * x)")
-E(scipy.special.expit)("x", x="ans * (1 - ans)")
+E(math.erf)("x", x="1.1283791670955126 * np.exp(-x * x)")
+E(math.erfc)("x", x="-1.1283791670955126 * np.exp(-x * x)")
 E(np.maximum, builtins.max, np.fmax, keep_kind=True)("x, y", x="max_share(x, y)", y="max_share(y, x)")
 E(np.minimum, builtins.min, np.fmin, keep_kind=True)("x, y", x="max_share(y, x)", y="max_share(x, y)")
 E(np.clip, keep_kind=True)("x, lo, hi", x="inside(x, lo, hi)", lo="(x < lo) * 1.0", hi="(x > hi) * 1.0")
@@ -373,11 +376,31 @@ rule(np.linalg.solve, params="a, b",
      adjoint={"a": "solve_adjoint_a(g, a, ans)", "b": "np.linalg.solve(np.transpose(a), g)"},
      tangent={"a": "-np.linalg.solve(a, a_dot @ ans)", "b": "np.linalg.solve(a, b_dot)"},
      result=same_as("b"))
-rule(scipy.special.logsumexp, params="x, axis=None",
-     adjoint={"x": "sum_adjoint(g, x, axis) * np.exp(x - sum_adjoint(ans, x, axis))"},
-     tangent={"x": "np.sum(x_dot * np.exp(x - sum_adjoint(ans, x, axis)), axis=axis)"}, result=reduction)
 rule("astype", params="x, dtype",
      adjoint={"x": "g"}, tangent={"x": "np.copy(x_dot)"}, result=float_same_as("x"))
+
+
+
+
+# ---- scipy.special: registered once a user's code has imported it --------------------------
+# (importing SciPy costs a third of a second; s2sad's own import should not pay it)
+_scipy_registered = False
+
+
+def register_scipy_special():
+    """Add the scipy.special rules if scipy.special is imported; True when this call added them."""
+    global _scipy_registered
+    special = sys.modules.get("scipy.special")
+    if _scipy_registered or special is None:
+        return False
+    _scipy_registered = True
+    _register([special.erf], lookup(math.erf))
+    _register([special.erfc], lookup(math.erfc))
+    E(special.expit)("x", x="ans * (1 - ans)")
+    rule(special.logsumexp, params="x, axis=None",
+         adjoint={"x": "sum_adjoint(g, x, axis) * np.exp(x - sum_adjoint(ans, x, axis))"},
+         tangent={"x": "np.sum(x_dot * np.exp(x - sum_adjoint(ans, x, axis)), axis=axis)"}, result=reduction)
+    return True
 
 
 # ---- no derivative: integer, boolean and shape-valued functions, allocation ---

@@ -11,6 +11,7 @@ import builtins
 import dis
 import math
 import operator
+import os
 
 import numpy as np
 import pytest
@@ -923,3 +924,41 @@ def test_every_rule_in_the_table_has_a_case():
     shipped = [key for key, rule in rules.RULES.items() if getattr(rule, "primal", None) is None]
     missing = sorted(_rule_name(key) for key in shipped if key not in exercised and key not in helpers)
     assert not missing, f"rules without a finite-difference case: {missing}"
+
+
+def test_scipy_is_imported_by_the_users_code_not_by_s2sad(tmp_path):
+    # importing SciPy costs a third of a second: s2sad's rules and Numba versions for scipy.special
+    # are added once the user's code has imported it, even after s2sad was imported and used
+    import subprocess
+    import sys
+    import textwrap
+    code = textwrap.dedent("""
+        import sys
+        import numpy as np
+        import s2sad
+        assert "scipy.special" not in sys.modules, "import s2sad imported scipy.special"
+
+        def f(x):
+            return np.sum(np.tanh(x))
+
+        s2sad.grad(f, backend="numba")(np.ones(3))
+        assert "scipy.special" not in sys.modules, "a gradient without scipy.special imported it"
+    """)
+    code += textwrap.dedent("""
+        import scipy.special
+
+        def g(x):
+            return np.sum(scipy.special.expit(x) * scipy.special.erf(x))
+
+        x = np.array([0.3, -1.2, 2.0])
+        got = s2sad.grad(g, backend="numba")(x)
+        h = 1e-6
+        want = [(g(x + h * e) - g(x - h * e)) / (2 * h) for e in np.eye(3)]
+        assert np.allclose(got, want, rtol=1e-7), (got, want)
+        print("ok")
+    """)
+    script = tmp_path / "uses_scipy_late.py"  # s2sad reads the functions' source from a file
+    script.write_text(code)
+    env = dict(os.environ, S2SAD_STRICT="1", S2SAD_CACHE_DIR=str(tmp_path / "cache"))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stdout + out.stderr

@@ -36,6 +36,7 @@ METHOD_KEYS = {"astype": "ndarray.astype"}   # rules keyed by a method name (a s
 
 def builtin_rules():
     """The rule table as s2sad ships it: rules users add with custom_vjp/custom_jvp are theirs."""
+    rules.register_scipy_special()  # scipy.special is imported above
     return {k: r for k, r in rules.RULES.items() if getattr(r, "primal", None) is None}
 
 
