@@ -20,8 +20,10 @@ def _names(node):
 def drop_dead(fn):
     fuse_accumulations(fn)
     first_accumulations(fn)
+    drop_copy_backs(fn)
     drop_unused(fn)
     drop_dead_stores(fn)
+    run_commuting_loops_upward(fn)
     while True:
         reads = _reads(fn)
         removed = [False]
@@ -160,6 +162,14 @@ def _accumulated(s):
     return t, s.value.right
 
 
+def _written(stmt):
+    """Names a statement may rebind or write into: every name of a target (`A` in `A[i] = e`),
+    and every name a call or a compound statement mentions (a helper may write into an array)."""
+    if isinstance(stmt, gast.Assign) and not any(isinstance(n, gast.Call) for n in gast.walk(stmt.value)):
+        return set().union(*(_names(t) for t in stmt.targets))
+    return _names(stmt)
+
+
 def fuse_accumulations(fn):
     """`T = T + e1; ...; T = T + e2` (nothing between touches T or changes e1) -> `T = T + (e1 + e2)`.
 
@@ -191,11 +201,172 @@ def fuse_accumulations(fn):
                     stmts[j] = gast.copy_location(fused, later)
                     drop.add(i)
                     break
-                if _names(later) & keep_out or any(_assigns(later, v) for v in moved) or _effectful(later):
+                if _names(later) & keep_out or _written(later) & moved or _effectful(later):
                     break
         return [s for i, s in enumerate(stmts) if i not in drop]
     fn.body = block(fn.body)
     return fn
+
+
+def drop_copy_backs(fn):
+    """`c = v; ...; v = c` with neither reassigned between -> drop `v = c`: v still holds c.
+
+    The reverse of `s = s + e` reads s_bar into a temporary and writes it back unchanged; without
+    the write, s_bar is visibly constant through the loop (see run_commuting_loops_upward)."""
+    def block(stmts):
+        stmts = list(stmts)
+        for s in stmts:
+            for field in ("body", "orelse"):
+                if isinstance(getattr(s, field, None), list) and not isinstance(s, gast.FunctionDef):
+                    setattr(s, field, block(getattr(s, field)))
+        drop = set()
+        for i, s in enumerate(stmts):
+            copied = _copy_of(s)
+            if copied is None:
+                continue
+            c, v = copied
+            for j in range(i + 1, len(stmts)):
+                back = _copy_of(stmts[j])
+                if back == (v, c):
+                    drop.add(j)
+                    continue
+                if _assigns(stmts[j], c) or _assigns(stmts[j], v) or _effectful(stmts[j]):
+                    break
+        return [s for i, s in enumerate(stmts) if i not in drop]
+    fn.body = block(fn.body)
+    return fn
+
+
+def _copy_of(s):
+    """`a = b` (two names) -> (a, b), else None."""
+    if isinstance(s, gast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], gast.Name) \
+            and isinstance(s.value, gast.Name) and s.targets[0].id != s.value.id:
+        return s.targets[0].id, s.value.id
+    return None
+
+
+def run_commuting_loops_upward(fn):
+    """Run an adjoint loop in the primal's order when its trips commute.
+
+    The reverse of `for i in range(a, b)` runs `i` downwards. Where the reverse trips share
+    nothing but sums (`A[k] = A[k] + e`, `v = v + e`, read nowhere else in the loop) and restore
+    nothing from a tape, any order gives the same sums, and the upward order is faster: with the
+    contributions to a higher element stored first, LLVM forwards each stored element to the
+    next trip's load and vectorizes the loop (Rosenbrock's adjoint: 1.4 ms -> 0.45 ms at n = 10^6,
+    as fast as the hand-written one; downwards, or with the lower element first, it does not)."""
+    for loop in [n for n in gast.walk(fn) if isinstance(n, gast.For) and getattr(n, "s2sad_upward", None)]:
+        if not _trips_commute(loop):
+            continue
+        left_behind = _assigned_somewhere(loop.body) | {loop.target.id}  # their last values differ
+        if left_behind & _read_after(fn, loop):
+            continue
+        start, stop = loop.s2sad_upward
+        loop.iter = gast.Call(func=gast.Name(id="range", ctx=gast.Load(), annotation=None, type_comment=None),
+                              args=[start, stop], keywords=[])
+        loop.s2sad_upward = None
+        loop.body = _higher_elements_first(loop.body, loop.target.id)
+    return fn
+
+
+def _trips_commute(loop):
+    i = loop.target.id
+    sums, others = set(), []  # names and arrays only summed into; everything else the body does
+    for s in loop.body:
+        if _comment_text(s) is not None or isinstance(s, gast.Pass):
+            continue
+        if not (isinstance(s, gast.Assign) and len(s.targets) == 1) or _effectful(s):
+            return False  # a loop, a branch, a tape: keep the order
+        acc = _accumulated(s)
+        if acc is not None:
+            target = acc[0]
+            sums.add(target.id if isinstance(target, gast.Name) else target.value.id)
+            others.append(acc[1])
+            if isinstance(target, gast.Subscript):
+                others.append(target.slice)
+        elif isinstance(s.targets[0], gast.Name):
+            others.append(s)
+        else:
+            return False  # an array written other than by a sum
+    mentioned = set().union(*(_names(o) for o in others)) if others else set()
+    if i in {n.id for o in others for n in gast.walk(o) if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store)}:
+        return False
+    if sums & mentioned:
+        return False  # a running sum read in the loop: its value depends on the order
+    # a value assigned in the loop but read before its assignment comes from the previous trip
+    assigned = set()
+    for s in loop.body:
+        if isinstance(s, gast.Assign) and _accumulated(s) is None:
+            if _names(s.value) & (_assigned_somewhere(loop.body) - assigned):
+                return False
+            assigned.add(s.targets[0].id)
+        elif _accumulated(s) is not None:
+            target, e = _accumulated(s)
+            if (_names(e) | _names(target.slice if isinstance(target, gast.Subscript) else e)) \
+                    & (_assigned_somewhere(loop.body) - assigned):
+                return False
+    return True
+
+
+def _read_after(fn, target):
+    """Names read by what may run after the statement `target`: the rest of its block and of
+    each enclosing block, and the whole body of each enclosing loop (its next trip)."""
+    def find(stmts, chain):
+        for k, s in enumerate(stmts):
+            if s is target:
+                return chain + [(stmts, k, None)]
+            for field in ("body", "orelse"):
+                inner = getattr(s, field, None)
+                if isinstance(inner, list) and not isinstance(s, gast.FunctionDef):
+                    found = find(inner, chain + [(stmts, k, s)])
+                    if found:
+                        return found
+        return None
+    names = set()
+    for stmts, k, owner in find(fn.body, []) or []:
+        for later in stmts[k + 1:]:
+            names |= _names(later)
+        if isinstance(owner, (gast.For, gast.While)):
+            names |= {n.id for n in _walk_except(owner, target) if isinstance(n, gast.Name)}
+    return names
+
+
+def _walk_except(node, skip):
+    if node is skip:
+        return
+    yield node
+    for child in gast.iter_child_nodes(node):
+        yield from _walk_except(child, skip)
+
+
+def _assigned_somewhere(body):
+    return {s.targets[0].id for s in body if isinstance(s, gast.Assign) and isinstance(s.targets[0], gast.Name)
+            and _accumulated(s) is None}
+
+
+def _higher_elements_first(body, i):
+    """The loop's closing run of sums into array elements, highest offset from `i` first."""
+    offsets = {i: 0}
+    for s in body:
+        if isinstance(s, gast.Assign) and isinstance(s.targets[0], gast.Name) and isinstance(s.value, gast.BinOp) \
+                and isinstance(s.value.left, gast.Name) and s.value.left.id == i \
+                and isinstance(s.value.right, gast.Constant) and type(s.value.right.value) is int \
+                and isinstance(s.value.op, (gast.Add, gast.Sub)):
+            c = s.value.right.value
+            offsets[s.targets[0].id] = c if isinstance(s.value.op, gast.Add) else -c
+    def item_sum(s):
+        return _accumulated(s) is not None and isinstance(s.targets[0], gast.Subscript)
+    k = len(body)
+    while k > 0 and (item_sum(body[k - 1]) or _comment_text(body[k - 1]) is not None):
+        k -= 1
+    slots = [j for j in range(k, len(body)) if item_sum(body[j])]
+    tail = [body[j] for j in slots]
+    keys = [offsets.get(s.targets[0].slice.id) if isinstance(s.targets[0].slice, gast.Name) else None for s in tail]
+    if len(tail) < 2 or None in keys:
+        return body
+    body = list(body)
+    for j, (_, s) in zip(slots, sorted(zip(keys, tail), key=lambda p: -p[0])):
+        body[j] = s
+    return body
 
 
 def first_accumulations(fn):

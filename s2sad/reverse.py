@@ -218,6 +218,8 @@ class Reverse:
                             keywords=[])
         loop = gast.For(target=name(i, True), iter=rng, body=body or [gast.Pass()], orelse=[], type_comment=None)
         loop.s2sad_reverse_of = id(s)
+        if unit == 1:  # the trips in the primal's order, should the optimizer find they commute
+            loop.s2sad_upward = (copy.deepcopy(start), copy.deepcopy(stop))
         return [loop] + ([self.restore_marker("name", i, s)] if self.index_escapes(s) else [])
 
     def index_escapes(self, loop):

@@ -10,7 +10,7 @@ import pytest
 from numpy import sin
 
 import s2sad
-from fd import assert_grad_matches
+from fd import assert_grad_matches, numerical_grad
 
 RNG = np.random.default_rng(0)
 X5 = np.array([0.3, -1.2, 0.7, 2.0, -0.4])
@@ -689,3 +689,20 @@ def test_a_dead_quotient_whose_rule_reads_its_result():
     args = (0.3, -0.7, np.array([0.5, -1.2, 0.8]))
     for argnum in range(3):
         check(overwritten_before_use, args, argnum=argnum)
+
+
+def writes_an_item_then_another(x):
+    M = np.zeros((2, 3))
+    s = np.tanh(x)
+    M[0, 0] = np.cos(s)
+    M[0, 2] = s
+    return np.sum(M[0] * np.array([0.5, 1.0, 2.0])) * s
+
+
+def test_sums_into_one_adjoint_are_not_fused_across_a_write_of_an_operand():
+    # the reverse of `M[2] = s` adds M_bar[2] to s_bar, then zeroes M_bar[2]; fusing that add with
+    # a later one into s_bar read M_bar[2] after the zeroing (found by random programs)
+    for x in (0.3, -1.1):
+        g = s2sad.grad(writes_an_item_then_another)(x)
+        assert g == pytest.approx(numerical_grad(writes_an_item_then_another, (x,)), rel=1e-7)
+        assert s2sad.jvp(writes_an_item_then_another, (x,), (1.0,))[1] == pytest.approx(g, rel=1e-12)

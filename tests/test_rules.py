@@ -959,6 +959,8 @@ def test_scipy_is_imported_by_the_users_code_not_by_s2sad(tmp_path):
     """)
     script = tmp_path / "uses_scipy_late.py"  # s2sad reads the functions' source from a file
     script.write_text(code)
-    env = dict(os.environ, S2SAD_STRICT="1", S2SAD_CACHE_DIR=str(tmp_path / "cache"))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(s2sad.__file__)))
+    env = dict(os.environ, S2SAD_STRICT="1", S2SAD_CACHE_DIR=str(tmp_path / "cache"),
+               PYTHONPATH=os.pathsep.join([root] + os.environ.get("PYTHONPATH", "").split(os.pathsep)))
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stdout + out.stderr
