@@ -284,7 +284,7 @@ class Analysis:
         def operands(rhs):
             # `v = pop(tape, like)` reads the tape; `push(tape, v)` appears as an assignment `tape = v`:
             # the tape stands for every value pushed, so activity flows from a push to every pop of it
-            if _is_tape_call(rhs, runtime.pop):
+            if _is_tape_call(rhs, runtime.pop) or _is_tape_call(rhs, runtime.tape_get, 3):
                 return [rhs.args[0].id]
             return self.differentiable_operands(rhs)
         varied = {p for p in self.wrt}
@@ -362,6 +362,8 @@ def _assignments(body):
                 yield [t.value.id], s.value, s
         elif isinstance(s, gast.Expr) and _is_tape_call(s.value, runtime.push):
             yield [s.value.args[0].id], s.value.args[1], s
+        elif isinstance(s, gast.Expr) and _is_tape_call(s.value, runtime.tape_put, 3):  # a push into a slot
+            yield [s.value.args[0].id], s.value.args[2], s
         elif isinstance(s, gast.If):
             yield from _assignments(s.body)
             yield from _assignments(s.orelse)
@@ -369,9 +371,9 @@ def _assignments(body):
             yield from _assignments(s.body)
 
 
-def _is_tape_call(node, func):
+def _is_tape_call(node, func, arity=2):
     return isinstance(node, gast.Call) and not is_user_call(node) and not is_nested_call(node) \
-        and call_func(node) is func and len(node.args) == 2 and isinstance(node.args[0], gast.Name)
+        and call_func(node) is func and len(node.args) == arity and isinstance(node.args[0], gast.Name)
 
 
 def check_differentiable(analysis, where):

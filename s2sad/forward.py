@@ -130,11 +130,13 @@ class Forward:
         """`push(tape, v)`: v's tangent (zero if v is inactive) goes on the tangent tape."""
         call = s.value
         out = [s]
-        if call_func(call) is runtime.push and self.is_float(call.args[1]):
-            tape, v = call.args
+        func = call_func(call)
+        if func in (runtime.push, runtime.tape_put) and self.is_float(call.args[-1]):
+            tape, v = call.args[0], call.args[-1]
             tangent = name(self.dot(v.id)) if self.active(v) else self.zero(v)
-            out.append(gast.Expr(value=gast.Call(func=name("push"), args=[
-                name(self.dot(tape.id)), tangent], keywords=[])))
+            slot = [copy.deepcopy(a) for a in call.args[1:-1]]  # tape_put's slot: the same on both tapes
+            out.append(gast.Expr(value=gast.Call(func=name(call.func.id), args=[
+                name(self.dot(tape.id))] + slot + [tangent], keywords=[])))
         return out
 
     def is_float(self, node):
@@ -155,11 +157,18 @@ class Forward:
         func = call_func(rhs) if isinstance(rhs, gast.Call) else None
         if func is runtime.Tape:
             return [s, assign(self.dot(v), gast.Call(func=name("Tape"), args=[], keywords=[]))]
-        if func is runtime.pop and self.is_float(target):
+        if func in (runtime.pop, runtime.tape_get) and self.is_float(target):
             # the witness is v, just popped: a float of the tangent's type, bound on every path
-            pop = gast.Call(func=name("pop"), args=[name(self.dot(rhs.args[0].id)), name(v)], keywords=[])
+            slot = [copy.deepcopy(a) for a in rhs.args[1:-1]]
+            pop = gast.Call(func=name(rhs.func.id), args=[name(self.dot(rhs.args[0].id))] + slot + [name(v)],
+                            keywords=[])
             # an inactive v's push put a tangent there all the same: it is popped, unused
             return [s, assign(self.dot(v) if v in self.an.active else self.fresh("unused"), pop)]
+        if func in (runtime.tape_reserve, runtime.tape_release):
+            # the tangent tape holds a float for each float of the tape: its slots have the same indices
+            tangent_tape = gast.Call(func=name(rhs.func.id), args=[name(self.dot(rhs.args[0].id))] + [
+                copy.deepcopy(a) for a in rhs.args[1:]], keywords=[])
+            return [s, assign(self.fresh("unused"), tangent_tape)]  # an assignment: normalize keeps it
         if v not in self.an.active:
             return [self.inactive_nested(s)]
         if is_user_call(rhs) or is_nested_call(rhs):

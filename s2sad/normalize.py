@@ -258,12 +258,12 @@ class Normalizer:
         """Kept only for a tape push in generated code; docstrings and print() are dropped."""
         call = s.value
         if isinstance(call, gast.Call) and self.is_tape_push(call):
-            node = _call("push", [self.atom(a, out) for a in call.args], self.resolve(call.func), s)
+            node = _call(call.func.id, [self.atom(a, out) for a in call.args], self.resolve(call.func), s)
             out.append(gast.copy_location(gast.Expr(value=node), s))
 
     def is_tape_push(self, call):
         from . import runtime
-        return isinstance(call.func, gast.Name) and self.resolve(call.func) is runtime.push
+        return isinstance(call.func, gast.Name) and self.resolve(call.func) in (runtime.push, runtime.tape_put)
 
     def stmt_Assert(self, s, out):
         pass

@@ -401,7 +401,7 @@ def first_accumulations(fn):
 
 
 # ---- mark and sweep ---------------------------------------------------------------------------
-_EFFECTS = {"push", "pop"}  # the tape: every push and pop must stay, in order
+_EFFECTS = {"push", "pop", "tape_reserve", "tape_put", "tape_release", "tape_get"}  # the tape: all stay, in order
 
 
 def _effectful(node):

@@ -562,37 +562,55 @@ class Reverse:
             return out
         self._fix = fix
 
-    # ---- preallocated tapes --------------------------------------------------------------
-    def preallocate_tapes(self, fn):
-        """A float taped once per trip of a top-level `range(a, b)` loop goes to an array of its own.
+    # ---- tapes addressed by trip ---------------------------------------------------------
+    def address_tapes_by_trip(self, fn):
+        """A loop that tapes the same floats on every trip reserves them all before it starts.
 
-        `push(_tape, y)` becomes `_y_tape1[i - a] = y` and the pop in the reverse loop
-        `y = _y_tape1[i - a]`: one allocation of b - a slots up front instead of a growable
-        stack (a bounds check, a counter in memory and a possible copy per push), which is
-        the array a hand-written adjoint keeps. Only where the loop runs once per call (at
-        the top level) and every push and pop of its trips sits in the loop body itself."""
+        `push(_tape, y)` in `for i in range(a, b)` becomes `tape_put(_tape, _base1 + (i - a), y)`
+        after `_base1 = tape_reserve(_tape, b - a, 1)`, and the reverse loop, after
+        `_base1 = tape_release(_tape, b - a, 1)`, reads `y = tape_get(_tape, _base1 + (i - a), y)`.
+        A push costs a store where it cost a bounds check and a count kept in memory, a chain of
+        dependent loads and stores from trip to trip. Only where every push and pop of the
+        loop's trips sits in the loop body itself (a nested loop that tapes keeps push and pop)."""
         reverse_loops = {getattr(n, "s2sad_reverse_of", None): n for n in gast.walk(fn) if isinstance(n, gast.For)}
-        out = []
-        for s in fn.body:
-            pairs = self._tape_slots(s, reverse_loops.get(getattr(s, "s2sad_forward_of", None)))
-            if pairs:
-                start, stop, _ = s.iter.args
-                i = s.target.id
-                trips = stop if _is_zero(start) else gast.BinOp(left=copy.deepcopy(stop), op=gast.Sub(),
-                                                                 right=copy.deepcopy(start))
-                slot = name(i) if _is_zero(start) else gast.BinOp(left=name(i), op=gast.Sub(),
-                                                                  right=copy.deepcopy(start))
-                for push_stmt, pop_stmt in pairs:
-                    v = pop_stmt.targets[0].id
-                    saved = self.fresh(v.lstrip("_") + "_tape")
-                    out.append(assign(saved, gast.Call(func=parse_expr("np.empty"), args=[gast.Call(
-                        func=name("max"), args=[copy.deepcopy(trips), const(0)], keywords=[])], keywords=[])))
-                    store = gast.Subscript(value=name(saved), slice=copy.deepcopy(slot), ctx=gast.Store())
-                    _replace(s.body, push_stmt, assign(store, name(v)))
-                    load = gast.Subscript(value=name(saved), slice=copy.deepcopy(slot), ctx=gast.Load())
-                    pop_stmt.value = load
-            out.append(s)
-        fn.body = out
+        before = {}  # id(loop) -> statements to put before it
+        for loop in [n for n in gast.walk(fn) if isinstance(n, gast.For) and hasattr(n, "s2sad_forward_of")]:
+            reverse = reverse_loops.get(loop.s2sad_forward_of)
+            pairs = self._tape_slots(loop, reverse)
+            if not pairs:
+                continue
+            start, stop, _ = loop.iter.args
+            i, k = loop.target.id, len(pairs)
+            trips = stop if _is_zero(start) else gast.BinOp(left=copy.deepcopy(stop), op=gast.Sub(),
+                                                             right=copy.deepcopy(start))
+            base = self.fresh("base")
+            trip = name(i) if _is_zero(start) else gast.BinOp(left=name(i), op=gast.Sub(), right=copy.deepcopy(start))
+            if k > 1:
+                trip = gast.BinOp(left=trip, op=gast.Mult(), right=const(k))
+            for j, (push_stmt, pop_stmt) in enumerate(pairs):
+                slot = gast.BinOp(left=name(base), op=gast.Add(), right=copy.deepcopy(trip))
+                if j:
+                    slot = gast.BinOp(left=slot, op=gast.Add(), right=const(j))
+                v = pop_stmt.targets[0].id
+                _replace(loop.body, push_stmt, gast.Expr(value=gast.Call(
+                    func=name("tape_put"), args=[name("_tape"), slot, name(v)], keywords=[])))
+                pop_stmt.value = gast.Call(func=name("tape_get"), args=[name("_tape"), copy.deepcopy(slot), name(v)],
+                                           keywords=[])
+            for what, node in (("tape_reserve", loop), ("tape_release", reverse)):
+                before[id(node)] = assign(base, gast.Call(func=name(what), args=[
+                    name("_tape"), copy.deepcopy(trips), const(k)], keywords=[]))
+
+        def insert(stmts):
+            out = []
+            for st in stmts:
+                if id(st) in before:
+                    out.append(gast.copy_location(before[id(st)], st))
+                for field in ("body", "orelse"):
+                    if isinstance(getattr(st, field, None), list):
+                        setattr(st, field, insert(getattr(st, field)))
+                out.append(st)
+            return out
+        fn.body = insert(fn.body)
 
     def _tape_slots(self, loop, reverse):
         """(push, pop) statement pairs of a loop and its reverse, if its tape use can be preallocated."""
@@ -703,7 +721,7 @@ def transform(fn, analysis, compiler, parsed, name_, aux=False):
     # while-loop counters are assigned inside loops when their loop is nested
     new = rev.run(name_)
     new.body = rev._fix(new.body)
-    rev.preallocate_tapes(new)
+    rev.address_tapes_by_trip(new)
     if any(isinstance(n, gast.Name) and n.id == "_tape" for s in new.body for n in gast.walk(s)):
         new.body.insert(0, parse_stmt("_tape = Tape()"))
     return new

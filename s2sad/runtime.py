@@ -19,7 +19,9 @@ class Tape:
     """The Python backend's tape: a plain stack of values, exact whatever their types."""
 
     def __init__(self):
-        self.values = []
+        self.values = []  # push and pop
+        self.slots = []  # tape_reserve's blocks, apart: a tangent tape reserves the same, at the same index
+        self.nslots = 0  # slots in use; those released keep their values until reserved again
 
 
 def push(tape, value):
@@ -30,6 +32,32 @@ def push(tape, value):
 def pop(tape, like):
     """The last value pushed; `like` (a value of its type) is the witness Numba's typed tape needs."""
     return tape.values.pop()
+
+
+# A loop that tapes the same floats on every trip reserves them all at once: its trips write and
+# read their slots by index (reverse.py, address_tapes_by_trip), with no count to update per value.
+def tape_reserve(tape, trips, per_trip):
+    """Reserve `per_trip` slots per trip on top of the tape; the first slot's index."""
+    base = tape.nslots
+    tape.nslots += per_trip * max(trips, 0)
+    tape.slots.extend([0.0] * (tape.nslots - len(tape.slots)))
+    return base
+
+
+def tape_put(tape, slot, value):
+    tape.slots[slot] = value
+
+
+def tape_release(tape, trips, per_trip):
+    """Give back what `tape_reserve(tape, trips, per_trip)` took; the first slot's index.
+
+    The reverse loop reads the slots after this: they keep their values until reserved again."""
+    tape.nslots -= per_trip * max(trips, 0)
+    return tape.nslots
+
+
+def tape_get(tape, slot, like):
+    return tape.slots[slot]
 
 
 def stop_gradient(x):

@@ -310,20 +310,25 @@ def iir_from(x, a, start):
     return s
 
 
-def iir_with_inner_loop(x, a):
-    y = 0.0
-    for i in range(x.shape[0]):
-        for k in range(2):
-            y = a * y + x[i]
-    return y * y
+def paths(sigma, z):
+    """Monte-Carlo-like: each outer trip restarts s (taped per path), the inner loop tapes s per step."""
+    total = 0.0
+    for p in range(z.shape[0]):
+        s = 1.0
+        for t in range(z.shape[1]):
+            s = s * (1.0 + sigma * z[p, t])
+        if s > 1.0:
+            total = total + (s - 1.0) * s
+    return total
 
 
 IIR_X = np.array([0.3, -1.2, 0.8, 2.0, -0.4, 0.05])
+PATHS_Z = np.array([[0.3, -0.2, 0.5], [-0.4, 0.1, -0.3], [0.6, 0.2, 0.1], [0.0, -0.5, 0.4]])
 
 
-def test_a_top_level_loops_tape_is_an_array_of_its_trips():
-    # y, taped once per trip of a loop that runs once per call, goes to an array of b - a slots:
-    # the generated code keeps no growable Tape, and every backend and order still agrees with FD
+def test_a_loops_taped_values_are_addressed_by_trip():
+    # y, taped once per trip, goes to slots reserved before the loop (tape_reserve), written and read
+    # by trip: the generated code keeps no push or pop, and every backend and order agrees with FD
     g = s2sad.grad(iir_from, argnums=(0, 1))
     for start in (0, 2, 6):  # 6: no trips at all
         args = (IIR_X, 0.7, start)
@@ -334,9 +339,9 @@ def test_a_top_level_loops_tape_is_an_array_of_its_trips():
         np.testing.assert_allclose(compiled[0], got[0], rtol=1e-12, atol=1e-15)
         assert compiled[1] == pytest.approx(got[1], rel=1e-12, abs=1e-15)
     source = s2sad.source(g)
-    assert "Tape()" not in source and "push(" not in source and "pop(" not in source
-    assert "np.empty(max(_t" in source
-    # second order through the preallocated tape: reverse over reverse, forward over reverse
+    assert "push(" not in source and "pop(" not in source
+    assert "tape_reserve(_tape, _t" in source and "tape_get(_tape, _base" in source
+    # second order through the slots: forward over reverse mirrors them on a tangent tape
     ga = s2sad.grad(iir_from, argnums=1)
     args = (IIR_X, 0.7, 2)
     want = numerical_grad(ga, args, 1)
@@ -345,13 +350,19 @@ def test_a_top_level_loops_tape_is_an_array_of_its_trips():
     assert s2sad.jacfwd(ga, argnums=1, backend="numba")(*args) == pytest.approx(want, rel=1e-6)
 
 
-def test_a_loop_with_an_inner_loop_keeps_the_tape():
-    # the inner loop's trips push y too: their count per outer trip is not the outer loop's
-    g = s2sad.grad(iir_with_inner_loop, argnums=(0, 1))
-    got = g(IIR_X, 0.6)
-    np.testing.assert_allclose(got[0], numerical_grad(iir_with_inner_loop, (IIR_X, 0.6), 0), rtol=1e-6)
-    assert got[1] == pytest.approx(numerical_grad(iir_with_inner_loop, (IIR_X, 0.6), 1), rel=1e-6)
-    assert "Tape()" in s2sad.source(g)
+def test_an_inner_loops_slots_are_reserved_on_every_outer_trip():
+    # the inner loop's trips tape s in slots reserved per path; the outer loop's trips push and pop
+    # s and the branch around them: both kinds on one tape, in one order
+    g = s2sad.grad(paths)
+    for sigma in (0.3, 0.9):
+        want = numerical_grad(paths, (sigma, PATHS_Z), 0)
+        assert g(sigma, PATHS_Z) == pytest.approx(want, rel=1e-7)
+        assert s2sad.grad(paths, backend="numba")(sigma, PATHS_Z) == pytest.approx(want, rel=1e-7)
+        second = numerical_grad(g, (sigma, PATHS_Z), 0)
+        assert s2sad.grad(g)(sigma, PATHS_Z) == pytest.approx(second, rel=1e-6)
+        assert s2sad.grad(g, backend="numba")(sigma, PATHS_Z) == pytest.approx(second, rel=1e-6)
+    source = s2sad.source(g)
+    assert "tape_put(" in source and "push(" in source
 
 
 def test_contributions_to_one_adjoint_are_added_before_accumulating():
