@@ -257,6 +257,8 @@ _NUMBA_IMPORTS = [
     ("njit", "from numba import njit"),
     ("jitclass", "from numba.experimental import jitclass"),
     ("overload", "from numba.extending import overload"),
+    ("intrinsic", "from numba.extending import intrinsic"),
+    ("ir", "from llvmlite import ir"),
     ("as_dtype", "from numba.np.numpy_support import as_dtype"),
     ("to_fixed_tuple", "from numba.np.unsafe.ndarray import to_fixed_tuple"),
 ]
