@@ -16,7 +16,6 @@ with the names replaced, so generated code reads like the table.
 import builtins
 import math
 import operator
-
 import sys
 
 import gast
