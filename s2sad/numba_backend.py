@@ -383,8 +383,12 @@ def _dot_adjoint_x(g, x, y):
             return lambda g, x, y: _outer(g, y)
         return lambda g, x, y: g * y
     if xn == 1:
+        if _blas_ready(y, g):
+            return lambda g, x, y: np.dot(y, g)
         return lambda g, x, y: np.dot(_f64(y), _f64(g))
     if xn == 2 and yn == 2:
+        if _blas_ready(g, y):  # y.T of a C array is an F array: BLAS takes it transposed, no copy
+            return lambda g, x, y: np.dot(g, y.T)
         return lambda g, x, y: np.dot(_f64(g), _f64(y.T))
     return None
 
@@ -399,8 +403,17 @@ def _dot_adjoint_y(g, x, y):
             return lambda g, x, y: _outer(x, g)
         return lambda g, x, y: g * x
     if xn == 2:
+        if _blas_ready(x, g):
+            return lambda g, x, y: np.dot(x.T, g)
         return lambda g, x, y: np.dot(_f64(x.T), _f64(g))
     return None
+
+
+def _blas_ready(*arrays):
+    """Can np.dot take these as they are: float64 arrays, C or F contiguous? (else copy them with
+    _f64: a copy per call, and more code for Numba to compile on the first one)"""
+    return all(isinstance(a, types.Array) and a.dtype == types.float64 and a.layout in ("C", "F")
+               for a in arrays)
 
 
 @overload(runtime.reshape)

@@ -122,15 +122,18 @@ def _zeros_like_of(s):
     return None
 
 
-def _fresh_like(e, a):
-    """Is `e` a new array of a's shape (so `v = e` may replace `v = zeros_like(a); v = v + e`)?"""
+def _fresh_like(e, a, v, written):
+    """May `v = e` replace `v = zeros_like(a); v = v + e`: is `e` an array of a's shape that v
+    may hold without sharing memory another name writes into (`written`: names written in place)?"""
     if not (isinstance(e, gast.Call) and isinstance(e.func, gast.Name) and e.func.id in _SHAPED_LIKE):
         return False
     k = _SHAPED_LIKE[e.func.id]
     if len(e.args) <= k or not (isinstance(e.args[k], gast.Name) and e.args[k].id == a):
         return False
-    # unbroadcast(g, x) hands back g itself when the shapes agree: g must be new, not a name
-    return e.func.id != "unbroadcast" or not isinstance(e.args[0], gast.Name)
+    # unbroadcast(g, x) hands back g itself when the shapes agree: v and g then share one array,
+    # harmless unless one of them is written into in place
+    return e.func.id != "unbroadcast" or not isinstance(e.args[0], gast.Name) \
+        or not ({v, e.args[0].id} & written)
 
 
 def _accumulation(s, v):
@@ -369,6 +372,22 @@ def _higher_elements_first(body, i):
     return body
 
 
+def _written_in_place(fn):
+    """Arrays a function may change in place: `A[i] = ...` targets, and every name passed to a
+    call in a statement of its own (a helper such as add_at writes into its argument)."""
+    names = set()
+    for s in gast.walk(fn):
+        if isinstance(s, gast.Assign):
+            for t in s.targets:
+                if isinstance(t, gast.Subscript):
+                    names |= _names(t.value)
+        elif isinstance(s, gast.Expr) and isinstance(s.value, gast.Call):
+            names |= _names(s.value)
+        elif isinstance(s, gast.Call) and isinstance(s.func, gast.Name) and s.func.id == "add_at":
+            names |= _names(s)
+    return names
+
+
 def first_accumulations(fn):
     """`v = 0.0 ... v = v + e` (v untouched between, in one block) -> `... v = e`.
 
@@ -376,6 +395,8 @@ def first_accumulations(fn):
     in compiled code (IEEE: 0.0 + -0.0 is 0.0, so no compiler may fold it). For an array the
     zeroing allocates too; there `v = e` is only written where `e` is a new array of v's shape
     (an adjoint helper's result), never where v would share another array's memory."""
+    written = _written_in_place(fn)
+
     def block(stmts):
         drop = set()
         for i, s in enumerate(stmts):
@@ -389,7 +410,7 @@ def first_accumulations(fn):
             for later in stmts[i + 1:]:
                 e = _accumulation(later, v)
                 if e is not None:
-                    if like is None or _fresh_like(e, like):
+                    if like is None or _fresh_like(e, like, v, written):
                         later.value = e
                         drop.add(i)
                     break
