@@ -115,7 +115,7 @@ def _is_tape_push(node, namespace):
     from . import runtime
     call = node.value
     return isinstance(call, gast.Call) and isinstance(call.func, gast.Name) \
-        and namespace.get(call.func.id) in (runtime.push, runtime.tape_put)
+        and namespace.get(call.func.id) in (runtime.push, runtime.push_shape, runtime.tape_put)
 
 
 def _is_ignorable(node):

@@ -263,7 +263,7 @@ class Normalizer:
 
     def is_tape_push(self, call):
         from . import runtime
-        return isinstance(call.func, gast.Name) and self.resolve(call.func) in (runtime.push, runtime.tape_put)
+        return isinstance(call.func, gast.Name) and self.resolve(call.func) in (runtime.push, runtime.push_shape, runtime.tape_put)
 
     def stmt_Assert(self, s, out):
         pass

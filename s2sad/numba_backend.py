@@ -128,6 +128,30 @@ def _push(tape, value):
     return None
 
 
+@overload(runtime.push_shape)
+def _push_shape(tape, value):
+    nd = value.ndim
+
+    def impl(tape, value):
+        if tape.nints + nd > tape.ints.shape[0]:
+            tape.ints = _grow(tape.ints, tape.nints + nd)
+        for d in range(nd):
+            tape.ints[tape.nints + d] = value.shape[d]
+        tape.nints += nd
+    return impl
+
+
+@overload(runtime.pop_shape)
+def _pop_shape(tape, like):
+    nd = like.ndim
+    dtype = as_dtype(like.dtype)
+
+    def impl(tape, like):
+        tape.nints -= nd
+        return np.empty(to_fixed_tuple(tape.ints[tape.nints:tape.nints + nd], nd), dtype=dtype)
+    return impl
+
+
 @overload(runtime.pop)
 def _pop(tape, like):
     if isinstance(like, types.Array):

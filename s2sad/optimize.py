@@ -422,7 +422,8 @@ def first_accumulations(fn):
 
 
 # ---- mark and sweep ---------------------------------------------------------------------------
-_EFFECTS = {"push", "pop", "tape_reserve", "tape_put", "tape_release", "tape_get"}  # the tape: all stay, in order
+# the tape: every use of it stays, in order
+_EFFECTS = {"push", "pop", "push_shape", "pop_shape", "tape_reserve", "tape_put", "tape_release", "tape_get"}
 
 
 def _effectful(node):

@@ -41,6 +41,7 @@ class Reverse:
     def __init__(self, fn, analysis, compiler, parsed):
         self.fn, self.an, self.compiler, self.parsed = fn, analysis, compiler, parsed
         self.reads = set()
+        self.shape_reads = set()  # names whose shape alone the reverse sweep reads
         self.names = DerivedNames(fn, "bar")
         self.restores = []  # placeholders resolved once `reads` is known
         self.ans_types = {}
@@ -68,6 +69,13 @@ class Reverse:
     def read(self, node):
         self.reads.update(n.id for n in gast.walk(node) if isinstance(n, gast.Name)
                           and not getattr(n, "s2sad_global", False))
+
+    def read_shape(self, v):
+        """The reverse sweep reads v's shape: where v is overwritten, only its shape is taped."""
+        if self.ty(v).is_array:
+            self.shape_reads.add(v)
+        else:
+            self.read(name(v))
 
     # ---- the whole function -----------------------------------------------------
     def first_definitions(self):
@@ -109,7 +117,8 @@ class Reverse:
         inits = self.init_adjoints(fn.body, top=True)
         defined_first = {s.targets[0].id for s in body if id(s) in self.first}
         pushed = {c.args[1].id for st in forward for c in gast.walk(st) if isinstance(c, gast.Call)
-                  and isinstance(c.func, gast.Name) and c.func.id == "push" and isinstance(c.args[1], gast.Name)}
+                  and isinstance(c.func, gast.Name) and c.func.id in ("push", "push_shape")
+                  and isinstance(c.args[1], gast.Name)}
         taped = sorted(v for v in pushed if v not in params and v not in defined_first)
         # a value returned from inside a branch or loop may be unset on other paths: Numba needs
         # every variable typed on every path, so it starts as a placeholder of its type
@@ -147,7 +156,7 @@ class Reverse:
             else:
                 value = parse_expr(f"zeros_like({v})" if not ty.is_array else f"np.zeros_like({v}, dtype=np.float64)")
                 if not top:
-                    self.read(value)
+                    self.read_shape(v)
             init = assign(self.bar(v), value)
             init.s2sad_init = True
             out.append(init)
@@ -292,7 +301,8 @@ class Reverse:
             restore = getattr(s, "s2sad_restore", None)
             if restore is not None:
                 kind, what = restore
-                if (kind == "name" and self.needs_push(what)) or (kind == "item" and what[0] in self.reads):
+                if (kind == "name" and (self.needs_push(what) or self.needs_shape(what))) \
+                        or (kind == "item" and what[0] in self.reads):
                     return True
             elif getattr(s, "s2sad_remat", None) is not None:
                 if getattr(s, "s2sad_needed", False):
@@ -450,7 +460,10 @@ class Reverse:
             return expr
         if t_op.is_scalar and t_ans.is_array:
             return gast.Call(func=parse_expr("np.sum"), args=[expr], keywords=[])
-        self.read(operand)
+        if isinstance(operand, gast.Name):
+            self.read_shape(operand.id)
+        else:
+            self.read(operand)
         return gast.Call(func=name("unbroadcast"), args=[expr, copy.deepcopy(operand)], keywords=[])
 
     def subscript_adjoint(self, rhs, g):
@@ -548,6 +561,8 @@ class Reverse:
                     kind, what = r
                     if kind == "name" and self.needs_push(what):
                         out.append(parse_stmt(f"{what} = pop(_tape, {what})"))
+                    elif kind == "name" and self.needs_shape(what):
+                        out.append(parse_stmt(f"{what} = pop_shape(_tape, {what})"))
                     elif kind == "item" and what[0] in self.reads:
                         y, idx = what
                         slot = gast.Subscript(value=name(y), slice=copy.deepcopy(idx), ctx=gast.Store())
@@ -651,6 +666,18 @@ class Reverse:
     def needs_push(self, v):
         return v in self.reads and self.an.overwritten(v) and v not in self.remat
 
+    def needs_shape(self, v):
+        """v is overwritten and the reverse sweep reads its shape only: tape the shape."""
+        return v in self.shape_reads and v not in self.reads and self.an.overwritten(v) and v not in self.remat
+
+    def tape_old(self, v):
+        """The push that saves what an assignment to v overwrites, if the reverse sweep needs it."""
+        if self.needs_push(v):
+            return [self.push(name(v))]
+        if self.needs_shape(v):
+            return [gast.Expr(value=gast.Call(func=name("push_shape"), args=[name("_tape"), name(v)], keywords=[]))]
+        return []
+
     def forward_stmt(self, s, in_loop):
         if isinstance(s, gast.Expr):
             return [s]
@@ -662,10 +689,10 @@ class Reverse:
                 s = self.compiler.call_generated(s, [self.ty(a) for a in s.value.args])
             target = s.targets[0]
             pushes = []
-            if isinstance(target, gast.Name) and self.needs_push(target.id) and id(original) not in self.first:
-                pushes.append(self.push(name(target.id)))
+            if isinstance(target, gast.Name) and id(original) not in self.first:
+                pushes += self.tape_old(target.id)
             elif isinstance(target, gast.Tuple):
-                pushes += [self.push(name(e.id)) for e in target.elts if self.needs_push(e.id)]
+                pushes += [p for e in target.elts for p in self.tape_old(e.id)]
             elif isinstance(target, gast.Subscript) and target.value.id in self.reads:
                 pushes.append(self.push(gast.Subscript(value=name(target.value.id),
                                                        slice=copy.deepcopy(target.slice), ctx=gast.Load())))

@@ -34,6 +34,16 @@ def pop(tape, like):
     return tape.values.pop()
 
 
+def push_shape(tape, value):
+    """Tape only an array's shape: the reverse sweep reads nothing else of it (unbroadcast, zeros_like)."""
+    tape.values.append(np.shape(value))
+
+
+def pop_shape(tape, like):
+    """An array of the shape last taped by push_shape, its values unset: only its shape is read."""
+    return np.empty(tape.values.pop(), dtype=like.dtype)
+
+
 # A loop that tapes the same floats on every trip reserves them all at once: its trips write and
 # read their slots by index (reverse.py, address_tapes_by_trip), with no count to update per value.
 def tape_reserve(tape, trips, per_trip):

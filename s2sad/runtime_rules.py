@@ -55,6 +55,8 @@ rule(runtime.inside, params="x, lo, hi", adjoint={}, tangent={}, result=lambda a
 # tape operations: the forward transform mirrors them on a tangent tape (forward.py)
 rules.NONDIFF[rules._key(runtime.pop)] = lambda a, c: a.get("a1", T.UNKNOWN)
 rules.NONDIFF[rules._key(runtime.push)] = lambda a, c: T.OBJ
+rules.NONDIFF[rules._key(runtime.pop_shape)] = lambda a, c: a.get("a1", T.UNKNOWN)
+rules.NONDIFF[rules._key(runtime.push_shape)] = lambda a, c: T.OBJ
 rules.NONDIFF[rules._key(runtime.tape_get)] = lambda a, c: a.get("a2", T.UNKNOWN)
 rules.NONDIFF[rules._key(runtime.tape_put)] = lambda a, c: T.OBJ
 rules.NONDIFF[rules._key(runtime.tape_reserve)] = lambda a, c: T.INT
