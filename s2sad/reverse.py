@@ -585,12 +585,15 @@ class Reverse:
         after `_base1 = tape_reserve(_tape, b - a, 1)`, and the reverse loop, after
         `_base1 = tape_release(_tape, b - a, 1)`, reads `y = tape_get(_tape, _base1 + (i - a), y)`.
         A push costs a store where it cost a bounds check and a count kept in memory, a chain of
-        dependent loads and stores from trip to trip. Only where every push and pop of the
-        loop's trips sits in the loop body itself (a nested loop that tapes keeps push and pop)."""
+        dependent loads and stores from trip to trip. Only floats pushed in the loop body itself
+        (not in a branch or an inner loop) move to slots; the rest keep push and pop."""
         reverse_loops = {getattr(n, "s2sad_reverse_of", None): n for n in gast.walk(fn) if isinstance(n, gast.For)}
         before = {}  # id(loop) -> statements to put before it
-        for loop in [n for n in gast.walk(fn) if isinstance(n, gast.For) and hasattr(n, "s2sad_forward_of")]:
+        loops = [n for n in gast.walk(fn) if isinstance(n, gast.For) and hasattr(n, "s2sad_forward_of")]
+        for loop in reversed(loops):  # inner loops first (walk goes level by level)
             reverse = reverse_loops.get(loop.s2sad_forward_of)
+            if any(id(n) in before for n in gast.walk(loop)):
+                continue  # an inner loop reserves slots on each trip: they would sit above these
             pairs = self._tape_slots(loop, reverse)
             if not pairs:
                 continue
@@ -606,11 +609,11 @@ class Reverse:
                 slot = gast.BinOp(left=name(base), op=gast.Add(), right=copy.deepcopy(trip))
                 if j:
                     slot = gast.BinOp(left=slot, op=gast.Add(), right=const(j))
-                v = pop_stmt.targets[0].id
+                value = push_stmt.value.args[1]
                 _replace(loop.body, push_stmt, gast.Expr(value=gast.Call(
-                    func=name("tape_put"), args=[name("_tape"), slot, name(v)], keywords=[])))
-                pop_stmt.value = gast.Call(func=name("tape_get"), args=[name("_tape"), copy.deepcopy(slot), name(v)],
-                                           keywords=[])
+                    func=name("tape_put"), args=[name("_tape"), slot, value], keywords=[])))
+                pop_stmt.value = gast.Call(func=name("tape_get"), args=[
+                    name("_tape"), copy.deepcopy(slot), _loaded(pop_stmt.targets[0])], keywords=[])
             for what, node in (("tape_reserve", loop), ("tape_release", reverse)):
                 before[id(node)] = assign(base, gast.Call(func=name(what), args=[
                     name("_tape"), copy.deepcopy(trips), const(k)], keywords=[]))
@@ -628,29 +631,29 @@ class Reverse:
         fn.body = insert(fn.body)
 
     def _tape_slots(self, loop, reverse):
-        """(push, pop) statement pairs of a loop and its reverse, if its tape use can be preallocated."""
+        """The (push, pop) statement pairs of a loop and its reverse that can go to slots: floats
+        (names or array items) pushed once per trip, in the loop body itself and popped in the
+        reverse loop's body itself. Other pushes stay on the stack: slots are counted apart."""
         if not isinstance(loop, gast.For) or reverse is None:
             return None
         it = loop.iter
         if not (isinstance(it, gast.Call) and isinstance(it.func, gast.Name) and it.func.id == "range"
                 and len(it.args) == 3 and isinstance(it.args[2], gast.Constant) and it.args[2].value == 1):
             return None
-        pushes = [c for c in gast.walk(loop) if _is_tape_call(c, "push")]
-        pops = [c for c in gast.walk(reverse) if _is_tape_call(c, "pop")]
         top_pushes = [st for st in loop.body if isinstance(st, gast.Expr) and _is_tape_call(st.value, "push")]
         top_pops = [st for st in reverse.body if isinstance(st, gast.Assign) and _is_tape_call(st.value, "pop")]
-        if not pushes or len(pushes) != len(top_pushes) or len(pops) != len(top_pops) \
-                or len(pushes) != len(pops):
+        if not top_pushes or len(top_pushes) != len(top_pops):
             return None
         i = loop.target.id
         if any(_assigns_name(st, i) for st in loop.body + reverse.body):
             return None
-        pairs = list(zip(top_pushes, reversed(top_pops)))  # last pushed, first popped
-        for push_stmt, pop_stmt in pairs:
+        pairs = []
+        for push_stmt, pop_stmt in zip(top_pushes, reversed(top_pops)):  # last pushed, first popped
             pushed, target = push_stmt.value.args[1], pop_stmt.targets[0]
-            if not (isinstance(pushed, gast.Name) and isinstance(target, gast.Name) and pushed.id == target.id
-                    and self.ty(pushed.id) == T.FLOAT):
-                return None
+            if gast.dump(_loaded(pushed)) != gast.dump(_loaded(target)):
+                return None  # not each other's: leave the loop alone
+            if self.ty(pushed) == T.FLOAT and isinstance(pushed, (gast.Name, gast.Subscript)):
+                pairs.append((push_stmt, pop_stmt))
         return pairs
 
     # ---- forward sweep ---------------------------------------------------------------
@@ -722,6 +725,15 @@ class Reverse:
 def _is_tape_call(node, kind):
     return isinstance(node, gast.Call) and isinstance(node.func, gast.Name) and node.func.id == kind \
         and node.args and isinstance(node.args[0], gast.Name) and node.args[0].id == "_tape"
+
+
+def _loaded(node):
+    """A copy of a target (`v`, `y[i]`) as an expression that reads it."""
+    node = copy.deepcopy(node)
+    for n in gast.walk(node):
+        if hasattr(n, "ctx") and isinstance(n.ctx, gast.Store):
+            n.ctx = gast.Load()
+    return node
 
 
 def _is_zero(node):

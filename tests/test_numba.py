@@ -399,3 +399,33 @@ def test_an_overwritten_array_read_for_its_shape_only_tapes_its_shape():
     h = 1e-6
     np.testing.assert_allclose(hv, (g(x + h * v, 4) - g(x - h * v, 4)) / (2 * h), rtol=1e-6)
     np.testing.assert_allclose(s2sad.jacfwd(g, backend="numba")(x, 4) @ v, hv, rtol=1e-9)
+
+
+def triangular_update(l, x):
+    """gmm's inner loop: array items overwritten and an int counter, per trip of a nested loop."""
+    d = x.shape[0]
+    q = x * 1.5
+    idx = 0
+    for i in range(d):
+        for j in range(i + 1, d):
+            q[j] = q[j] + l[idx] * x[i]
+            idx = idx + 1
+    return np.sum(q * q)
+
+
+def test_array_items_go_to_slots_and_ints_stay_on_the_stack():
+    l = np.array([0.3, -0.2, 0.5, 0.7, -0.1, 0.4])
+    x = np.array([0.9, -0.4, 0.3, 1.2])
+    g = s2sad.grad(triangular_update, argnums=(0, 1))
+    got = g(l, x)
+    for k in (0, 1):
+        np.testing.assert_allclose(got[k], numerical_grad(triangular_update, (l, x), k), rtol=1e-6)
+        np.testing.assert_allclose(s2sad.grad(triangular_update, argnums=(0, 1), backend="numba")(l, x)[k],
+                                   got[k], rtol=1e-12)
+    source = s2sad.source(g)
+    assert "q[j])" in source and "tape_put(_tape, _base" in source and "push(_tape, idx)" in source
+    gx = s2sad.grad(triangular_update, argnums=1)
+    v = np.array([1.0, 0.5, -0.5, 0.25])
+    hv = s2sad.jvp(lambda x: gx(l, x), (x,), (v,))[1]
+    h = 1e-6
+    np.testing.assert_allclose(hv, (gx(l, x + h * v) - gx(l, x - h * v)) / (2 * h), rtol=1e-6)
