@@ -10,13 +10,17 @@ from common import array, pick, primal, tolist
 
 def cost_fn(points, centroids):
     n = points.shape[0]
+    d = points.shape[1]
     k = centroids.shape[0]
     total = 0.0
     for i in range(n):
-        best = np.sum((points[i] - centroids[0]) ** 2)
-        for j in range(1, k):
-            dist = np.sum((points[i] - centroids[j]) ** 2)
-            if dist < best:
+        best = 0.0
+        for j in range(k):
+            dist = 0.0
+            for t in range(d):  # a loop over coordinates: no array per (point, centroid) pair
+                diff = points[i, t] - centroids[j, t]
+                dist = dist + diff * diff
+            if j == 0 or dist < best:
                 best = dist
         total = total + best
     return total
