@@ -70,6 +70,25 @@ class Reverse:
         self.reads.update(n.id for n in gast.walk(node) if isinstance(n, gast.Name)
                           and not getattr(n, "s2sad_global", False))
 
+    def read_values(self, expr):
+        """Read what a rule's adjoint expression reads, the helpers' shape arguments as shapes."""
+        def visit(node):
+            if isinstance(node, gast.Call) and isinstance(node.func, gast.Name) and node.func.id in _SHAPE_ARGS:
+                k = _SHAPE_ARGS[node.func.id]
+                for n, arg in enumerate(node.args):
+                    if n == k and isinstance(arg, gast.Name):
+                        self.read_shape(arg.id)
+                    else:
+                        visit(arg)
+                for kw in node.keywords:
+                    visit(kw.value)
+            elif isinstance(node, gast.Name):
+                self.read(node)
+            else:
+                for child in gast.iter_child_nodes(node):
+                    visit(child)
+        visit(expr)
+
     def read_shape(self, v):
         """The reverse sweep reads v's shape: where v is overwritten, only its shape is taped."""
         if self.ty(v).is_array:
@@ -448,7 +467,7 @@ class Reverse:
             if operand is None or not self.active(operand):
                 continue
             expr = rules.expand(template, mapping)
-            self.read(expr)
+            self.read_values(expr)
             if rule.broadcasts:
                 expr = self.unbroadcast(expr, operand, ans)
             out.append(self.accumulate(operand.id, expr))
@@ -725,6 +744,10 @@ class Reverse:
 def _is_tape_call(node, kind):
     return isinstance(node, gast.Call) and isinstance(node.func, gast.Name) and node.func.id == kind \
         and node.args and isinstance(node.args[0], gast.Name) and node.args[0].id == "_tape"
+
+
+# runtime helpers that read one argument for its shape alone (its position)
+_SHAPE_ARGS = {"unbroadcast": 1, "sum_adjoint": 1}
 
 
 def _loaded(node):

@@ -429,3 +429,22 @@ def test_array_items_go_to_slots_and_ints_stay_on_the_stack():
     hv = s2sad.jvp(lambda x: gx(l, x), (x,), (v,))[1]
     h = 1e-6
     np.testing.assert_allclose(hv, (gx(l, x + h * v) - gx(l, x - h * v)) / (2 * h), rtol=1e-6)
+
+
+def sum_of_squares_per_trip(x, steps):
+    s = 0.0
+    y = x * 1.0
+    for step in range(steps):
+        y = np.sin(y) * 1.1
+        sq = y * y
+        s = s + np.sum(sq)
+    return s
+
+
+def test_a_sums_adjoint_reads_the_summed_arrays_shape_only():
+    x = np.array([0.3, -0.7, 1.1])
+    g = s2sad.grad(sum_of_squares_per_trip)
+    got = g(x, 3)
+    np.testing.assert_allclose(got, numerical_grad(sum_of_squares_per_trip, (x, 3), 0), rtol=1e-6)
+    np.testing.assert_allclose(s2sad.grad(sum_of_squares_per_trip, backend="numba")(x, 3), got, rtol=1e-12)
+    assert "push_shape(_tape, sq)" in s2sad.source(g)
