@@ -272,41 +272,30 @@ def run_commuting_loops_upward(fn):
 
 
 def _trips_commute(loop):
-    i = loop.target.id
-    sums, others = set(), []  # names and arrays only summed into; everything else the body does
-    for s in loop.body:
-        if _comment_text(s) is not None or isinstance(s, gast.Pass):
-            continue
-        if not (isinstance(s, gast.Assign) and len(s.targets) == 1) or _effectful(s):
-            return False  # a loop, a branch, a tape: keep the order
-        acc = _accumulated(s)
-        if acc is not None:
-            target = acc[0]
-            sums.add(target.id if isinstance(target, gast.Name) else target.value.id)
-            others.append(acc[1])
-            if isinstance(target, gast.Subscript):
-                others.append(target.slice)
-        elif isinstance(s.targets[0], gast.Name):
-            others.append(s)
-        else:
-            return False  # an array written other than by a sum
-    mentioned = set().union(*(_names(o) for o in others)) if others else set()
-    if i in {n.id for o in others for n in gast.walk(o) if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store)}:
+    """Do the loop's trips share nothing but sums? Every statement either adds into a name or an
+    array item that nothing else in the loop reads, or assigns a name that each trip assigns
+    before it reads it (so no value flows from one trip to the next)."""
+    body = [s for s in loop.body if _comment_text(s) is None and not isinstance(s, gast.Pass)]
+    if not all(isinstance(s, gast.Assign) and len(s.targets) == 1 and not _effectful(s) for s in body):
+        return False  # a loop, a branch, a tape: keep the order
+    sums = [_accumulated(s) for s in body]
+    if any(acc is None and not isinstance(s.targets[0], gast.Name) for s, acc in zip(body, sums)):
+        return False  # an array written other than by a sum
+    summed = {t.id if isinstance(t, gast.Name) else t.value.id for t, _ in filter(None, sums)}
+    plain = {s.targets[0].id for s, acc in zip(body, sums) if acc is None}
+    if loop.target.id in plain:
         return False
-    if sums & mentioned:
-        return False  # a running sum read in the loop: its value depends on the order
-    # a value assigned in the loop but read before its assignment comes from the previous trip
     assigned = set()
-    for s in loop.body:
-        if isinstance(s, gast.Assign) and _accumulated(s) is None:
-            if _names(s.value) & (_assigned_somewhere(loop.body) - assigned):
-                return False
+    for s, acc in zip(body, sums):
+        if acc is None:
+            reads = _names(s.value)
+        else:
+            target, e = acc
+            reads = _names(e) | (_names(target.slice) if isinstance(target, gast.Subscript) else set())
+        if reads & summed or reads & (plain - assigned):
+            return False  # a running sum read in the loop, or a value from the previous trip
+        if acc is None:
             assigned.add(s.targets[0].id)
-        elif _accumulated(s) is not None:
-            target, e = _accumulated(s)
-            if (_names(e) | _names(target.slice if isinstance(target, gast.Subscript) else e)) \
-                    & (_assigned_somewhere(loop.body) - assigned):
-                return False
     return True
 
 
