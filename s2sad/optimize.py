@@ -279,14 +279,14 @@ def _trips_commute(loop):
     if not all(isinstance(s, gast.Assign) and len(s.targets) == 1 and not _effectful(s) for s in body):
         return False  # a loop, a branch, a tape: keep the order
     sums = [_accumulated(s) for s in body]
-    if any(acc is None and not isinstance(s.targets[0], gast.Name) for s, acc in zip(body, sums)):
+    if any(acc is None and not isinstance(s.targets[0], gast.Name) for s, acc in zip(body, sums, strict=True)):
         return False  # an array written other than by a sum
     summed = {t.id if isinstance(t, gast.Name) else t.value.id for t, _ in filter(None, sums)}
-    plain = {s.targets[0].id for s, acc in zip(body, sums) if acc is None}
+    plain = {s.targets[0].id for s, acc in zip(body, sums, strict=True) if acc is None}
     if loop.target.id in plain:
         return False
     assigned = set()
-    for s, acc in zip(body, sums):
+    for s, acc in zip(body, sums, strict=True):
         if acc is None:
             reads = _names(s.value)
         else:
@@ -356,7 +356,7 @@ def _higher_elements_first(body, i):
     if len(tail) < 2 or None in keys:
         return body
     body = list(body)
-    for j, (_, s) in zip(slots, sorted(zip(keys, tail), key=lambda p: -p[0])):
+    for j, (_, s) in zip(slots, sorted(zip(keys, tail, strict=True), key=lambda p: -p[0]), strict=True):
         body[j] = s
     return body
 

@@ -667,7 +667,7 @@ class Reverse:
         if any(_assigns_name(st, i) for st in loop.body + reverse.body):
             return None
         pairs = []
-        for push_stmt, pop_stmt in zip(top_pushes, reversed(top_pops)):  # last pushed, first popped
+        for push_stmt, pop_stmt in zip(top_pushes, reversed(top_pops), strict=True):  # last pushed, first popped
             pushed, target = push_stmt.value.args[1], pop_stmt.targets[0]
             if gast.dump(_loaded(pushed)) != gast.dump(_loaded(target)):
                 return None  # not each other's: leave the loop alone
