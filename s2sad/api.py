@@ -52,6 +52,7 @@ class Transformed:
         self.kind = kind
         self.backend = backend if backend is not None else getattr(fun, "backend", None)
         self.specializations = {}
+        self.scalar_valued = {}  # argument types -> does fun return a scalar for them?
         self.last = None
         functools.update_wrapper(self, fun, updated=())
         self.signature = fun.signature if isinstance(fun, Transformed) else _signature(fun)
@@ -188,7 +189,10 @@ class Transformed:
             return True
         if self.kind not in ("jacfwd", "jacrev"):
             return False
-        return compiler.Module().result_type(self.fun, list(types)).is_scalar
+        key = tuple(t if isinstance(t, T.Ty) else T.of_value(t) for t in types)
+        if key not in self.scalar_valued:  # typing the function takes a module of its own: once
+            self.scalar_valued[key] = compiler.Module().result_type(self.fun, list(key)).is_scalar
+        return self.scalar_valued[key]
 
     def as_function(self, flat_args):
         """A generated Python function computing this derivative for arguments like `flat_args`.
