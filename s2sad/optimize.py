@@ -145,6 +145,21 @@ def _accumulation(s, v):
     return None
 
 
+def _rewrite_blocks(fn, rewrite):
+    """fn with `rewrite` (a list of statements -> a new list) applied to each of its blocks,
+    inner blocks first. Each block is rewritten as a new list: statements may be shared with
+    other trees, so a rewrite replaces statements rather than editing them."""
+    def block(stmts):
+        stmts = list(stmts)
+        for s in stmts:
+            for field in ("body", "orelse"):
+                if isinstance(getattr(s, field, None), list) and not isinstance(s, gast.FunctionDef):
+                    setattr(s, field, block(getattr(s, field)))
+        return rewrite(stmts)
+    fn.body = block(fn.body)
+    return fn
+
+
 def _accumulated(s):
     """`T = T + e` (T a name, or an item `A[i]` read and written at the same atom index) -> (T, e)."""
     if not (isinstance(s, gast.Assign) and len(s.targets) == 1 and isinstance(s.value, gast.BinOp)
@@ -181,11 +196,6 @@ def fuse_accumulations(fn):
     takes one link per statement off that chain; where `y * y` gives y two contributions, the
     adjoint loop carries one add instead of two."""
     def block(stmts):
-        stmts = list(stmts)  # statements may be shared with other trees: replace them, never edit
-        for s in stmts:
-            for field in ("body", "orelse"):
-                if isinstance(getattr(s, field, None), list) and not isinstance(s, gast.FunctionDef):
-                    setattr(s, field, block(getattr(s, field)))
         drop = set()
         for i, s in enumerate(stmts):
             acc = _accumulated(s)
@@ -207,8 +217,7 @@ def fuse_accumulations(fn):
                 if _names(later) & keep_out or _written(later) & moved or _effectful(later):
                     break
         return [s for i, s in enumerate(stmts) if i not in drop]
-    fn.body = block(fn.body)
-    return fn
+    return _rewrite_blocks(fn, block)
 
 
 def drop_copy_backs(fn):
@@ -217,11 +226,6 @@ def drop_copy_backs(fn):
     The reverse of `s = s + e` reads s_bar into a temporary and writes it back unchanged; without
     the write, s_bar is visibly constant through the loop (see run_commuting_loops_upward)."""
     def block(stmts):
-        stmts = list(stmts)
-        for s in stmts:
-            for field in ("body", "orelse"):
-                if isinstance(getattr(s, field, None), list) and not isinstance(s, gast.FunctionDef):
-                    setattr(s, field, block(getattr(s, field)))
         drop = set()
         for i, s in enumerate(stmts):
             copied = _copy_of(s)
@@ -236,8 +240,7 @@ def drop_copy_backs(fn):
                 if _assigns(stmts[j], c) or _assigns(stmts[j], v) or _effectful(stmts[j]):
                     break
         return [s for i, s in enumerate(stmts) if i not in drop]
-    fn.body = block(fn.body)
-    return fn
+    return _rewrite_blocks(fn, block)
 
 
 def _copy_of(s):
@@ -382,16 +385,13 @@ def first_accumulations(fn):
 
     Adjoints are zeroed, then accumulated; without this, every first `0.0 + e` stays an add
     in compiled code (IEEE: 0.0 + -0.0 is 0.0, so no compiler may fold it). For an array the
-    zeroing allocates too; there `v = e` is only written where `e` is a new array of v's shape
-    (an adjoint helper's result), never where v would share another array's memory."""
+    zeroing allocates too; there `v = e` is only written where `e` is an array of v's shape (an
+    adjoint helper's result) that v may share: new, or written into in place by neither name."""
     written = _written_in_place(fn)
 
     def block(stmts):
         drop = set()
         for i, s in enumerate(stmts):
-            for field in ("body", "orelse"):
-                if isinstance(getattr(s, field, None), list):
-                    setattr(s, field, block(getattr(s, field)))
             like = _zeros_like_of(s)
             if not _is_zero_init(s) and like is None:
                 continue
@@ -406,8 +406,7 @@ def first_accumulations(fn):
                 if _mentions(later, v):
                     break
         return [s for i, s in enumerate(stmts) if i not in drop]
-    fn.body = block(fn.body)
-    return fn
+    return _rewrite_blocks(fn, block)
 
 
 # ---- mark and sweep ---------------------------------------------------------------------------
