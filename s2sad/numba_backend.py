@@ -102,12 +102,7 @@ def _push(tape, value):
             for k in range(n):
                 tape.floats[tape.nfloats + k] = flat[k]
             tape.nfloats += n
-            nd = value.ndim
-            if tape.nints + nd > tape.ints.shape[0]:
-                tape.ints = _grow(tape.ints, tape.nints + nd)
-            for d in range(nd):
-                tape.ints[tape.nints + d] = value.shape[d]
-            tape.nints += nd
+            runtime.push_shape(tape, value)  # last pushed, first popped: pop reads the shape first
         return impl
     if isinstance(value, (types.Boolean, types.Integer)):
         def impl(tape, value):
@@ -155,17 +150,10 @@ def _pop_shape(tape, like):
 @overload(runtime.pop)
 def _pop(tape, like):
     if isinstance(like, types.Array):
-        nd = like.ndim
-        dtype = as_dtype(like.dtype)
-
         def impl(tape, like):
-            tape.nints -= nd
-            shape = to_fixed_tuple(tape.ints[tape.nints:tape.nints + nd], nd)
-            n = 1
-            for d in range(nd):
-                n *= shape[d]
+            out = runtime.pop_shape(tape, like)  # an array of the taped shape, then its values
+            n = out.size
             tape.nfloats -= n
-            out = np.empty(shape, dtype=dtype)
             flat = out.reshape(n)
             for k in range(n):
                 flat[k] = tape.floats[tape.nfloats + k]
