@@ -1,9 +1,12 @@
-"""vmap(backend='cuda') against the CPU backends, on the CUDA simulator.
+"""vmap(backend='cuda') against the CPU backends, on the CUDA simulator or a real GPU.
 
 The simulator is chosen by NUMBA_ENABLE_CUDASIM=1 before numba.cuda is
 imported, so that it never leaks into other tests' numba: in the normal test
 process this module only runs itself again in a subprocess with that variable
-set, and the real cases run there.
+set, and the real cases run there.  On a machine with an NVIDIA GPU,
+S2SAD_TEST_CUDA=device runs the same cases on the device instead:
+
+    S2SAD_TEST_CUDA=device python -m pytest tests/test_cuda.py
 """
 
 import importlib.util
@@ -18,10 +21,11 @@ import pytest
 
 HAVE_NUMBA_CUDA = importlib.util.find_spec("numba_cuda") is not None
 IN_SIM = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+ON_DEVICE = os.environ.get("S2SAD_TEST_CUDA") == "device" and not IN_SIM
 
 pytestmark = pytest.mark.skipif(not HAVE_NUMBA_CUDA, reason="numba-cuda is not installed (pip install numba-cuda)")
 
-if not IN_SIM:
+if not (IN_SIM or ON_DEVICE):
     def test_cuda_simulator_cases():
         env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
         proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__],
@@ -33,6 +37,14 @@ else:
     import s2sad
     from s2sad import S2SADError
     from numba import cuda
+
+    def test_runs_where_asked():
+        # A device run that silently fell back to the simulator would prove nothing about the GPU.
+        assert cuda.is_available()
+        simulated = type(cuda.get_current_device()).__name__.startswith("Fake")
+        assert simulated == IN_SIM
+        if ON_DEVICE:
+            print("device:", cuda.get_current_device().name)
 
     def helper(x, y):
         return x * math.exp(-y)
