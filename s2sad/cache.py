@@ -23,6 +23,7 @@ file) or `os.replace` when replacing a bad file.
 exec'd from memory and Numba compiles it in every process).
 """
 
+import functools
 import hashlib
 import importlib.util
 import linecache
@@ -107,6 +108,20 @@ def _version():
     return __version__
 
 
+@functools.cache
+def _package_digest():
+    """A hash of s2sad's own source files. Compiled code depends on the runtime helpers and the
+    Numba backend as much as on the generated source, so a changed s2sad (an editable install,
+    a patched file) must not load machine code cached by the old one under the same version."""
+    h = hashlib.sha256()
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name in sorted(os.listdir(here)):
+        if name.endswith(".py"):
+            with open(os.path.join(here, name), "rb") as f:
+                h.update(name.encode() + b"\0" + f.read())
+    return h.hexdigest()[:16]
+
+
 def fingerprint(value, depth=0):
     """A process-independent description of an injected global (it affects compiled code)."""
     if depth > 4:
@@ -170,7 +185,7 @@ def _code_digest(code):
 def key(source, injected=None, options=None):
     """The content hash naming a generated module's file."""
     h = hashlib.sha256()
-    h.update(f"s2sad {_version()} format {FORMAT}\n".encode())
+    h.update(f"s2sad {_version()} ({_package_digest()}) format {FORMAT}\n".encode())
     h.update(source.encode())
     for name in sorted(injected or {}):
         h.update(f"\n{name}={fingerprint(injected[name])}".encode())

@@ -32,7 +32,7 @@ from numba.extending import intrinsic, overload
 from numba.np.numpy_support import as_dtype
 from numba.np.unsafe.ndarray import to_fixed_tuple
 
-from . import runtime
+from . import numba_math, runtime
 from .errors import S2SADError
 
 
@@ -884,6 +884,9 @@ class Compiled:
         return out
 
 
+_NUMPY = numba_math.numpy_namespace()   # numpy, with exp, log and tanh that vectorize
+
+
 def compile_module(namespace, name, module, explicit=False):
     """njit every generated function of `module` and return the one called `name`.
 
@@ -905,6 +908,7 @@ def compile_module(namespace, name, module, explicit=False):
     else:
         nb_namespace = dict(namespace)
     nb_namespace["Tape"] = Tape
+    nb_namespace["np"] = _NUMPY
     for fn_name in names:
         fn = namespace[fn_name]
         clone = pytypes.FunctionType(fn.__code__, nb_namespace, fn.__name__, fn.__defaults__, fn.__closure__)

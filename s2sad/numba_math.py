@@ -1,0 +1,210 @@
+"""exp, log and tanh of float64 arrays that LLVM vectorizes, for the Numba backend.
+
+NumPy evaluates these ufuncs with SIMD code; Numba calls the C library's scalar
+function once per element, 5 to 10 times slower on a large array (measured:
+np.tanh of 64,000 floats 0.87 ms in Numba against 0.13 ms in NumPy). Models spend
+much of their time there (an MLP's tanh, a mixture's exp and log), so the Numba
+backend gives generated code a `np` in which these three are the functions below.
+
+Each scalar kernel is branch-free arithmetic (selects, no calls), so the loop over
+an array is vectorized. Accuracy: within 2 units in the last place of the
+correctly rounded result over the whole range (tests/test_numba_math.py measures
+it), with infinities, NaN, zeros and subnormals handled as the C library does.
+
+- exp: x = k ln2 + r with |r| <= ln2 / 2 (Cody and Waite's two-part ln2), exp(r)
+  by its Taylor series to r^13 (the first term left out is below 1e-17), and 2^k
+  built from its bits in two halves, so that results near overflow and in the
+  subnormal range need no special case.
+- log: x = 2^e m with m in [sqrt(1/2), sqrt(2)), log(m) = log1p(f) through
+  s = f / (2 + f) and a polynomial in s^2 (the reduction and coefficients of
+  fdlibm's e_log.c).
+- tanh: its Taylor series where |x| < 0.625 (1 - 2 / (exp(2|x|) + 1) would
+  cancel near 0), 1 - 2 / (exp(2|x|) + 1) beyond.
+
+Other dtypes, scalars and complex values go to Numba's own np.exp/np.log/np.tanh.
+"""
+
+import math
+import types as pytypes
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic, overload
+
+
+@intrinsic
+def _bits(typingctx, x):
+    """The IEEE-754 bits of a float64, as an int64."""
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def _from_bits(typingctx, i):
+    """The float64 whose IEEE-754 bits are the int64 `i`."""
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+    return types.float64(types.int64), codegen
+
+
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01   # ln 2 rounded to 32 bits: k * _LN2_HI is exact
+_LN2_LO = 1.90821492927058770002e-10   # ln 2 - _LN2_HI
+_INF = math.inf
+
+
+@njit(inline="always")
+def _pow2(k):
+    """2.0 ** k for an integer k in [-1022, 1023], from its bits."""
+    return _from_bits((k + 1023) << 52)
+
+
+@njit(inline="always")
+def _exp_reduced(r):
+    """exp(r) for |r| <= ln2 / 2: Taylor series to r^13, by Horner's rule."""
+    p = 1.0 / 6227020800.0
+    p = p * r + 1.0 / 479001600.0
+    p = p * r + 1.0 / 39916800.0
+    p = p * r + 1.0 / 3628800.0
+    p = p * r + 1.0 / 362880.0
+    p = p * r + 1.0 / 40320.0
+    p = p * r + 1.0 / 5040.0
+    p = p * r + 1.0 / 720.0
+    p = p * r + 1.0 / 120.0
+    p = p * r + 1.0 / 24.0
+    p = p * r + 1.0 / 6.0
+    p = p * r + 0.5
+    p = p * r + 1.0
+    return p * r + 1.0
+
+
+@njit(inline="always")
+def exp_kernel(x):
+    # clamp so that k stays an integer in [-1076, 1024]; overflow to inf and underflow to 0
+    # still happen in the final products, and NaN is put back at the end
+    xc = max(min(x, 710.0), -746.0)
+    k = math.floor(xc * _LOG2E + 0.5)
+    kf = float(k)
+    r = (xc - kf * _LN2_HI) - kf * _LN2_LO
+    half = k >> 1                   # 2^k = 2^half * 2^(k - half): each factor is a normal number
+    y = _exp_reduced(r) * _pow2(half) * _pow2(k - half)
+    return x if math.isnan(x) else y
+
+
+_LG1 = 6.666666666666735130e-01
+_LG2 = 3.999999999940941908e-01
+_LG3 = 2.857142874366239149e-01
+_LG4 = 2.222219843214978396e-01
+_LG5 = 1.818357216161805012e-01
+_LG6 = 1.531383769920937332e-01
+_LG7 = 1.479819860511658591e-01
+_SMALLEST_NORMAL = 2.2250738585072014e-308
+_TWO54 = 18014398509481984.0
+_SQRT2 = 1.4142135623730951
+
+
+@njit(inline="always")
+def log_kernel(x):
+    subnormal = x < _SMALLEST_NORMAL
+    xs = x * _TWO54 if subnormal else x          # scale subnormals up to normal numbers
+    bits = _bits(xs)
+    e = (bits >> 52) - (1023 + 54 if subnormal else 1023)
+    m = _from_bits((bits & 0x000FFFFFFFFFFFFF) | 0x3FF0000000000000)   # xs = 2^e m, m in [1, 2)
+    big = m > _SQRT2
+    m = m * 0.5 if big else m
+    e = e + 1 if big else e
+    f = m - 1.0
+    s = f / (2.0 + f)
+    z = s * s
+    w = z * z
+    t1 = w * (_LG2 + w * (_LG4 + w * _LG6))
+    t2 = z * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7)))
+    hfsq = 0.5 * f * f
+    ef = float(e)
+    y = ef * _LN2_HI - ((hfsq - (s * (hfsq + t1 + t2) + ef * _LN2_LO)) - f)
+    # 0 -> -inf, negative or NaN -> NaN, inf -> inf
+    special = -_INF if x == 0.0 else (x if x == _INF else math.nan)
+    return y if x > 0.0 and x < _INF else special
+
+
+@njit(inline="always")
+def _tanh_small(a):
+    """tanh(a) for |a| < 0.625: its Taylor series to a^45 (the next term is below 3e-19 a). The
+    coefficients are 2^2n (2^2n - 1) B_2n / (2n)! with B the Bernoulli numbers, rounded."""
+    z = a * a
+    p = 1.903336833931276e-09
+    p = p * z + -4.6962953982309016e-09
+    p = p * z + 1.1587644432798853e-08
+    p = p * z + -2.859136662305254e-08
+    p = p * z + 7.054636946400968e-08
+    p = p * z + -1.7406618963571648e-07
+    p = p * z + 4.294911078273806e-07
+    p = p * z + -1.0597268320104654e-06
+    p = p * z + 2.6147711512907546e-06
+    p = p * z + -6.451689215655431e-06
+    p = p * z + 1.5918905069328964e-05
+    p = p * z + -3.927832388331683e-05
+    p = p * z + 9.691537956929451e-05
+    p = p * z + -0.00023912911424355248
+    p = p * z + 0.000590027440945586
+    p = p * z + -0.0014558343870513183
+    p = p * z + 0.003592128036572481
+    p = p * z + -0.008863235529902197
+    p = p * z + 0.021869488536155203
+    p = p * z + -0.05396825396825397
+    p = p * z + 0.13333333333333333
+    p = p * z + -0.3333333333333333
+    return a + a * (z * p)
+
+
+@njit(inline="always")
+def tanh_kernel(x):
+    a = abs(x)
+    near0 = _tanh_small(a if a < 0.625 else 0.0)
+    far = 1.0 - 2.0 / (exp_kernel(2.0 * a) + 1.0)   # exp overflows to inf for large |x|: far = 1
+    t = near0 if a < 0.625 else far
+    return x if math.isnan(x) else math.copysign(t, x)
+
+
+def _on_arrays(kernel, fallback):
+    """A function for generated code: `kernel` on every element of a float64 array (a loop LLVM
+    vectorizes), `fallback` (Numba's own np.<ufunc>) for anything else."""
+    def stub(x):
+        return fallback(x)
+
+    # error_model="numpy": a division by zero gives inf or NaN instead of raising, so that the
+    # loop has no exit path and can be vectorized
+    @overload(stub, jit_options={"error_model": "numpy"})
+    def _ov(x):
+        if isinstance(x, types.Array) and x.dtype == types.float64:
+            def impl(x):
+                out = np.empty(x.shape)
+                flat = out.reshape(out.size)
+                src = np.ascontiguousarray(x).reshape(x.size)
+                for k in range(src.size):
+                    flat[k] = kernel(src[k])
+                return out
+            return impl
+        if isinstance(x, types.Float) and x.bitwidth == 64:
+            return lambda x: kernel(x)
+        return lambda x: fallback(x)
+
+    stub.__name__ = fallback.__name__
+    stub.__qualname__ = f"s2sad.numba_math.{fallback.__name__}"
+    return stub
+
+
+exp = _on_arrays(exp_kernel, np.exp)
+log = _on_arrays(log_kernel, np.log)
+tanh = _on_arrays(tanh_kernel, np.tanh)
+
+
+def numpy_namespace():
+    """A stand-in for the `numpy` module in compiled generated code: NumPy itself, but for the
+    vectorized exp, log and tanh above."""
+    ns = pytypes.ModuleType("numpy")
+    ns.__dict__.update(np.__dict__)
+    ns.exp, ns.log, ns.tanh = exp, log, tanh
+    return ns
