@@ -26,7 +26,7 @@ For each of gmm, ode, kmeans, lse, llsq:
 Like GradBench's JAX tool (tools/jax/run.py without --multithreaded), the
 process pins itself to one CPU so that neither side uses more than one core
 (s2sad's Numba code is single-threaded anyway); --no-pin leaves the affinity
-alone.  PyTorch is not compared (not installed here).
+alone.  PyTorch is compared on lstm by compare_torch.py.
 """
 
 import argparse
