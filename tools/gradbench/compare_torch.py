@@ -31,9 +31,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-import numpy as np  # noqa: E402
-
-from compare_jax import fmt_ms, max_difference  # noqa: E402
+import numpy as np
+from compare_jax import fmt_ms, max_difference
 
 SEED = 31337
 
