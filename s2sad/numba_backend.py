@@ -884,7 +884,7 @@ class Compiled:
         return out
 
 
-_NUMPY = numba_math.numpy_namespace()   # numpy, with exp, log and tanh that vectorize
+NUMPY = numba_math.numpy_namespace()   # numpy, with exp, log and tanh that vectorize
 
 
 def compile_module(namespace, name, module, explicit=False):
@@ -908,7 +908,7 @@ def compile_module(namespace, name, module, explicit=False):
     else:
         nb_namespace = dict(namespace)
     nb_namespace["Tape"] = Tape
-    nb_namespace["np"] = _NUMPY
+    nb_namespace["np"] = NUMPY
     for fn_name in names:
         fn = namespace[fn_name]
         clone = pytypes.FunctionType(fn.__code__, nb_namespace, fn.__name__, fn.__defaults__, fn.__closure__)

@@ -4,6 +4,7 @@ also against the outputs GradBench's evals expect), and the protocol loop
 driven through a real subprocess."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -100,6 +101,42 @@ def test_gmm(defined):
     for field in ("alpha", "mu", "q", "l"):
         want = fd(lambda v: evaluate(m, "objective", inp | {field: v.tolist()}), inp[field])
         np.testing.assert_allclose(g[field], want, rtol=1e-5, atol=1e-6)
+
+
+def gmm_loops(alpha, mu, q, l, x, gamma, m, log_gamma_distrib):
+    """ADBench's gmm objective entry by entry, as its C++ writes it: a reference for the
+    vectorized objective of tools/gradbench/gmm.py."""
+    n, d = x.shape
+    k = alpha.shape[0]
+
+    def lse(v):
+        return max(v) + math.log(sum(math.exp(t - max(v)) for t in v))
+    slse = 0.0
+    for ix in range(n):
+        terms = []
+        for ik in range(k):
+            xc = [x[ix, j] - mu[ik, j] for j in range(d)]
+            qx = [math.exp(q[ik, j]) * xc[j] for j in range(d)]
+            idx = 0
+            for i in range(d):
+                for j in range(i + 1, d):
+                    qx[j] += l[ik, idx] * xc[i]
+                    idx += 1
+            terms.append(alpha[ik] + sum(q[ik]) - 0.5 * sum(v * v for v in qx))
+        slse += lse(terms)
+    err = -n * d * 0.5 * math.log(2 * math.pi) + slse - n * lse(alpha)
+    c = (d + m + 1) * d * (math.log(gamma) - 0.5 * math.log(2.0)) - log_gamma_distrib
+    prior = sum(0.5 * gamma ** 2 * (np.sum(np.exp(2 * q[ik])) + np.sum(l[ik] ** 2)) - m * np.sum(q[ik])
+                for ik in range(k))
+    return err - prior + k * c
+
+
+@pytest.mark.parametrize("d,k,n", [(1, 1, 3), (3, 2, 5), (5, 4, 7)])
+def test_gmm_objective_as_adbench_loops(defined, d, k, n):
+    m = defined("gmm")
+    inp = gmm_input(d, k, n, seed=d)
+    want = gmm_loops(*m.prepare(inp)[:8])
+    assert evaluate(m, "objective", inp) == pytest.approx(want, rel=1e-12)
 
 
 def test_gmm_old_icf_layout():

@@ -9,9 +9,9 @@ _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__
 if _REPO not in sys.path:
     sys.path.insert(0, _REPO)
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-import s2sad  # noqa: E402
+import s2sad
 
 # Why each compiled function runs on the backend it runs on: name -> text.
 BACKENDS = {}
@@ -52,13 +52,20 @@ def pick(name, make, sample):
 def primal(name, fun, sample, helpers=()):
     """The undifferentiated function: numba.njit where it compiles, else Python.
     `helpers` names the module-level functions `fun` calls; they are jitted too
-    (in a copy of the module's globals, so the Python originals stay as they are)."""
+    (in a copy of the module's globals, so the Python originals stay as they are).
+    They compile as s2sad's Numba backend compiles generated code: with its Numba
+    versions of NumPy functions Numba lacks (reductions along an axis) and its
+    vectorized exp, log and tanh."""
     def make(backend):
         if backend != "numba":
             return fun
         import types
+
         import numba
+
+        from s2sad import numba_backend
         glb = dict(fun.__globals__)
+        glb["np"] = numba_backend.NUMPY
         for h in helpers:
             glb[h] = numba.njit(types.FunctionType(fun.__globals__[h].__code__, glb, h))
         return numba.njit(types.FunctionType(fun.__code__, glb, fun.__name__))
