@@ -10,7 +10,6 @@ import inspect
 import itertools
 
 import numpy as np
-import gast
 
 from . import backends
 from . import compiler
@@ -371,12 +370,7 @@ def _drop_value(transformed, fun, types, treedefs, module, name):
         return False
     if not func.analyze(list(types), [], module).type_of(func.ir.body[-1].value).is_scalar:
         return False  # an array (grad refuses it after the call) or a type not known here
-    tree = next(t for t in module.functions if t.name == name)
-    ret = tree.body[-1]
-    if not (isinstance(ret, gast.Return) and isinstance(ret.value, gast.Tuple) and len(ret.value.elts) == 2):
-        return False
-    ret.value.elts[0] = gast.Constant(value=None, kind=None)
-    return True
+    return compiler.drop_returned_value(next(t for t in module.functions if t.name == name))
 
 
 def _signature(fun):

@@ -54,6 +54,16 @@ class Function:
         return analysis_mod.Analysis(self.ir, arg_types, wrt, module, aux)
 
 
+def drop_returned_value(tree):
+    """Make the generated vjp `tree` return None for the value, `return None, (x_bar, ...)`, so that
+    dead-code elimination drops what only computed it. False when its return is not of that form."""
+    ret = tree.body[-1]
+    if not (isinstance(ret, gast.Return) and isinstance(ret.value, gast.Tuple) and len(ret.value.elts) == 2):
+        return False
+    ret.value.elts[0] = gast.Constant(value=None, kind=None)
+    return True
+
+
 class Module:
     """Generated functions for one top-level derivative, and how to load them."""
 
@@ -105,18 +115,25 @@ class Module:
 
     def vjp_name(self, fn, arg_types, wrt_positions, aux=False, treedefs=None):
         """The generated vjp of `fn` for these argument types; `treedefs` marks a top-level call."""
-        key = (id(fn), tuple(arg_types), tuple(wrt_positions), aux)
+        helper = treedefs is None
+        key = (id(fn), tuple(arg_types), tuple(wrt_positions), aux, helper)
         if key not in self.vjps:
             func = Function.of(fn)
-            if treedefs is not None:
+            if not helper:
                 func = func.with_flat_params(treedefs)
             name = self._unique(f"{func.name}_vjp")
             self.vjps[key] = name
-            if treedefs is None:
+            if helper:
                 self.primal(fn)  # the caller's forward sweep calls the primal
             params = [a.id for a in func.ir.args.args]
             wrt = [params[i] for i in wrt_positions]
-            self.add(func, self.reverse(func, arg_types, wrt, name, aux))
+            tree = self.reverse(func, arg_types, wrt, name, aux)
+            if helper:
+                # a helper's vjp is called from its caller's reverse sweep, which reads only the
+                # adjoints (the forward sweep called the primal): what only computes the value is
+                # dead code (a recursive function's top-level vjp is a separate copy)
+                drop_returned_value(tree)
+            self.add(func, tree)
         return self.vjps[key]
 
     def jvp_name(self, fn, arg_types, wrt_positions, treedefs=None):

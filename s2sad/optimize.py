@@ -22,6 +22,8 @@ def drop_dead(fn):
     first_accumulations(fn)
     drop_copy_backs(fn)
     drop_unused(fn)
+    if drop_unread_element_stores(fn):
+        drop_unused(fn)
     drop_dead_stores(fn)
     run_commuting_loops_upward(fn)
     while True:
@@ -545,6 +547,77 @@ def drop_unused(fn):
         return out
     fn.body = sweep(fn.body)
     return fn
+
+
+# calls that read only the shape of their argument at this position
+_SHAPE_READS = {"zeros_like": 0, "push_shape": 1, "pop_shape": 1, "unbroadcast": 1, "sum_adjoint": 1}
+_NP_SHAPE_READS = {"zeros_like", "empty_like", "ones_like", "shape"}
+_NP_ALLOCATIONS = {"zeros", "empty", "ones", "full", "zeros_like", "empty_like", "ones_like"}
+
+
+def _allocation(e):
+    f = e.func if isinstance(e, gast.Call) else None
+    return (isinstance(f, gast.Name) and f.id == "zeros_like") or (
+        isinstance(f, gast.Attribute) and isinstance(f.value, gast.Name) and f.value.id == "np"
+        and f.attr in _NP_ALLOCATIONS)
+
+
+def drop_unread_element_stores(fn):
+    """Remove the element writes `a[...] = e` into a local array whose elements nothing reads.
+
+    Such an array is one that every assignment allocates afresh (so it aliases nothing) and
+    that is otherwise used only for its shape: `zeros_like(a)`, `unbroadcast(g, a)`, `a.shape`.
+    A helper's vjp whose value is not wanted builds such an array (ode's `z[i] = x[i] * y[i-1]`
+    when only z's adjoint is): without its writes, drop_unused removes what computed them.
+    True when it removed any."""
+    params = {a.id for a in fn.args.args}
+    allocated, other_defs, content_reads, stores = set(), set(), set(), []
+    shape_only = set()
+    for node in gast.walk(fn):
+        if isinstance(node, gast.Assign):
+            for t in node.targets:
+                if isinstance(t, gast.Name):
+                    (allocated if _allocation(node.value) else other_defs).add(t.id)
+                elif isinstance(t, gast.Subscript) and isinstance(t.value, gast.Name):
+                    stores.append((node, t.value.id))
+                    shape_only.add(id(t.value))
+        elif isinstance(node, (gast.AugAssign, gast.For)):
+            for t in gast.walk(node.target):
+                if isinstance(t, gast.Name):
+                    other_defs.add(t.id)
+        elif isinstance(node, gast.Call):
+            f = node.func
+            at = None
+            if isinstance(f, gast.Name) and f.id in _SHAPE_READS:
+                at = _SHAPE_READS[f.id]
+            elif isinstance(f, gast.Attribute) and isinstance(f.value, gast.Name) and f.value.id == "np" \
+                    and f.attr in _NP_SHAPE_READS:
+                at = 0
+            if at is not None and at < len(node.args) and isinstance(node.args[at], gast.Name):
+                shape_only.add(id(node.args[at]))
+        elif isinstance(node, gast.Attribute) and node.attr == "shape" and isinstance(node.value, gast.Name):
+            shape_only.add(id(node.value))
+    for node in gast.walk(fn):
+        if isinstance(node, gast.Name) and id(node) not in shape_only and not isinstance(node.ctx, gast.Store):
+            content_reads.add(node.id)
+    dead = allocated - other_defs - content_reads - params
+    doomed = {id(s) for s, a in stores if a in dead and not _effectful(s)}
+    if not doomed:
+        return False
+
+    def sweep(stmts):
+        out = []
+        for s in stmts:
+            if id(s) in doomed:
+                continue
+            for field in ("body", "orelse"):
+                if isinstance(getattr(s, field, None), list) and not isinstance(s, gast.FunctionDef):
+                    setattr(s, field, sweep(getattr(s, field)) or [gast.Pass()] if field == "body"
+                            else sweep(getattr(s, field)))
+            out.append(s)
+        return out
+    fn.body = sweep(fn.body)
+    return True
 
 
 def _read_outside_its_loops(fn, v):

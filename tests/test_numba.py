@@ -448,3 +448,57 @@ def test_a_sums_adjoint_reads_the_summed_arrays_shape_only():
     np.testing.assert_allclose(got, numerical_grad(sum_of_squares_per_trip, (x, 3), 0), rtol=1e-6)
     np.testing.assert_allclose(s2sad.grad(sum_of_squares_per_trip, backend="numba")(x, 3), got, rtol=1e-12)
     assert "push_shape(_tape, sq)" in s2sad.source(g)
+
+
+def shifted_products(x, y):
+    """A helper that builds its result element by element (GradBench's ode right-hand side)."""
+    n = x.shape[0]
+    z = np.zeros(n)
+    z[0] = x[0]
+    for i in range(1, n):
+        z[i] = x[i] * y[i - 1]
+    return z
+
+
+def euler_with_helper(x, steps):
+    y = np.zeros(x.shape[0])
+    for step in range(steps):
+        y = y + 0.5 * shifted_products(x, y)
+    return np.sum(y * y)
+
+
+def passes_its_buffer(x):
+    buf = np.zeros(x.shape[0])
+    for i in range(x.shape[0]):
+        buf[i] = x[i] * 2.0
+    return np.sum(shifted_products(x, buf))
+
+
+def test_a_helpers_vjp_does_not_recompute_its_value():
+    # the caller's reverse sweep reads only the adjoints of shifted_products: its vjp keeps the
+    # array z for its shape and drops the loop that filled it
+    x = np.array([0.3, -0.7, 1.1, 0.4])
+    g = s2sad.grad(euler_with_helper)
+    got = g(x, 3)
+    np.testing.assert_allclose(got, numerical_grad(euler_with_helper, (x, 3), 0), rtol=1e-6)
+    np.testing.assert_allclose(s2sad.grad(euler_with_helper, backend="numba")(x, 3), got, rtol=1e-12)
+    source = s2sad.source(g)
+    helper = source[source.index("def shifted_products_vjp"):]
+    helper = helper[:helper.index("\ndef ")]
+    code = [line.strip() for line in helper.splitlines() if not line.strip().startswith("#")]
+    assert not any(line.startswith(("z[i] =", "z[0] =")) for line in code) and "return None, (" in helper
+    # value and gradient together still give the value, and second order goes through
+    value, _ = s2sad.value_and_grad(euler_with_helper)(x, 3)
+    assert value == pytest.approx(euler_with_helper(x, 3), rel=1e-15)
+    v = np.array([1.0, 0.5, -0.5, 0.25])
+    hv = s2sad.jvp(lambda x: g(x, 3), (x,), (v,))[1]
+    h = 1e-6
+    np.testing.assert_allclose(hv, (g(x + h * v, 3) - g(x - h * v, 3)) / (2 * h), rtol=1e-6)
+
+
+def test_element_writes_stay_when_the_array_is_read():
+    # buf's elements are read (by the helper call), so its writes stay
+    x = np.array([0.3, -0.7, 1.1, 0.4])
+    g = s2sad.grad(passes_its_buffer)
+    np.testing.assert_allclose(g(x), numerical_grad(passes_its_buffer, (x,), 0), rtol=1e-6)
+    assert "    buf[i] = " in s2sad.source(g)
