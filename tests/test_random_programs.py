@@ -4,7 +4,8 @@ A hypothesis strategy draws the text of a module: a few helper functions and a
 function `f(x, y, v)` of two float scalars and a 1-D float array, built from
 arithmetic, NumPy/math calls, `if` on data, `for`/`while` loops with
 `break`/`continue`, early returns, augmented assignment, tuple swaps, helper
-calls with keyword arguments, writes into a local array and slice reads.
+calls with keyword arguments (helpers returning arrays they fill element by
+element among them), writes into a local array and slice reads.
 Values are kept bounded (tanh, safe denominators, exp of tanh) so that
 float64 central differences are a good reference.  Where a branch or a kink
 lies within the finite-difference step, two step sizes disagree and the
@@ -147,13 +148,13 @@ class Gen:
             return f"s2sad.grad({h})(np.tanh({a()}))"
         # helper call
         scalar_helpers = [h for h, k in self.helpers if k == "scalar"]
-        array_helpers = [h for h, k in self.helpers if k == "array"]
+        # helpers of an array: a scalar, or (elements) an array built element by element
+        array_helpers = [(h, k) for h, k in self.helpers if k in ("array", "elements")]
         if array_helpers and env.get("v", True) and self.draw(st.booleans()):
-            h = self.pick(array_helpers)
+            h, k = self.pick(array_helpers)
             arr = self.pick(["v", "w", "v * 0.5"] if env.get("w", True) else ["v", "v * 0.5"])
-            if self.draw(st.booleans()):
-                return f"{h}({arr}, c={a()})"
-            return f"{h}({arr})"
+            call = f"{h}({arr}, c={a()})" if self.draw(st.booleans()) else f"{h}({arr})"
+            return f"np.dot({call}, v)" if k == "elements" else call
         if scalar_helpers:
             h = self.pick(scalar_helpers)
             form = self.integer(0, 2)
@@ -328,6 +329,14 @@ def programs(draw, max_nest=2, max_stmts=5):
                                        "np.sum(u[1:] - u[:-1]) * c", "c * np.sum(u * u)"]))
             lines += [f"def {name}(u, c=1.0):", f"    return {op}", "", ""]
             gen.helpers.append((name, "array"))
+    if draw(st.booleans()):
+        # an array built element by element: when only its adjoint is wanted, the helper's vjp
+        # drops the loop that fills it (unless the loop reads it back)
+        step = draw(st.sampled_from(["u[i] * np.tanh(u[i - 1]) * c", "np.sin(u[i]) * c + 0.5 * z[i - 1]",
+                                     "np.tanh(u[i] * u[i - 1]) + c"]))
+        lines += ["def e0(u, c=1.0):", "    z = np.zeros(len(u))", "    z[0] = np.tanh(u[0]) * c",
+                  "    for i in range(1, len(u)):", f"        z[i] = {step}", "    return z", "", ""]
+        gen.helpers.append(("e0", "elements"))
     env = {"floats": ["x", "y", "s0", "s1", "s2"], "ints": [], "idx": [], "loop": False, "returns": True}
     top = {"floats": ["x", "y"], "ints": [], "idx": [], "loop": False, "returns": False, "w": False}
     body = [f"    s0 = {gen.expr(top, 1)}", f"    s1 = {gen.expr(top, 1)}", "    s2 = 0.0",
