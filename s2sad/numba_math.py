@@ -21,8 +21,7 @@ it), with infinities, NaN, zeros and subnormals handled as the C library does.
 - tanh: its Taylor series where |x| < 0.625 (1 - 2 / (exp(2|x|) + 1) would
   cancel near 0), 1 - 2 / (exp(2|x|) + 1) beyond.
 
-float64 scalars use the same kernels; other dtypes and complex values go to Numba's own
-np.exp/np.log/np.tanh.
+Scalars, other dtypes and complex values go to Numba's own np.exp/np.log/np.tanh.
 """
 
 import math
@@ -169,27 +168,42 @@ def tanh_kernel(x):
     return x if math.isnan(x) else math.copysign(t, x)
 
 
-def _on_arrays(kernel, fallback):
-    """A function for generated code: `kernel` on every element of a float64 array (a loop LLVM
-    vectorizes), `fallback` (Numba's own np.<ufunc>) for anything else."""
+# The loops over an array's elements: compiled once (and cached on disk), not inlined into every
+# caller, which took Numba a second per caller. error_model="numpy": a division by zero gives inf
+# or NaN instead of raising, so that the loop has no exit path and can be vectorized.
+@njit(cache=True, error_model="numpy")
+def _exp_each(src, dst):
+    for k in range(src.size):
+        dst[k] = exp_kernel(src[k])
+
+
+@njit(cache=True, error_model="numpy")
+def _log_each(src, dst):
+    for k in range(src.size):
+        dst[k] = log_kernel(src[k])
+
+
+@njit(cache=True, error_model="numpy")
+def _tanh_each(src, dst):
+    for k in range(src.size):
+        dst[k] = tanh_kernel(src[k])
+
+
+def _on_arrays(each, fallback):
+    """A function for generated code: `each` element of a float64 array through the kernel,
+    `fallback` (Numba's own np.<ufunc>) for anything else: scalars (a single call gains nothing
+    from a vectorized loop), other dtypes, complex values."""
     def stub(x):
         return fallback(x)
 
-    # error_model="numpy": a division by zero gives inf or NaN instead of raising, so that the
-    # loop has no exit path and can be vectorized
-    @overload(stub, jit_options={"error_model": "numpy"})
+    @overload(stub)
     def _ov(x):
         if isinstance(x, types.Array) and x.dtype == types.float64:
             def impl(x):
                 out = np.empty(x.shape)
-                flat = out.reshape(out.size)
-                src = np.ascontiguousarray(x).reshape(x.size)
-                for k in range(src.size):
-                    flat[k] = kernel(src[k])
+                each(np.ascontiguousarray(x).reshape(x.size), out.reshape(out.size))
                 return out
             return impl
-        if isinstance(x, types.Float) and x.bitwidth == 64:
-            return lambda x: kernel(x)
         return lambda x: fallback(x)
 
     stub.__name__ = fallback.__name__
@@ -197,9 +211,9 @@ def _on_arrays(kernel, fallback):
     return stub
 
 
-exp = _on_arrays(exp_kernel, np.exp)
-log = _on_arrays(log_kernel, np.log)
-tanh = _on_arrays(tanh_kernel, np.tanh)
+exp = _on_arrays(_exp_each, np.exp)
+log = _on_arrays(_log_each, np.log)
+tanh = _on_arrays(_tanh_each, np.tanh)
 
 
 def numpy_namespace():
