@@ -581,6 +581,8 @@ def drop_unread_element_stores(fn):
                 elif isinstance(t, gast.Subscript) and isinstance(t.value, gast.Name):
                     stores.append((node, t.value.id))
                     shape_only.add(id(t.value))
+                else:  # `a, b = ...`: whatever a and b now hold may be shared
+                    other_defs.update(n.id for n in gast.walk(t) if isinstance(n, gast.Name))
         elif isinstance(node, (gast.AugAssign, gast.For)):
             for t in gast.walk(node.target):
                 if isinstance(t, gast.Name):
