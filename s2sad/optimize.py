@@ -549,8 +549,10 @@ def drop_unused(fn):
     return fn
 
 
-# calls that read only the shape of their argument at this position
-_SHAPE_READS = {"zeros_like": 0, "push_shape": 1, "pop_shape": 1, "unbroadcast": 1, "sum_adjoint": 1}
+# runtime helpers that read one argument for its shape alone (its position)
+SHAPE_ARGS = {"unbroadcast": 1, "sum_adjoint": 1}
+# ... and every call that reads only the shape of its argument at this position
+_SHAPE_READS = {**SHAPE_ARGS, "zeros_like": 0, "push_shape": 1, "pop_shape": 1}
 _NP_SHAPE_READS = {"zeros_like", "empty_like", "ones_like", "shape"}
 _NP_ALLOCATIONS = {"zeros", "empty", "ones", "full", "zeros_like", "empty_like", "ones_like"}
 
@@ -569,7 +571,7 @@ def drop_unread_element_stores(fn):
     that is otherwise used only for its shape: `zeros_like(a)`, `unbroadcast(g, a)`, `a.shape`.
     A helper's vjp whose value is not wanted builds such an array (ode's `z[i] = x[i] * y[i-1]`
     when only z's adjoint is): without its writes, drop_unused removes what computed them.
-    True when it removed any."""
+    True when it removed any; drop_unused must then run again."""
     params = {a.id for a in fn.args.args}
     allocated, other_defs, content_reads, stores = set(), set(), set(), []
     shape_only = set()
@@ -606,19 +608,8 @@ def drop_unread_element_stores(fn):
     doomed = {id(s) for s, a in stores if a in dead and not _effectful(s)}
     if not doomed:
         return False
-
-    def sweep(stmts):
-        out = []
-        for s in stmts:
-            if id(s) in doomed:
-                continue
-            for field in ("body", "orelse"):
-                if isinstance(getattr(s, field, None), list) and not isinstance(s, gast.FunctionDef):
-                    setattr(s, field, sweep(getattr(s, field)) or [gast.Pass()] if field == "body"
-                            else sweep(getattr(s, field)))
-            out.append(s)
-        return out
-    fn.body = sweep(fn.body)
+    # a block left empty is dropped or given a `pass` by the drop_unused that follows
+    _rewrite_blocks(fn, lambda stmts: [s for s in stmts if id(s) not in doomed])
     return True
 
 

@@ -24,7 +24,7 @@ from . import typesys as T
 from .analysis import atom_name, binop_func, call_func, is_nested_call, is_user_call
 from .analysis import names_in as analysis_names
 from .emit import comment
-from .optimize import _comment_text
+from .optimize import SHAPE_ARGS, _comment_text
 from .errors import NonDifferentiableError
 from .normalize import DerivedNames, assign, const, name
 
@@ -73,8 +73,8 @@ class Reverse:
     def read_values(self, expr):
         """Read what a rule's adjoint expression reads, the helpers' shape arguments as shapes."""
         def visit(node):
-            if isinstance(node, gast.Call) and isinstance(node.func, gast.Name) and node.func.id in _SHAPE_ARGS:
-                k = _SHAPE_ARGS[node.func.id]
+            if isinstance(node, gast.Call) and isinstance(node.func, gast.Name) and node.func.id in SHAPE_ARGS:
+                k = SHAPE_ARGS[node.func.id]
                 for n, arg in enumerate(node.args):
                     if n == k and isinstance(arg, gast.Name):
                         self.read_shape(arg.id)
@@ -744,10 +744,6 @@ class Reverse:
 def _is_tape_call(node, kind):
     return isinstance(node, gast.Call) and isinstance(node.func, gast.Name) and node.func.id == kind \
         and node.args and isinstance(node.args[0], gast.Name) and node.args[0].id == "_tape"
-
-
-# runtime helpers that read one argument for its shape alone (its position)
-_SHAPE_ARGS = {"unbroadcast": 1, "sum_adjoint": 1}
 
 
 def _loaded(node):
