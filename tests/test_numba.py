@@ -374,6 +374,25 @@ def test_contributions_to_one_adjoint_are_added_before_accumulating():
     assert source.count("y_bar = y_bar +") == 1
 
 
+def checked_grad(f, x, *rest):
+    """grad(f) with respect to x, checked at (x, *rest) against central differences and against
+    the Numba backend; returns the transformed function."""
+    g = s2sad.grad(f)
+    got = g(x, *rest)
+    np.testing.assert_allclose(got, numerical_grad(f, (x, *rest), 0), rtol=1e-6)
+    np.testing.assert_allclose(s2sad.grad(f, backend="numba")(x, *rest), got, rtol=1e-12)
+    return g
+
+
+def checked_hessian_vector(g, x, v):
+    """Forward over reverse: the jvp along v of `g`, a gradient as a function of x alone (a lambda
+    s2sad can read), checked against central differences of g; returns it."""
+    hv = s2sad.jvp(g, (x,), (v,))[1]
+    h = 1e-6
+    np.testing.assert_allclose(hv, (g(x + h * v) - g(x - h * v)) / (2 * h), rtol=1e-6)
+    return hv
+
+
 def euler_steps(x, steps):
     """Each trip overwrites k and d, arrays the reverse sweep reads only for their shapes."""
     y = np.zeros(x.shape[0])
@@ -386,18 +405,13 @@ def euler_steps(x, steps):
 
 def test_an_overwritten_array_read_for_its_shape_only_tapes_its_shape():
     x = np.array([0.3, -0.7, 1.1])
-    g = s2sad.grad(euler_steps)
-    got = g(x, 4)
-    np.testing.assert_allclose(got, numerical_grad(euler_steps, (x, 4), 0), rtol=1e-6)
-    np.testing.assert_allclose(s2sad.grad(euler_steps, backend="numba")(x, 4), got, rtol=1e-12)
+    g = checked_grad(euler_steps, x, 4)
     source = s2sad.source(g)
     assert "push_shape(_tape, d)" in source and "d = pop_shape(_tape, d)" in source
     assert "push(_tape, y)" in source  # y's values are read: taped whole
     # forward over reverse through the restored shapes
     v = np.array([1.0, -0.5, 0.25])
-    hv = s2sad.jvp(lambda x: g(x, 4), (x,), (v,))[1]
-    h = 1e-6
-    np.testing.assert_allclose(hv, (g(x + h * v, 4) - g(x - h * v, 4)) / (2 * h), rtol=1e-6)
+    hv = checked_hessian_vector(lambda x: g(x, 4), x, v)
     np.testing.assert_allclose(s2sad.jacfwd(g, backend="numba")(x, 4) @ v, hv, rtol=1e-9)
 
 
@@ -426,9 +440,7 @@ def test_array_items_go_to_slots_and_ints_stay_on_the_stack():
     assert "q[j])" in source and "tape_put(_tape, _base" in source and "push(_tape, idx)" in source
     gx = s2sad.grad(triangular_update, argnums=1)
     v = np.array([1.0, 0.5, -0.5, 0.25])
-    hv = s2sad.jvp(lambda x: gx(l, x), (x,), (v,))[1]
-    h = 1e-6
-    np.testing.assert_allclose(hv, (gx(l, x + h * v) - gx(l, x - h * v)) / (2 * h), rtol=1e-6)
+    checked_hessian_vector(lambda x: gx(l, x), x, v)
 
 
 def sum_of_squares_per_trip(x, steps):
@@ -442,11 +454,7 @@ def sum_of_squares_per_trip(x, steps):
 
 
 def test_a_sums_adjoint_reads_the_summed_arrays_shape_only():
-    x = np.array([0.3, -0.7, 1.1])
-    g = s2sad.grad(sum_of_squares_per_trip)
-    got = g(x, 3)
-    np.testing.assert_allclose(got, numerical_grad(sum_of_squares_per_trip, (x, 3), 0), rtol=1e-6)
-    np.testing.assert_allclose(s2sad.grad(sum_of_squares_per_trip, backend="numba")(x, 3), got, rtol=1e-12)
+    g = checked_grad(sum_of_squares_per_trip, np.array([0.3, -0.7, 1.1]), 3)
     assert "push_shape(_tape, sq)" in s2sad.source(g)
 
 
@@ -478,10 +486,7 @@ def test_a_helpers_vjp_does_not_recompute_its_value():
     # the caller's reverse sweep reads only the adjoints of shifted_products: its vjp keeps the
     # array z for its shape and drops the loop that filled it
     x = np.array([0.3, -0.7, 1.1, 0.4])
-    g = s2sad.grad(euler_with_helper)
-    got = g(x, 3)
-    np.testing.assert_allclose(got, numerical_grad(euler_with_helper, (x, 3), 0), rtol=1e-6)
-    np.testing.assert_allclose(s2sad.grad(euler_with_helper, backend="numba")(x, 3), got, rtol=1e-12)
+    g = checked_grad(euler_with_helper, x, 3)
     source = s2sad.source(g)
     helper = source[source.index("def shifted_products_vjp"):]
     helper = helper[:helper.index("\ndef ")]
@@ -490,10 +495,7 @@ def test_a_helpers_vjp_does_not_recompute_its_value():
     # value and gradient together still give the value, and second order goes through
     value, _ = s2sad.value_and_grad(euler_with_helper)(x, 3)
     assert value == pytest.approx(euler_with_helper(x, 3), rel=1e-15)
-    v = np.array([1.0, 0.5, -0.5, 0.25])
-    hv = s2sad.jvp(lambda x: g(x, 3), (x,), (v,))[1]
-    h = 1e-6
-    np.testing.assert_allclose(hv, (g(x + h * v, 3) - g(x - h * v, 3)) / (2 * h), rtol=1e-6)
+    checked_hessian_vector(lambda x: g(x, 3), x, np.array([1.0, 0.5, -0.5, 0.25]))
 
 
 def test_element_writes_stay_when_the_array_is_read():
