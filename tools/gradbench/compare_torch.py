@@ -22,6 +22,7 @@ compare_jax.py does for JAX; --no-pin and --threads change that.
 """
 
 import argparse
+import math
 import os
 import string
 import sys
@@ -32,7 +33,7 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 import numpy as np
-from compare_jax import fmt_ms, max_difference
+from compare_jax import fmt_ms, max_difference, time_pair
 
 SEED = 31337
 
@@ -126,14 +127,9 @@ def main():
                 f_s, f_t = lstm.F[key], T[fn]
                 diff = max_difference(post(f_s(*s_args)), f_t(*t_args))
                 assert diff <= 1e-4, (layers, chars, fn, diff)
-                best_s = best_t = float("inf")
-                for _ in range(3):
-                    a = time.perf_counter()
-                    f_s(*s_args)
-                    b = time.perf_counter()
-                    f_t(*t_args)
-                    c = time.perf_counter()
-                    best_s, best_t = min(best_s, b - a), min(best_t, c - b)
+                # exactly 3 alternating runs each (no time budget: PyTorch's calls take seconds)
+                best_s, best_t, _ = time_pair(f_s, s_args, f_t, t_args, max_reps=3, budget_s=math.inf,
+                                              finish=lambda out: out)
                 totals["s2sad"] += best_s
                 totals["torch"] += best_t
                 rows.append((f"l={layers} c={chars}", fn, best_s, best_t, diff))
