@@ -170,7 +170,9 @@ def tanh_kernel(x):
 
 # The loops over an array's elements: compiled once (and cached on disk), not inlined into every
 # caller, which took Numba a second per caller. error_model="numpy": a division by zero gives inf
-# or NaN instead of raising, so that the loop has no exit path and can be vectorized.
+# or NaN instead of raising, so that the loop has no exit path and can be vectorized. One plain
+# module-level function per kernel rather than closures made by a factory: Numba names its cache
+# files by a function's qualified name and line, which closures of one factory all share.
 @njit(cache=True, error_model="numpy")
 def _exp_each(src, dst):
     for k in range(src.size):
