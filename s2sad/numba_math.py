@@ -1,4 +1,4 @@
-"""exp, log and tanh of float64 arrays that LLVM vectorizes, for the Numba backend.
+"""exp, log and tanh of float64s that LLVM vectorizes, for the Numba backend.
 
 NumPy evaluates these ufuncs with SIMD code; Numba calls the C library's scalar
 function once per element, 3 to 10 times slower on a large array (measured:
@@ -21,7 +21,9 @@ it), with infinities, NaN, zeros and subnormals handled as the C library does.
 - tanh: its Taylor series where |x| < 0.625 (1 - 2 / (exp(2|x|) + 1) would
   cancel near 0), 1 - 2 / (exp(2|x|) + 1) beyond.
 
-Scalars, other dtypes and complex values go to Numba's own np.exp/np.log/np.tanh.
+The three are ufuncs (Numba DUFuncs), so that Numba fuses them with the elementwise
+arithmetic around them into one loop. A float64 (array element or scalar) goes through
+the kernel; other dtypes and complex values go to Numba's own np.exp/np.log/np.tanh.
 """
 
 import math
@@ -29,7 +31,7 @@ import types as pytypes
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import njit, types, vectorize
 from numba.extending import intrinsic, overload
 
 
@@ -47,6 +49,15 @@ def _from_bits(typingctx, i):
     def codegen(context, builder, sig, args):
         return builder.bitcast(args[0], ir.DoubleType())
     return types.float64(types.int64), codegen
+
+
+@intrinsic
+def _div(typingctx, a, b):
+    """a / b for float64s as IEEE-754 has it (inf or NaN where b is 0), without the check for a
+    zero divisor that Numba's `/` makes: a branch that would keep the loop from vectorizing."""
+    def codegen(context, builder, sig, args):
+        return builder.fdiv(args[0], args[1])
+    return types.float64(types.float64, types.float64), codegen
 
 
 _LOG2E = 1.4426950408889634
@@ -116,7 +127,7 @@ def log_kernel(x):
     m = m * 0.5 if big else m
     e = e + 1 if big else e
     f = m - 1.0
-    s = f / (2.0 + f)
+    s = _div(f, 2.0 + f)
     z = s * s
     w = z * z
     t1 = w * (_LG2 + w * (_LG4 + w * _LG6))
@@ -163,59 +174,57 @@ def _tanh_small(a):
 def tanh_kernel(x):
     a = abs(x)
     near0 = _tanh_small(a if a < 0.625 else 0.0)
-    far = 1.0 - 2.0 / (exp_kernel(2.0 * a) + 1.0)   # exp overflows to inf for large |x|: far = 1
+    far = 1.0 - _div(2.0, exp_kernel(2.0 * a) + 1.0)   # exp overflows to inf for large |x|: far = 1
     t = near0 if a < 0.625 else far
     return x if math.isnan(x) else math.copysign(t, x)
 
 
-# The loops over an array's elements: compiled once (and cached on disk), not inlined into every
-# caller, which took Numba a second per caller. error_model="numpy": a division by zero gives inf
-# or NaN instead of raising, so that the loop has no exit path and can be vectorized. One plain
-# module-level function per kernel rather than closures made by a factory: Numba names its cache
-# files by a function's qualified name and line, which closures of one factory all share.
-@njit(cache=True, error_model="numpy")
-def _exp_each(src, dst):
-    for k in range(src.size):
-        dst[k] = exp_kernel(src[k])
+# The three functions generated code calls are ufuncs of Numba's own (DUFuncs): Numba fuses a
+# ufunc call with the arithmetic around it in one expression (`np.exp(x - a) * g`) into a single
+# loop over the elements, the kernel inlined, where an opaque function would need a new array
+# for each step. Each compiles a loop per input type on first use, cached on disk; a float64
+# element goes through the kernel above, anything else (other float widths, integers, complex
+# values) through Numba's own np.exp/np.log/np.tanh.
+def _exp_one(v):
+    return np.exp(v)
 
 
-@njit(cache=True, error_model="numpy")
-def _log_each(src, dst):
-    for k in range(src.size):
-        dst[k] = log_kernel(src[k])
+def _log_one(v):
+    return np.log(v)
 
 
-@njit(cache=True, error_model="numpy")
-def _tanh_each(src, dst):
-    for k in range(src.size):
-        dst[k] = tanh_kernel(src[k])
+def _tanh_one(v):
+    return np.tanh(v)
 
 
-def _on_arrays(each, fallback):
-    """A function for generated code: `each` element of a float64 array through the kernel,
-    `fallback` (Numba's own np.<ufunc>) for anything else: scalars (a single call gains nothing
-    from a vectorized loop), other dtypes, complex values."""
-    def stub(x):
-        return fallback(x)
-
-    @overload(stub)
-    def _ov(x):
-        if isinstance(x, types.Array) and x.dtype == types.float64:
-            def impl(x):
-                out = np.empty(x.shape)
-                each(np.ascontiguousarray(x).reshape(x.size), out.reshape(out.size))
-                return out
-            return impl
-        return lambda x: fallback(x)
-
-    stub.__name__ = fallback.__name__
-    stub.__qualname__ = f"s2sad.numba_math.{fallback.__name__}"
-    return stub
+def _per_type(one, kernel, fallback):
+    @overload(one)
+    def _ov(v):
+        if v == types.float64:
+            return lambda v: kernel(v)
+        if isinstance(v, (types.Integer, types.Boolean)):
+            return lambda v: kernel(float(v))
+        return lambda v: fallback(v)
 
 
-exp = _on_arrays(_exp_each, np.exp)
-log = _on_arrays(_log_each, np.log)
-tanh = _on_arrays(_tanh_each, np.tanh)
+_per_type(_exp_one, exp_kernel, np.exp)
+_per_type(_log_one, log_kernel, np.log)
+_per_type(_tanh_one, tanh_kernel, np.tanh)
+
+
+@vectorize(cache=True)
+def exp(v):
+    return _exp_one(v)
+
+
+@vectorize(cache=True)
+def log(v):
+    return _log_one(v)
+
+
+@vectorize(cache=True)
+def tanh(v):
+    return _tanh_one(v)
 
 
 def numpy_namespace():

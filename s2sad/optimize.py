@@ -6,7 +6,11 @@ the emitted code carries no dead statements, and with an adjoint's first
 accumulation after its zeroing written as a plain assignment.
 """
 
+import copy
+
 import gast
+
+from .normalize import copy_ir
 
 
 def _reads(fn):
@@ -26,6 +30,13 @@ def drop_dead(fn):
         drop_unused(fn)
     drop_dead_stores(fn)
     run_commuting_loops_upward(fn)
+    drop_unread_temporaries(fn)
+    inline_temporaries(fn)
+    return simplify(fn)
+
+
+def drop_unread_temporaries(fn):
+    """Remove assignments to generated temporaries that nothing reads."""
     while True:
         reads = _reads(fn)
         removed = [False]
@@ -126,7 +137,12 @@ def _zeros_like_of(s):
 
 def _fresh_like(e, a, v, written):
     """May `v = e` replace `v = zeros_like(a); v = v + e`: is `e` an array of a's shape that v
-    may hold without sharing memory another name writes into (`written`: names written in place)?"""
+    may hold without sharing memory another name writes into (`written`: names written in place)?
+    Reverse mode marks an elementwise adjoint that has its operand's shape (`s2sad_shaped_like`)."""
+    if getattr(e, "s2sad_shaped_like", None) == a:
+        if isinstance(e, gast.Name):
+            return not ({v, e.id} & written)
+        return not isinstance(e, (gast.Subscript, gast.Attribute))  # else a new array
     if not (isinstance(e, gast.Call) and isinstance(e.func, gast.Name) and e.func.id in _SHAPED_LIKE):
         return False
     k = _SHAPED_LIKE[e.func.id]
@@ -152,12 +168,13 @@ def _rewrite_blocks(fn, rewrite):
     inner blocks first. Each block is rewritten as a new list: statements may be shared with
     other trees, so a rewrite replaces statements rather than editing them."""
     def block(stmts):
-        stmts = list(stmts)
+        out = []
         for s in stmts:
-            for field in ("body", "orelse"):
-                if isinstance(getattr(s, field, None), list) and not isinstance(s, gast.FunctionDef):
-                    setattr(s, field, block(getattr(s, field)))
-        return rewrite(stmts)
+            if isinstance(s, (gast.For, gast.While, gast.If)):
+                s = copy.copy(s)
+                s.body, s.orelse = block(s.body), block(s.orelse)
+            out.append(s)
+        return rewrite(out)
     fn.body = block(fn.body)
     return fn
 
@@ -398,11 +415,13 @@ def first_accumulations(fn):
             if not _is_zero_init(s) and like is None:
                 continue
             v = s.targets[0].id
-            for later in stmts[i + 1:]:
+            for j in range(i + 1, len(stmts)):
+                later = stmts[j]
                 e = _accumulation(later, v)
                 if e is not None:
                     if like is None or _fresh_like(e, like, v, written):
-                        later.value = e
+                        stmts[j] = copy.copy(later)
+                        stmts[j].value = e
                         drop.add(i)
                     break
                 if _mentions(later, v):
@@ -622,3 +641,179 @@ def _read_outside_its_loops(fn, v):
             return node.id == v and isinstance(node.ctx, gast.Load)
         return any(visit(child) for child in gast.iter_child_nodes(node))
     return visit(fn)
+
+
+# ---- inlining -----------------------------------------------------------------------------------
+# Calls that compute a value and change nothing: a temporary defined by an expression of only
+# these may move to where it is read. (Tape operations change the tape alone, which no such
+# expression reads; `np.add(..., out=a)` and methods such as `a.sort()` may write into an array.)
+_PURE_HELPERS = {"unbroadcast", "sum_adjoint", "prod_adjoint", "extreme_adjoint", "cumsum_adjoint",
+                 "dot_adjoint_x", "dot_adjoint_y", "inner_adjoint_x", "inner_adjoint_y", "transpose_adjoint",
+                 "max_share", "inside", "zeros_like", "reshape", "astype", "stop_gradient",
+                 "float", "int", "bool", "abs", "min", "max", "len"}
+_NP_WRITERS = {"copyto", "put", "place", "putmask", "fill_diagonal"}
+_PURE_NODES = (gast.Name, gast.Constant, gast.BinOp, gast.UnaryOp, gast.BoolOp, gast.Compare, gast.IfExp,
+               gast.Subscript, gast.Slice, gast.Tuple, gast.Attribute, gast.Call, gast.keyword,
+               gast.operator, gast.unaryop, gast.boolop, gast.cmpop, gast.expr_context)
+
+
+def _pure_call(call, also=()):
+    f = call.func
+    if any(k.arg == "out" for k in call.keywords):
+        return False
+    if isinstance(f, gast.Name):
+        return f.id in _PURE_HELPERS or f.id in also
+    return (isinstance(f, gast.Attribute) and isinstance(f.value, gast.Name)
+            and (f.value.id == "math" or (f.value.id == "np" and f.attr not in _NP_WRITERS)))
+
+
+def _pure_value(e, also=()):
+    """Does evaluating `e` only compute a value (no writes, no random draws, no tape)?"""
+    return all(isinstance(n, _PURE_NODES) and (not isinstance(n, gast.Call) or _pure_call(n, also))
+               for n in gast.walk(e))
+
+
+def _name_counts(fn):
+    loads, stores = {}, {}
+    for n in gast.walk(fn):
+        if isinstance(n, gast.Name):
+            counts = loads if isinstance(n.ctx, gast.Load) else stores
+            counts[n.id] = counts.get(n.id, 0) + 1
+    return loads, stores
+
+
+def _single_temporary(s, loads, stores):
+    """`_t = e`, the only definition of a generated temporary read once, e pure -> `_t`, else None."""
+    if not (isinstance(s, gast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], gast.Name)):
+        return None
+    v = s.targets[0].id
+    if not v.startswith("_") or v == "_tape" or loads.get(v) != 1 or stores.get(v) != 1:
+        return None
+    return v if _pure_value(s.value) else None
+
+
+def _leaves_alone(s, names):
+    """Does statement `s` leave every name in `names` (and what they refer to) as it was? Plain
+    assignments to other names, of pure values or tape operations, do; anything else may not."""
+    if _comment_text(s) is not None:
+        return True
+    if isinstance(s, gast.Expr):
+        return isinstance(s.value, gast.Call) and _pure_value(s.value, _EFFECTS)
+    return (isinstance(s, gast.Assign) and all(isinstance(t, gast.Name) and t.id not in names for t in s.targets)
+            and _pure_value(s.value, _EFFECTS))
+
+
+def _substitute(node, v, e):
+    """A copy of `node` with its one read of `v` replaced by `e`."""
+    class Swap(gast.NodeTransformer):
+        def visit_Name(self, n):
+            return copy_ir(e) if n.id == v and isinstance(n.ctx, gast.Load) else n
+    return Swap().visit(copy_ir(node))
+
+
+def _with_inlined(use, v, e):
+    """`use` with `v` replaced by `e`, where `use` evaluates `v` once, right where `v` was: a
+    plain statement, an `if` test or a `for` loop's iterable; else None."""
+    if isinstance(use, (gast.Assign, gast.Return, gast.Expr)):
+        pure = _pure_value(use.value, _EFFECTS) if use.value is not None else True
+        return _substitute(use, v, e) if pure else None
+    for node_type, field in ((gast.If, "test"), (gast.For, "iter")):
+        if isinstance(use, node_type) and _mentions(getattr(use, field), v) \
+                and _pure_value(getattr(use, field)):
+            new = copy.copy(use)
+            setattr(new, field, _substitute(getattr(use, field), v, e))
+            return new
+    return None
+
+
+def inline_temporaries(fn):
+    """`_t = e; ...; y = f(_t)` -> `y = f(e)` where `_t` is a generated temporary read once.
+
+    Normal form gives every intermediate value a name. NumPy and Numba then make a new array for
+    each, and Numba fuses only the elementwise operations of one expression into one loop: a
+    chain `_t1 = x - y; _t2 = np.exp(_t1); z = _t2 * 2.0` allocates and sweeps memory three
+    times where `z = np.exp(x - y) * 2.0` does it once. Putting the chain back together also
+    reads better. Safe because `e` only computes a value (`_pure_value`), the statements it
+    moves past leave its operands alone (`_leaves_alone`), and it is evaluated exactly as
+    often as before (the read is in the same block, not in a loop below it)."""
+    loads, stores = _name_counts(fn)
+
+    def block(stmts):
+        i = 0
+        while i < len(stmts):
+            v = _single_temporary(stmts[i], loads, stores)
+            if v is not None:
+                e = stmts[i].value
+                names = _names(e)
+                for j in range(i + 1, len(stmts)):
+                    if _mentions(stmts[j], v):
+                        new = _with_inlined(stmts[j], v, e)
+                        if new is not None:
+                            stmts[j] = new
+                            del stmts[i]
+                            i -= 1
+                        break
+                    if not _leaves_alone(stmts[j], names):
+                        break
+            i += 1
+        return stmts
+    return _rewrite_blocks(fn, block)
+
+
+# ---- algebra ------------------------------------------------------------------------------------
+def _call_of(e, helper):
+    return isinstance(e, gast.Call) and isinstance(e.func, gast.Name) and e.func.id == helper
+
+
+def _np_call(e, attr):
+    return (isinstance(e, gast.Call) and isinstance(e.func, gast.Attribute) and e.func.attr == attr
+            and isinstance(e.func.value, gast.Name) and e.func.value.id == "np")
+
+
+def _spread_scalar(e):
+    """`sum_adjoint(s, x, None)` (the scalar s spread over x's shape) -> (s, x's name), else None."""
+    if _call_of(e, "sum_adjoint") and len(e.args) == 3 and isinstance(e.args[1], gast.Name) \
+            and isinstance(e.args[2], gast.Constant) and e.args[2].value is None and not e.keywords:
+        return e.args[0], e.args[1].id
+    return None
+
+
+class _Simplify(gast.NodeTransformer):
+    """Identities that save an array: each gives the same numbers, bit for bit.
+
+    - `sum_adjoint(s, x, None) * x` -> `s * x` (any elementwise operator, either side): the
+      adjoint of a full sum is a scalar, and x gives the result its shape anyway.
+    - `np.sum(-e)` -> `-np.sum(e)`: negation is exact, so the sums agree to the last bit."""
+    def visit_BinOp(self, node):
+        self.generic_visit(node)
+        for spread, other, side in ((node.left, node.right, "left"), (node.right, node.left, "right")):
+            found = _spread_scalar(spread)
+            if found is not None and isinstance(other, gast.Name) and other.id == found[1]:
+                setattr(node, side, found[0])
+                self.changed = True
+                break
+        return node
+
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        if _np_call(node, "sum") and len(node.args) == 1 and isinstance(node.args[0], gast.UnaryOp) \
+                and isinstance(node.args[0].op, gast.USub):
+            node.args = [node.args[0].operand]
+            self.changed = True
+            return gast.UnaryOp(op=gast.USub(), operand=node)
+        return node
+
+
+def simplify(fn):
+    """Apply `_Simplify` to every statement, each changed one as a new copy."""
+    def block(stmts):
+        out = []
+        for s in stmts:
+            if isinstance(s, (gast.Assign, gast.Return, gast.Expr)):
+                t = _Simplify()
+                t.changed = False
+                new = t.visit(copy_ir(s))
+                s = new if t.changed else s
+            out.append(s)
+        return out
+    return _rewrite_blocks(fn, block)

@@ -434,7 +434,9 @@ class Reverse:
             return self.apply_rule(rule, {"x": rhs.left, "y": rhs.right}, g, ans)
         if isinstance(rhs, gast.UnaryOp):
             if isinstance(rhs.op, gast.USub) and self.active(rhs.operand):
-                return [self.accumulate(rhs.operand.id, gast.UnaryOp(op=gast.USub(), operand=g))]
+                minus_g = gast.UnaryOp(op=gast.USub(), operand=g)
+                minus_g.s2sad_shaped_like = rhs.operand.id  # for optimize.first_accumulations
+                return [self.accumulate(rhs.operand.id, minus_g)]
             return []
         if isinstance(rhs, (gast.Tuple, gast.List)):
             return [self.accumulate(e.id, gast.Subscript(value=g, slice=const(i), ctx=gast.Load()))
@@ -468,10 +470,23 @@ class Reverse:
                 continue
             expr = rules.expand(template, mapping)
             self.read_values(expr)
-            if rule.broadcasts:
+            if rule.broadcasts and self.shaped_like_result(operand, bound):
+                expr = copy.copy(expr)
+                expr.s2sad_shaped_like = operand.id  # for optimize.first_accumulations
+            elif rule.broadcasts:
                 expr = self.unbroadcast(expr, operand, ans)
             out.append(self.accumulate(operand.id, expr))
         return out
+
+    def shaped_like_result(self, operand, bound):
+        """Has an elementwise result `operand`'s shape for sure? It has when every other operand
+        is a scalar or `operand` itself: nothing else broadcasts, so the adjoint needs no
+        `unbroadcast` (whose shape read would otherwise keep the operand on the tape)."""
+        def same(b):
+            return b is operand or (isinstance(b, gast.Name) and isinstance(operand, gast.Name)
+                                    and b.id == operand.id)
+        return all(b is None or same(b) or isinstance(b, gast.Constant) or self.ty(b).is_scalar
+                   for b in bound.values())
 
     def unbroadcast(self, expr, operand, ans):
         t_op, t_ans = self.ty(operand), self.ty(ans)
