@@ -21,8 +21,9 @@ it), with infinities, NaN, zeros and subnormals handled as the C library does.
 - tanh: its Taylor series where |x| < 0.625 (1 - 2 / (exp(2|x|) + 1) would
   cancel near 0), 1 - 2 / (exp(2|x|) + 1) beyond.
 
-The three are ufuncs (Numba DUFuncs), so that Numba fuses them with the elementwise
-arithmetic around them into one loop. A float64 (array element or scalar) goes through
+exp and log are ufuncs (Numba DUFuncs), so that Numba fuses them with the elementwise
+arithmetic around them into one loop; tanh of a float64 array is a loop of its own
+(its kernel is too large to inline). A float64 (array element or scalar) goes through
 the kernel; other dtypes and complex values go to Numba's own np.exp/np.log/np.tanh.
 """
 
@@ -179,7 +180,7 @@ def tanh_kernel(x):
     return x if math.isnan(x) else math.copysign(t, x)
 
 
-# The three functions generated code calls are ufuncs of Numba's own (DUFuncs): Numba fuses a
+# exp and log are ufuncs of Numba's own (DUFuncs): Numba fuses a
 # ufunc call with the arithmetic around it in one expression (`np.exp(x - a) * g`) into a single
 # loop over the elements, the kernel inlined, where an opaque function would need a new array
 # for each step. Each compiles a loop per input type on first use, cached on disk; a float64
@@ -222,9 +223,29 @@ def log(v):
     return _log_one(v)
 
 
-@vectorize(cache=True)
-def tanh(v):
-    return _tanh_one(v)
+# tanh's kernel is too large for LLVM to inline into a fused loop: called once per element it
+# does not vectorize (measured: 1.7 ms for 64,000 floats, against 0.21 ms as a loop of its own).
+# So tanh of a float64 array is that loop, in a function compiled once and cached on disk
+# (error_model="numpy": no zero-divisor branch), and tanh is not fused with its neighbours.
+@njit(cache=True, error_model="numpy")
+def _tanh_each(src, dst):
+    for k in range(src.size):
+        dst[k] = tanh_kernel(src[k])
+
+
+def tanh(x):
+    return np.tanh(x)
+
+
+@overload(tanh)
+def _tanh_ov(x):
+    if isinstance(x, types.Array) and x.dtype == types.float64:
+        def impl(x):
+            out = np.empty(x.shape)
+            _tanh_each(np.ascontiguousarray(x).reshape(x.size), out.reshape(out.size))
+            return out
+        return impl
+    return lambda x: _tanh_one(x)
 
 
 def numpy_namespace():
