@@ -271,6 +271,9 @@ for _f in (np.sign, np.floor, np.ceil, np.round, np.rint, np.trunc, operator.flo
 
 # ---- everything else: adjoint and tangent per argument -------------------
 def rule(*funcs, params, adjoint, tangent, result, broadcasts=False):
+    # templates say `ans` for the call's result (and `g` for its adjoint in reverse mode): a
+    # parameter of that name would be shadowed by it
+    assert "ans" not in _parse_params(params)[0], f"{funcs}: a rule's parameter may not be named `ans`"
     _register(funcs, Rule(params, adjoint, tangent, result, broadcasts))
 
 

@@ -22,8 +22,8 @@ def _like(param):
 rule(runtime.unbroadcast, params="g, x", adjoint={}, tangent={"g": "unbroadcast(g_dot, x)"}, result=_like("x"))
 rule(runtime.sum_adjoint, params="g, x, axis", adjoint={}, tangent={"g": "sum_adjoint(g_dot, x, axis)"},
      result=_like("x"))
-rule(runtime.extreme_adjoint, params="g, x, ans, axis", adjoint={},
-     tangent={"g": "extreme_adjoint(g_dot, x, ans, axis)"}, result=_like("x"))
+rule(runtime.extreme_adjoint, params="g, x, extreme, axis", adjoint={},
+     tangent={"g": "extreme_adjoint(g_dot, x, extreme, axis)"}, result=_like("x"))
 rule(runtime.cumsum_adjoint, params="g, x, axis", adjoint={}, tangent={"g": "cumsum_adjoint(g_dot, x, axis)"},
      result=_like("x"))
 rule(runtime.dot_adjoint_x, params="g, x, y", adjoint={},
@@ -40,9 +40,9 @@ rule(runtime.unstack, params="g, xs, axis", adjoint={}, tangent={"g": "unstack(g
      result=_same("xs"))
 rule(runtime.vstack_adjoint, params="g, xs", adjoint={}, tangent={"g": "vstack_adjoint(g_dot, xs)"},
      result=_same("xs"))
-rule(runtime.solve_adjoint_a, params="g, a, ans", adjoint={},
-     tangent={"g": "solve_adjoint_a(g_dot, a, ans)", "ans": "solve_adjoint_a(g, a, ans_dot)",
-              "a": "-solve_adjoint_a(np.transpose(a_dot) @ np.linalg.solve(np.transpose(a), g), a, ans)"},
+rule(runtime.solve_adjoint_a, params="g, a, solved", adjoint={},
+     tangent={"g": "solve_adjoint_a(g_dot, a, solved)", "solved": "solve_adjoint_a(g, a, solved_dot)",
+              "a": "-solve_adjoint_a(np.transpose(a_dot) @ np.linalg.solve(np.transpose(a), g), a, solved)"},
      result=_like("a"))
 rule(runtime.add_at, params="target, index, g", adjoint={},
      tangent={"target": "np.copy(target_dot)", "g": "add_at(np.zeros_like(target), index, g_dot)"},

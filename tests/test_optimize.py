@@ -1,0 +1,129 @@
+"""The optimizer's rewrites of generated code, on small hand-written functions: what they change,
+and, as much, what they must leave alone. Each rewritten function is also run against the
+original on the same inputs."""
+
+import textwrap
+
+import gast
+import numpy as np
+
+from s2sad import emit, optimize
+
+
+def rewritten(source, rewrite):
+    fn = gast.parse(textwrap.dedent(source)).body[0]
+    return emit.to_source(rewrite(fn)).strip()
+
+
+def body_of(text):
+    return [line.strip() for line in text.splitlines()[1:]]
+
+
+def same_results(source, new_text, *args):
+    """The original and the rewritten function give the same numbers (copies of the arguments:
+    both may write into them)."""
+    ns_old, ns_new = {"np": np}, {"np": np}
+    exec(textwrap.dedent(source), ns_old)
+    exec(new_text, ns_new)
+    name = next(k for k in ns_old if k != "np" and not k.startswith("__"))
+    old = ns_old[name](*[np.copy(a) for a in args])
+    new = ns_new[name](*[np.copy(a) for a in args])
+    np.testing.assert_array_equal(old, new)
+
+
+def test_a_chain_of_temporaries_becomes_one_expression():
+    src = """
+    def f(x, y):
+        _t1 = x - y
+        _t2 = np.exp(_t1)
+        z = _t2 * 2.0
+        return z
+    """
+    text = rewritten(src, optimize.inline_temporaries)
+    assert body_of(text) == ["z = np.exp(x - y) * 2.0", "return z"]
+    same_results(src, text, np.array([0.5, 1.0]), np.array([0.25, -1.0]))
+
+
+def test_a_temporary_does_not_move_past_a_write_into_what_it_reads():
+    src = """
+    def f(x):
+        _t1 = x[0] * 2.0
+        x[0] = 5.0
+        y = _t1 + 1.0
+        return y
+    """
+    text = rewritten(src, optimize.inline_temporaries)
+    assert "_t1 = x[0] * 2.0" in text
+    same_results(src, text, np.array([0.5, 1.0]))
+
+
+def test_a_temporary_does_not_move_past_a_call_or_a_rebinding():
+    src = """
+    def f(x, a):
+        _t1 = x * a
+        add_at(x, 0, 1.0)
+        _t2 = x + a
+        a = 3.0
+        return _t1 + _t2
+    """
+    text = rewritten(src, optimize.inline_temporaries)
+    assert "_t1 = x * a" in text and "_t2 = x + a" in text
+
+
+def test_a_temporary_stays_out_of_loops_and_stays_when_read_twice():
+    src = """
+    def f(x, n):
+        _t1 = np.sum(x)
+        _t2 = x * 2.0
+        s = 0.0
+        for i in range(n):
+            s = s + _t1
+        return s + np.sum(_t2) + np.sum(_t2)
+    """
+    text = rewritten(src, optimize.inline_temporaries)
+    assert "_t1 = np.sum(x)" in text and "_t2 = x * 2.0" in text
+    same_results(src, text, np.array([0.5, 1.0]), 3)
+
+
+def test_user_names_random_draws_and_tape_operations_stay():
+    src = """
+    def f(x, _tape):
+        d = x - 1.0
+        _t1 = np.random.normal()
+        _t2 = pop(_tape, x)
+        return d * _t1 * _t2
+    """
+    text = rewritten(src, optimize.inline_temporaries)
+    assert "d = x - 1.0" in text and "_t1 = np.random.normal()" in text and "_t2 = pop(_tape, x)" in text
+
+
+def test_an_if_test_and_a_loop_range_take_their_temporary():
+    src = """
+    def f(x):
+        _t1 = x[0] > 0.0
+        s = 0.0
+        if _t1:
+            s = 1.0
+        _t2 = x.shape[0]
+        for i in range(_t2):
+            s = s + x[i]
+        return s
+    """
+    text = rewritten(src, optimize.inline_temporaries)
+    assert "if x[0] > 0.0:" in text and "for i in range(x.shape[0]):" in text
+    same_results(src, text, np.array([0.5, 1.0, 2.0]))
+    same_results(src, text, np.array([-0.5, 1.0]))
+
+
+def test_simplify_spreads_a_scalar_and_takes_minus_out_of_a_sum():
+    src = """
+    def f(s, x):
+        y = sum_adjoint(s, x, None) * x
+        z = x / sum_adjoint(s, x, None)
+        w = sum_adjoint(s, x, 0) * x
+        return np.sum(-y) + np.sum(z) + np.sum(w)
+    """
+    text = rewritten(src, optimize.simplify)
+    lines = body_of(text)
+    assert lines[0] == "y = s * x" and lines[1] == "z = x / s" and lines[2] == "w = sum_adjoint(s, x, 0) * x"
+    assert lines[3] == "return -np.sum(y) + np.sum(z) + np.sum(w)"
