@@ -123,7 +123,7 @@ def demo_euler():
     dboth = s2sad.grad(decay, argnums=(0, 1))
     gk, gy0 = dboth(*args)
     check("  ... d/dy0 against a central difference", gy0, central_difference(decay, args, 1), rtol=1e-6)
-    return dk
+    return dk, dboth
 
 
 def main():
@@ -132,11 +132,17 @@ def main():
     demo_argnums()
     demo_rms()
     demo_stop_gradient()
-    dk = demo_euler()
+    dk, dboth = demo_euler()
     print()
-    print("Generated reverse-mode code for the Euler integrator (s2sad.source):")
+    print("Generated code for d/dk alone (s2sad.source): with respect to one float, grad runs")
+    print("in forward mode, a tangent carried beside each value through one sweep:")
     print("-" * 72)
     print(s2sad.source(dk))
+    print("-" * 72)
+    print("Generated reverse-mode code for d/dk and d/dy0 together (s2sad.source): a forward")
+    print("sweep that records what the backward sweep needs, then the backward sweep:")
+    print("-" * 72)
+    print(s2sad.source(dboth))
     print("-" * 72)
     if FAILURES:
         print(f"{len(FAILURES)} check(s) failed: " + "; ".join(FAILURES))

@@ -83,7 +83,7 @@ class Transformed:
             for leaf in (pytree.tree_leaves(args[i]) if pytree.is_container(args[i]) else [args[i]]):
                 _check_real(leaf, i, self.signature)
         flat, treedefs, positions = _flatten(args, argnums)
-        if self.kind == "jacfwd" or self.nested:
+        if self.kind == "jacfwd" or self.nested or self._one_float(flat, argnums, tuple(treedefs), positions):
             return self._forward_call(flat, treedefs, positions, argnums)
         if self.kind == "jacrev":
             return self._jacrev_call(flat, treedefs, positions, argnums)
@@ -100,6 +100,19 @@ class Transformed:
         if self.has_aux:
             return ((value, out[1]), picked) if self.with_value else (picked, out[1])
         return (value, picked) if self.with_value else picked
+
+    def _one_float(self, flat, argnums, treedefs, positions):
+        """Is this a gradient with respect to a single float, to compute in forward mode? One
+        sweep that carries a tangent beside each value needs no tape and no second sweep, where
+        reverse mode records the values its backward sweep reads. Not where the function calls
+        a custom_vjp: its rule is the user's reverse-mode derivative. (The forward code is what
+        `s2sad.source` shows; `s2sad.show(f, "adjoint")` still gives the reverse-mode one.)"""
+        if self.kind not in ("grad", "value_and_grad") or self.has_aux:
+            return False
+        wrt = [k for i in argnums for k in positions[i]]
+        if len(wrt) != 1 or type(flat[wrt[0]]) is not float:
+            return False
+        return not self.specialize(flat, argnums, treedefs, positions, "forward").module.tangent_from_vjp
 
     def _pick(self, flat_grads, treedefs, positions, argnums):
         def of(i):
@@ -132,7 +145,8 @@ class Transformed:
                 cols.append(leaves)
             columns[k] = [_stack(list(c), np.shape(x)) for c in zip(*cols)]
         if self.kind in ("grad", "value_and_grad") and np.ndim(out) != 0:
-            raise TypeError(f"grad requires a scalar output; got an array of shape {np.shape(out)}")
+            raise TypeError(f"grad requires a scalar output; {self.__name__} returned an array of shape "
+                            f"{np.shape(out)}. Use jacrev/jacfwd/vjp for non-scalar outputs.")
         if spec.out_treedef is not None and not self.has_aux:
             out = spec.rebuild(out)
         picked = self._assemble(columns, tree, treedefs, positions, argnums)

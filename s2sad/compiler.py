@@ -76,6 +76,7 @@ class Module:
         self.namespace = {}      # user globals the generated code refers to
         self.in_progress = set()
         self.recursive = set()
+        self.tangent_from_vjp = False  # forward mode went through a custom_vjp's reverse rule
 
     # ---- used by analysis and reverse for calls to user functions ---------------
     def result_type(self, fn, arg_types):

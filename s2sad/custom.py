@@ -55,6 +55,7 @@ class _Custom:
         rule.joint_tangent = rules._template(joint_tangent) if joint_tangent else None
         rule.primal = self.fun
         rules.RULES[rules._key(self)] = rule
+        return rule
 
 
 class custom_vjp(_Custom):
@@ -68,7 +69,7 @@ class custom_vjp(_Custom):
         # forward mode from the reverse rule: exact for a scalar output (J x_dot = sum(J^T 1 * x_dot))
         tangent = {p: f"scalar_output_tangent({bwd_name}({fwd_name}({args})[1], 1.0)[{i}], {p}_dot, ans)"
                    for i, p in enumerate(self.params)}
-        self._rule(adjoint, tangent)
+        self._rule(adjoint, tangent).tangent_from_vjp = True
         return self
 
 

@@ -130,9 +130,14 @@ def _ordinal(n):
 
 
 def mode(t):
+    """The mode of the latest call's code; before any call, what the arguments will decide."""
     if t.last is not None:
         return t.last.mode
-    return "forward" if (t.kind == "jacfwd" or t.nested) else "reverse"
+    if t.kind == "jacfwd" or t.nested:
+        return "forward"
+    if t.kind in ("grad", "value_and_grad") and not t.has_aux:
+        return "reverse (forward for a single float)"
+    return "reverse"
 
 
 def backend(t):

@@ -244,6 +244,8 @@ class Forward:
         return None, False
 
     def apply_rule(self, rule, bound, ans):
+        if getattr(rule, "tangent_from_vjp", False):
+            self.compiler.tangent_from_vjp = True
         mapping = dict(bound)
         mapping["ans"] = ans
         for param, operand in bound.items():

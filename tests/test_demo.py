@@ -33,4 +33,5 @@ def test_demo_prints_the_tutorial_numbers_and_generated_code():
     assert "s2sad = (42, 1), reference = (42, 1)" in out
     assert "grad(half_frozen)(3.0): s2sad = 3," in out
     assert re.search(r"grad\(decay\)\(k=0\.7.*s2sad = -0\.04728867", out)
-    assert "def decay_vjp(k, y0, dt, steps, _out_bar):" in out
+    assert "def decay_jvp(k, y0, dt, steps, k_dot):" in out  # d/dk alone: forward mode
+    assert "def decay_vjp(k, y0, dt, steps, _out_bar):" in out  # argnums=(0, 1): reverse mode

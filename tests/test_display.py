@@ -36,7 +36,8 @@ def styled_def(html):
 def test_repr_html_before_the_first_call_is_a_header_and_a_note():
     g = s2sad.grad(running_sum)
     html = g._repr_html_()
-    assert "grad(running_sum)" in html and "reverse mode" in html and "1st-order" in html
+    assert "grad(running_sum)" in html and "1st-order" in html
+    assert "reverse (forward for a single float) mode" in html  # the arguments decide
     assert "backend=python" in html
     assert "first call" in html and "def" not in html
     assert "first call" in str(s2sad.show(g))
@@ -81,15 +82,16 @@ def test_show_stages_of_a_called_gradient():
 
 
 def test_show_diff_is_a_two_column_table_and_a_unified_diff():
-    g = s2sad.grad(poly)
-    g(1.0)
-    for view in (s2sad.show(g, "diff"), s2sad.show(g, side_by_side=True)):
-        html = view._repr_html_()
-        assert "<table" in html and html.count("<td") == 2
-        assert "def</span> <span" in html or styled_def(html)
-        text = str(view)
-        assert "--- normalized primal: poly" in text and "+++ derivative: poly_vjp" in text
-        assert "-def poly(x):" in text and "+def poly_vjp(x, _out_bar):" in text
+    # grad of one float runs in forward mode, jacrev in reverse mode: the diff shows what runs
+    for t, derivative in ((s2sad.grad(poly), "poly_jvp(x, x_dot)"), (s2sad.jacrev(poly), "poly_vjp(x, _out_bar)")):
+        t(1.0)
+        for view in (s2sad.show(t, "diff"), s2sad.show(t, side_by_side=True)):
+            html = view._repr_html_()
+            assert "<table" in html and html.count("<td") == 2
+            assert "def</span> <span" in html or styled_def(html)
+            text = str(view)
+            assert "--- normalized primal: poly" in text and f"+++ derivative: {derivative[:8]}" in text
+            assert "-def poly(x):" in text and f"+def {derivative}:" in text
 
 
 def test_higher_order_header_counts_nesting():

@@ -47,10 +47,12 @@ CELLS = [
         "closed_form = -y0 * steps * dt * (1 - dt * decay) ** (steps - 1)\n"
         'print(f"s2sad gradient: {g:.12f}")\n'
         'print(f"closed form:    {closed_form:.12f}")'),
-    new_markdown_cell("Now it displays as its generated module, with a header saying what was differentiated:"),
+    new_markdown_cell("Now it displays as its generated module, with a header saying what was differentiated. "
+                      "With respect to one float, `grad` runs in forward mode: one sweep carries each "
+                      "value's tangent (`state_dot`) beside it, with no tape."),
     new_code_cell("d_euler"),
-    new_markdown_cell("The adjoint (reverse-mode) code alone, then the tangent (forward-mode) code for the "
-                      "same argument types:"),
+    new_markdown_cell("The adjoint (reverse-mode) code of the same derivative, generated on request, then "
+                      "the tangent (forward-mode) code that ran:"),
     new_code_cell('s2sad.show(d_euler, stage="adjoint")'),
     new_code_cell('s2sad.show(d_euler, stage="tangent")'),
     new_markdown_cell("Side by side: the normalized primal and its derivative (`print` gives a unified diff)."),
