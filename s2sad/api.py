@@ -446,18 +446,25 @@ def hessian(fun, argnums=0, backend=None):
 
 
 def jvp(fun, primals, tangents, backend=None):
-    """(fun(*primals), the directional derivative of fun at primals along tangents)."""
+    """(fun(*primals), the directional derivative of fun at primals along tangents).
+
+    A tangent given as None holds its primal constant: no tangent code is generated for what
+    depends on it alone (JAX would need a closure over that argument)."""
     primals, tangents = list(primals), list(tangents)
     if len(primals) != len(tangents):
         raise TypeError("jvp needs one tangent per primal")
     base = fun.as_function(primals) if isinstance(fun, Transformed) else fun
     flat, treedefs, positions = _flatten(primals, tuple(range(len(primals))))
-    flat_dots = []
-    for p, t in zip(primals, tangents):
+    flat_dots, constant = [], set()
+    for i, (p, t) in enumerate(zip(primals, tangents)):
+        if t is None:
+            constant.update(positions[i])
+            flat_dots += [None] * len(positions[i])
+            continue
         leaves = pytree.tree_leaves(t) if pytree.is_container(p) else [t]
         flat_dots += [np.asarray(v, dtype=float) if isinstance(v, np.ndarray) else float(v) for v in leaves]
-    wrt = tuple(k for k, v in enumerate(flat) if isinstance(v, (float, np.floating))
-                or (isinstance(v, np.ndarray) and v.dtype.kind == "f"))
+    wrt = tuple(k for k, v in enumerate(flat) if k not in constant and (isinstance(v, (float, np.floating))
+                or (isinstance(v, np.ndarray) and v.dtype.kind == "f")))
     spec = _jvp_spec(base, flat, wrt, tuple(treedefs), backend)
     out, out_dot = spec.call(*flat, *[flat_dots[k] for k in wrt])
     return spec.rebuild(out), spec.rebuild(out_dot)

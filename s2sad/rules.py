@@ -417,6 +417,15 @@ def _like(args, consts):
     return T.array("f", x.ndim) if x is not None and x.numeric else T.UNKNOWN
 
 
+def _arg_extreme(args, consts):
+    """argmax/argmin: an int, or along an axis an int array of one rank less."""
+    axis = "axis" if "axis" in args else "a1" if "a1" in args else None
+    if axis is None or (axis in consts and consts[axis] is None):
+        return T.INT
+    x = args.get("x")
+    return T.array("i", x.ndim - 1) if x is not None and x.numeric else T.UNKNOWN
+
+
 for _f, _r in [
     (builtins.len, lambda a, c: T.INT), (builtins.int, lambda a, c: T.INT), (builtins.bool, lambda a, c: T.BOOL),
     (builtins.range, lambda a, c: T.OBJ), (builtins.print, lambda a, c: T.OBJ),
@@ -425,7 +434,7 @@ for _f, _r in [
     (np.zeros_like, _like), (np.ones_like, _like), (np.empty_like, _like),
     (np.eye, lambda a, c: T.array("f", 2)), (np.identity, lambda a, c: T.array("f", 2)),
     (np.arange, lambda a, c: T.array("i", 1)), (np.linspace, lambda a, c: T.array("f", 1)),
-    (np.argmax, lambda a, c: T.INT), (np.argmin, lambda a, c: T.INT), (np.argsort, lambda a, c: T.array("i", 1)),
+    (np.argmax, _arg_extreme), (np.argmin, _arg_extreme), (np.argsort, lambda a, c: T.array("i", 1)),
     (np.isnan, lambda a, c: T.broadcast(*a.values(), kind="b")),
     (np.isfinite, lambda a, c: T.broadcast(*a.values(), kind="b")),
     (np.any, lambda a, c: T.BOOL), (np.all, lambda a, c: T.BOOL),

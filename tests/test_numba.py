@@ -548,3 +548,25 @@ def test_second_order_through_max_and_solve_adjoints():
     checked_hessian_vector(lambda A: g(A, b), A, np.array([[1.0, -0.5], [0.25, 0.75]]))
     x = np.array([0.3, -0.7, 1.1, 0.4])
     checked_hessian_vector(s2sad.grad(log_sum_exp), x, np.array([1.0, 0.5, -0.5, 0.25]))
+
+
+def nearest_squared_distance(centroids, points):
+    d2 = np.sum(points * points, axis=1)[:, None] - 2.0 * (points @ centroids.T)
+    nearest = np.argmin(d2, axis=1)
+    total = 0.0
+    for i in range(points.shape[0]):
+        j = nearest[i]
+        for t in range(points.shape[1]):
+            diff = points[i, t] - centroids[j, t]
+            total = total + diff * diff
+    return total
+
+
+def test_an_index_chosen_by_argmin_along_an_axis_is_an_int_array():
+    # argmin(d2, axis=1) gives one int per row: the loop that reads it is typed, its values need
+    # no tape, and the search that chose them is not differentiated at all
+    points = np.array([[0.0, 0.1], [1.0, 1.1], [0.2, -0.1], [0.9, 1.0], [0.4, 0.6]])
+    centroids = np.array([[0.1, 0.0], [1.0, 1.0]])
+    g = checked_grad(nearest_squared_distance, centroids, points)
+    source = s2sad.source(g)
+    assert "push(" not in source and "tape" not in source.lower()
