@@ -85,6 +85,31 @@ def test_ode(defined):
     np.testing.assert_allclose(g, want, rtol=1e-6, atol=1e-8)
 
 
+def rk4_reference(x, s):
+    """GradBench's ode as its evals state it: whole stage vectors, f(y) = (x_0, x_i y_{i-1})."""
+    x = np.asarray(x, dtype=float)
+
+    def f(y):
+        return np.concatenate([x[:1], x[1:] * y[:-1]])
+    h, y = 2.0 / s, np.zeros(len(x))
+    for _ in range(s):
+        k1 = f(y)
+        k2 = f(y + h * k1 / 2.0)
+        k3 = f(y + h * k2 / 2.0)
+        k4 = f(y + h * k3)
+        y = y + h * (k1 + 2.0 * k2 + 2.0 * k3 + k4) / 6.0
+    return y
+
+
+def test_ode_loop_over_components_is_runge_kutta(defined):
+    m = defined("ode")
+    rng = np.random.default_rng(3)
+    for n, s in ((1, 3), (2, 1), (7, 5), (30, 12)):
+        x = rng.uniform(-1.0, 1.5, n).tolist()
+        np.testing.assert_allclose(evaluate(m, "primal", {"x": x, "s": s}), rk4_reference(x, s),
+                                   rtol=1e-13, atol=1e-15)
+
+
 def gmm_input(d=3, k=2, n=5, seed=1):
     rng = np.random.default_rng(seed)
     return {"d": d, "k": k, "n": n, "x": rng.normal(size=(n, d)).tolist(), "m": 1, "gamma": 1.3,
