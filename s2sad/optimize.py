@@ -809,7 +809,8 @@ def simplify(fn):
     def block(stmts):
         out = []
         for s in stmts:
-            if isinstance(s, (gast.Assign, gast.Return, gast.Expr)):
+            if isinstance(s, (gast.Assign, gast.Return, gast.Expr)) and any(
+                    _call_of(n, "sum_adjoint") or _np_call(n, "sum") for n in gast.walk(s)):
                 t = _Simplify()
                 t.changed = False
                 new = t.visit(copy_ir(s))
