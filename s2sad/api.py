@@ -16,7 +16,7 @@ from . import compiler
 from . import optimize
 from . import pytree
 from . import typesys as T
-from .errors import S2SADError
+from .errors import NonDifferentiableError, S2SADError
 from .runtime import stop_gradient
 
 _counter = itertools.count(1)
@@ -105,14 +105,19 @@ class Transformed:
         """Is this a gradient with respect to a single float, to compute in forward mode? One
         sweep that carries a tangent beside each value needs no tape and no second sweep, where
         reverse mode records the values its backward sweep reads. Not where the function calls
-        a custom_vjp: its rule is the user's reverse-mode derivative. (The forward code is what
-        `s2sad.source` shows; `s2sad.show(f, "adjoint")` still gives the reverse-mode one.)"""
+        a custom_vjp (its rule is the user's reverse-mode derivative), nor through a primitive
+        that has a reverse-mode rule only. (The forward code is what `s2sad.source` shows;
+        `s2sad.show(f, "adjoint")` still gives the reverse-mode one.)"""
         if self.kind not in ("grad", "value_and_grad") or self.has_aux:
             return False
         wrt = [k for i in argnums for k in positions[i]]
         if len(wrt) != 1 or type(flat[wrt[0]]) is not float:
             return False
-        return not self.specialize(flat, argnums, treedefs, positions, "forward").module.tangent_from_vjp
+        try:
+            spec = self.specialize(flat, argnums, treedefs, positions, "forward")
+        except NonDifferentiableError:  # a primitive with a reverse rule only: reverse mode then
+            return False
+        return not spec.module.tangent_from_vjp
 
     def _pick(self, flat_grads, treedefs, positions, argnums):
         def of(i):

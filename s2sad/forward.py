@@ -76,7 +76,11 @@ class Forward:
         else:
             out_dot = self.dot_of(ret)
         body.append(gast.Return(value=gast.Tuple(elts=[ret, out_dot], ctx=gast.Load())))
-        body = self.early_return_placeholders() + body
+        # a parameter with no tangent of its own that later holds an active value (x in
+        # `x = x * a` where only a varies) starts from a zero tangent
+        starts = [assign(self.dot(a.id), self.zero(name(a.id))) for a in fn.args.args
+                  if a.id not in wrt and a.id in self.an.active]
+        body = self.early_return_placeholders() + starts + body
         args = copy.deepcopy(fn.args)
         for p in wrt:
             arg = name(self.dot(p))
