@@ -38,7 +38,9 @@ def gmm(mu, X, logw):
     # log-likelihood of N points under K isotropic unit Gaussians with means mu (K, d)
     d2 = np.sum(X * X, axis=1)[:, None] - 2.0 * (X @ mu.T) + np.sum(mu * mu, axis=1)[None, :]
     a = logw[None, :] - 0.5 * d2
-    m = np.max(a, axis=1)
+    # the shift by the row maximum is for floating point alone: the gradient does not depend on
+    # it, and JAX's logsumexp (used by gmm_j below) stops the gradient there too
+    m = s2sad.stop_gradient(np.max(a, axis=1))
     return np.sum(m + np.log(np.sum(np.exp(a - m[:, None]), axis=1)))
 
 
