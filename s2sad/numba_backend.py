@@ -25,7 +25,7 @@ import warnings
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import njit, objmode, types
 from numba.core import errors as nb_errors
 from numba.experimental import jitclass
 from numba.extending import intrinsic, overload
@@ -86,6 +86,56 @@ def _grow(buffer, need):
     return new
 
 
+# ---- large float buffers of tapes, kept from one call to the next ---------------------------
+# A fresh buffer of many megabytes costs a page fault per 4 KiB page at its first writes: for a
+# gradient that tapes 32 MB (GradBench ode, n = 10^4, s = 100) that was about half its time.
+# So a tape's float buffers from 1 MiB up come from a small pool of buffers kept between calls,
+# their pages already mapped. A buffer is free when nothing but the pool refers to it: a tape
+# holding it (through Numba's reference to the array) counts as a reference.
+_POOL_FROM = 1 << 17          # floats (1 MiB); a smaller buffer is cheaper to make afresh
+_POOL_KEEP = 4                # buffers kept at most
+_POOL = []
+_POOL_LOCK = threading.Lock()
+
+
+def _pooled_floats(n):
+    """A float64 buffer of at least n elements that no tape holds: the smallest free one in the
+    pool, else a new one, which the pool then keeps (dropping its oldest free buffer beyond
+    _POOL_KEEP)."""
+    with _POOL_LOCK:
+        free = [b for b in _POOL if b.shape[0] >= n and sys.getrefcount(b) <= 3]  # _POOL, free, b
+        if free:
+            return min(free, key=lambda b: b.shape[0])
+        new = np.empty(n)
+        _POOL.append(new)
+        idle = [b for b in _POOL if sys.getrefcount(b) <= 3]
+        if len(_POOL) > _POOL_KEEP and idle:
+            _POOL.remove(idle[0])
+        return new
+
+
+def release_tape_buffers():
+    """Let go of the tape buffers kept for later calls (the memory returns when no tape holds
+    them)."""
+    with _POOL_LOCK:
+        _POOL.clear()
+
+
+@njit
+def _grow_floats(buffer, need):
+    """`_grow` for a tape's float64 buffers: from _POOL_FROM floats up, a pooled buffer."""
+    size = buffer.shape[0]
+    while size < need:
+        size *= 2
+    if size < _POOL_FROM:
+        new = np.empty(size)
+    else:
+        with objmode(new="float64[::1]"):
+            new = _pooled_floats(size)
+    new[:buffer.shape[0]] = buffer
+    return new
+
+
 def _is_scalar(t):
     return isinstance(t, (types.Number, types.Boolean))
 
@@ -97,7 +147,7 @@ def _push(tape, value):
             flat = value.ravel()
             n = flat.size
             if tape.nfloats + n > tape.floats.shape[0]:
-                tape.floats = _grow(tape.floats, tape.nfloats + n)
+                tape.floats = _grow_floats(tape.floats, tape.nfloats + n)
                 tape.floats_at = tape.floats.ctypes.data
             for k in range(n):
                 tape.floats[tape.nfloats + k] = flat[k]
@@ -115,7 +165,7 @@ def _push(tape, value):
         def impl(tape, value):
             n = tape.nfloats
             if n == tape.floats.shape[0]:
-                tape.floats = _grow(tape.floats, n + 1)
+                tape.floats = _grow_floats(tape.floats, n + 1)
                 tape.floats_at = tape.floats.ctypes.data
             _store_float(tape.floats_at, n, float(value))
             tape.nfloats = n + 1
@@ -183,7 +233,7 @@ def _tape_reserve(tape, trips, per_trip):
         base = tape.nslots
         need = base + per_trip * max(trips, 0)
         if need > tape.slots.shape[0]:
-            tape.slots = _grow(tape.slots, need)
+            tape.slots = _grow_floats(tape.slots, need)
             tape.slots_at = tape.slots.ctypes.data
         tape.nslots = need
         return base

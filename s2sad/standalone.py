@@ -216,7 +216,8 @@ def _fn(name, params, doc, body):
 
 # ---- copying runtime helpers ------------------------------------------------------------
 def _top_level_defs(module):
-    """{name: (source, ast node)} of the module's top-level functions and classes, in order."""
+    """{name: (source, ast node)} of the module's top-level functions, classes and `NAME = ...`
+    assignments (constants the functions read), in order."""
     source = inspect.getsource(module)
     tree = ast.parse(source)
     lines = source.splitlines(True)
@@ -225,6 +226,8 @@ def _top_level_defs(module):
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
             first = min([node.lineno] + [d.lineno for d in node.decorator_list])
             out[node.name] = ("".join(lines[first - 1:node.end_lineno]), node)
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            out[node.targets[0].id] = ("".join(lines[node.lineno - 1:node.end_lineno]), node)
     return out
 
 
@@ -255,6 +258,7 @@ _NUMBA_IMPORTS = [
     ("numba", "import numba"),
     ("types", "from numba import types"),
     ("njit", "from numba import njit"),
+    ("objmode", "from numba import objmode"),
     ("jitclass", "from numba.experimental import jitclass"),
     ("overload", "from numba.extending import overload"),
     ("intrinsic", "from numba.extending import intrinsic"),
@@ -368,7 +372,8 @@ def emit_module(gen, *, numba=False, header_lines=(), version="", standalone=Tru
     everything = generated + "\n" + body + "\n".join(globals_lines)
     names = _used_names(everything)
     # isort order (ruff's I001): stdlib, then third party, `import x` before `from x import y`
-    stdlib = ["import math"] if "math" in names or any(n.startswith("math.") for n in names) else []
+    stdlib = [f"import {m}" for m in ("math", "sys", "threading")
+              if m in names or any(n.startswith(m + ".") for n in names)]
     plain = ["import numpy as np"]
     if any(n.startswith("scipy.") or n == "scipy" for n in names):
         plain.append("import scipy.special")

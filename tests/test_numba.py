@@ -570,3 +570,42 @@ def test_an_index_chosen_by_argmin_along_an_axis_is_an_int_array():
     g = checked_grad(nearest_squared_distance, centroids, points)
     source = s2sad.source(g)
     assert "push(" not in source and "tape" not in source.lower()
+
+
+def test_large_tape_buffers_are_reused_across_calls_but_never_shared():
+    # a tape's float buffer from 1 MiB up comes from a pool: the next call gets the same memory
+    # (its pages mapped already), a second tape alive at the same time does not
+    from s2sad import numba_backend as nb
+
+    @numba.njit
+    def two_at_once():
+        a = nb._grow_floats(np.empty(4), nb._POOL_FROM)
+        b = nb._grow_floats(np.empty(4), nb._POOL_FROM)
+        a[:] = 1.0
+        b[:] = 2.0
+        return a.ctypes.data != b.ctypes.data and a[0] == 1.0
+
+    @numba.njit
+    def one(n):
+        return nb._grow_floats(np.arange(4.0), n).ctypes.data
+
+    nb.release_tape_buffers()
+    assert two_at_once()
+    assert one(nb._POOL_FROM) == one(nb._POOL_FROM)
+    grown = nb._grow_floats(np.arange(4.0), nb._POOL_FROM)
+    assert grown.shape[0] >= nb._POOL_FROM and list(grown[:4]) == [0.0, 1.0, 2.0, 3.0]
+    # a gradient with a large tape, twice: same numbers
+    x = np.random.default_rng(5).uniform(-1.0, 1.0, 300_000)
+    g = s2sad.grad(running_products)
+    np.testing.assert_array_equal(g(x, 0.9), g(x, 0.9))
+    np.testing.assert_allclose(g(x[:6], 0.9), numerical_grad(running_products, (x[:6], 0.9), 0), rtol=1e-6)
+    nb.release_tape_buffers()
+
+
+def running_products(x, a):
+    y = 0.0
+    s = 0.0
+    for i in range(x.shape[0]):
+        y = a * y + (1.0 - a) * x[i]
+        s = s + y * y
+    return s
