@@ -94,6 +94,7 @@ def _grow(buffer, need):
 # holding it (through Numba's reference to the array) counts as a reference.
 _POOL_FROM = 1 << 17          # floats (1 MiB); a smaller buffer is cheaper to make afresh
 _POOL_KEEP = 4                # buffers kept at most
+_POOL_UPTO = 1 << 25          # floats (256 MiB): a larger buffer is not kept
 _POOL = []
 _POOL_LOCK = threading.Lock()
 
@@ -101,12 +102,14 @@ _POOL_LOCK = threading.Lock()
 def _pooled_floats(n):
     """A float64 buffer of at least n elements that no tape holds: the smallest free one in the
     pool, else a new one, which the pool then keeps (dropping its oldest free buffer beyond
-    _POOL_KEEP)."""
+    _POOL_KEEP; one above _POOL_UPTO floats is not kept)."""
     with _POOL_LOCK:
         free = [b for b in _POOL if b.shape[0] >= n and sys.getrefcount(b) <= 3]  # _POOL, free, b
         if free:
             return min(free, key=lambda b: b.shape[0])
         new = np.empty(n)
+        if n > _POOL_UPTO:
+            return new
         _POOL.append(new)
         idle = [b for b in _POOL if sys.getrefcount(b) <= 3]
         if len(_POOL) > _POOL_KEEP and idle:
