@@ -180,12 +180,12 @@ def tanh_kernel(x):
     return x if math.isnan(x) else math.copysign(t, x)
 
 
-# exp and log are ufuncs of Numba's own (DUFuncs): Numba fuses a
-# ufunc call with the arithmetic around it in one expression (`np.exp(x - a) * g`) into a single
-# loop over the elements, the kernel inlined, where an opaque function would need a new array
-# for each step. Each compiles a loop per input type on first use, cached on disk; a float64
-# element goes through the kernel above, anything else (other float widths, integers, complex
-# values) through Numba's own np.exp/np.log/np.tanh.
+# exp and log are ufuncs of Numba's own (DUFuncs): Numba fuses a ufunc call with the arithmetic
+# around it in one expression (`np.exp(x - a) * g`) into a single loop over the elements, the
+# kernel inlined, where an opaque function would need a new array for each step. Each compiles
+# a loop per input type on first use, cached on disk. A float64 element goes through the kernel
+# above, anything else (other float widths, complex values) through Numba's own
+# np.exp/np.log/np.tanh; integers and booleans through the kernel, as float64.
 def _exp_one(v):
     return np.exp(v)
 

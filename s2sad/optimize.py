@@ -1,9 +1,11 @@
-"""Optimize generated code: drop statements whose results nobody reads.
+"""Optimize generated code, pass by pass (`run`).
 
 In: a generated FunctionDef. Out: the same, without assignments to
 generated temporaries (names starting with `_`) that are never read, so
-the emitted code carries no dead statements, and with an adjoint's first
-accumulation after its zeroing written as a plain assignment.
+the emitted code carries no dead statements, with an adjoint's first
+accumulation after its zeroing written as a plain assignment, with each
+temporary read once put back into the expression that reads it, and with a
+few bit-exact identities that save an array applied.
 """
 
 import copy
@@ -11,6 +13,26 @@ import copy
 import gast
 
 from .normalize import copy_ir
+
+
+def run(fn):
+    """Every pass, in order, on one generated function."""
+    drop_dead(fn)
+    inline_temporaries(fn)
+    simplify(fn)
+    return tidy_comments(fn)
+
+
+def _call_name(e):
+    """`f(...)` -> "f" (a runtime helper or builtin, called by its bare name), else None."""
+    return e.func.id if isinstance(e, gast.Call) and isinstance(e.func, gast.Name) else None
+
+
+def _np_name(e):
+    """`np.f(...)` -> "f", else None."""
+    f = e.func if isinstance(e, gast.Call) else None
+    return f.attr if isinstance(f, gast.Attribute) and isinstance(f.value, gast.Name) and f.value.id == "np" \
+        else None
 
 
 def _reads(fn):
@@ -30,9 +52,7 @@ def drop_dead(fn):
         drop_unused(fn)
     drop_dead_stores(fn)
     run_commuting_loops_upward(fn)
-    drop_unread_temporaries(fn)
-    inline_temporaries(fn)
-    return simplify(fn)
+    return drop_unread_temporaries(fn)
 
 
 def drop_unread_temporaries(fn):
@@ -128,9 +148,7 @@ def _zeros_like_of(s):
     if not (isinstance(s, gast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], gast.Name)):
         return None
     call = s.value
-    if (isinstance(call, gast.Call) and isinstance(call.func, gast.Attribute) and call.func.attr == "zeros_like"
-            and isinstance(call.func.value, gast.Name) and call.func.value.id == "np"
-            and call.args and isinstance(call.args[0], gast.Name)):
+    if _np_name(call) == "zeros_like" and call.args and isinstance(call.args[0], gast.Name):
         return call.args[0].id
     return None
 
@@ -143,7 +161,7 @@ def _fresh_like(e, a, v, written):
         if isinstance(e, gast.Name):
             return not ({v, e.id} & written)
         return not isinstance(e, (gast.Subscript, gast.Attribute))  # else a new array
-    if not (isinstance(e, gast.Call) and isinstance(e.func, gast.Name) and e.func.id in _SHAPED_LIKE):
+    if _call_name(e) not in _SHAPED_LIKE:
         return False
     k = _SHAPED_LIKE[e.func.id]
     if len(e.args) <= k or not (isinstance(e.args[k], gast.Name) and e.args[k].id == a):
@@ -436,7 +454,7 @@ _EFFECTS = {"push", "pop", "push_shape", "pop_shape", "tape_reserve", "tape_put"
 
 
 def _effectful(node):
-    return any(isinstance(c, gast.Call) and isinstance(c.func, gast.Name) and c.func.id in _EFFECTS
+    return any(_call_name(c) in _EFFECTS
                for c in gast.walk(node))
 
 
@@ -577,10 +595,7 @@ _NP_ALLOCATIONS = {"zeros", "empty", "ones", "full", "zeros_like", "empty_like",
 
 
 def _allocation(e):
-    f = e.func if isinstance(e, gast.Call) else None
-    return (isinstance(f, gast.Name) and f.id == "zeros_like") or (
-        isinstance(f, gast.Attribute) and isinstance(f.value, gast.Name) and f.value.id == "np"
-        and f.attr in _NP_ALLOCATIONS)
+    return _call_name(e) == "zeros_like" or _np_name(e) in _NP_ALLOCATIONS
 
 
 def drop_unread_element_stores(fn):
@@ -609,13 +624,7 @@ def drop_unread_element_stores(fn):
                 if isinstance(t, gast.Name):
                     other_defs.add(t.id)
         elif isinstance(node, gast.Call):
-            f = node.func
-            at = None
-            if isinstance(f, gast.Name) and f.id in _SHAPE_READS:
-                at = _SHAPE_READS[f.id]
-            elif isinstance(f, gast.Attribute) and isinstance(f.value, gast.Name) and f.value.id == "np" \
-                    and f.attr in _NP_SHAPE_READS:
-                at = 0
+            at = _SHAPE_READS.get(_call_name(node), 0 if _np_name(node) in _NP_SHAPE_READS else None)
             if at is not None and at < len(node.args) and isinstance(node.args[at], gast.Name):
                 shape_only.add(id(node.args[at]))
         elif isinstance(node, gast.Attribute) and node.attr == "shape" and isinstance(node.value, gast.Name):
@@ -761,18 +770,9 @@ def inline_temporaries(fn):
 
 
 # ---- algebra ------------------------------------------------------------------------------------
-def _call_of(e, helper):
-    return isinstance(e, gast.Call) and isinstance(e.func, gast.Name) and e.func.id == helper
-
-
-def _np_call(e, attr):
-    return (isinstance(e, gast.Call) and isinstance(e.func, gast.Attribute) and e.func.attr == attr
-            and isinstance(e.func.value, gast.Name) and e.func.value.id == "np")
-
-
 def _spread_scalar(e):
     """`sum_adjoint(s, x, None)` (the scalar s spread over x's shape) -> (s, x's name), else None."""
-    if _call_of(e, "sum_adjoint") and len(e.args) == 3 and isinstance(e.args[1], gast.Name) \
+    if _call_name(e) == "sum_adjoint" and len(e.args) == 3 and isinstance(e.args[1], gast.Name) \
             and isinstance(e.args[2], gast.Constant) and e.args[2].value is None and not e.keywords:
         return e.args[0], e.args[1].id
     return None
@@ -796,7 +796,7 @@ class _Simplify(gast.NodeTransformer):
 
     def visit_Call(self, node):
         self.generic_visit(node)
-        if _np_call(node, "sum") and len(node.args) == 1 and isinstance(node.args[0], gast.UnaryOp) \
+        if _np_name(node) == "sum" and len(node.args) == 1 and isinstance(node.args[0], gast.UnaryOp) \
                 and isinstance(node.args[0].op, gast.USub):
             node.args = [node.args[0].operand]
             self.changed = True
@@ -810,7 +810,7 @@ def simplify(fn):
         out = []
         for s in stmts:
             if isinstance(s, (gast.Assign, gast.Return, gast.Expr)) and any(
-                    _call_of(n, "sum_adjoint") or _np_call(n, "sum") for n in gast.walk(s)):
+                    _call_name(n) == "sum_adjoint" or _np_name(n) == "sum" for n in gast.walk(s)):
                 t = _Simplify()
                 t.changed = False
                 new = t.visit(copy_ir(s))

@@ -151,8 +151,7 @@ class Generated:
 
     def _tidy(self):
         for tree in self.module.functions:
-            optimize.drop_dead(tree)
-            optimize.tidy_comments(tree)
+            optimize.run(tree)
 
     def _raise_order(self, stage):
         """Wrap the current derivative into `f_d(x)` (like Specialization.gradient_wrapper) and jvp it."""
