@@ -19,6 +19,7 @@ def run(fn):
     """Every pass, in order, on one generated function."""
     drop_dead(fn)
     inline_temporaries(fn)
+    filled_by_loops(fn)
     simplify(fn)
     return tidy_comments(fn)
 
@@ -446,6 +447,101 @@ def first_accumulations(fn):
                     break
         return [s for i, s in enumerate(stmts) if i not in drop]
     return _rewrite_blocks(fn, block)
+
+
+def filled_by_loops(fn):
+    """`v = zeros_like(a); for i over all of a's first axis: v[i] = v[i] + e` -> `v = empty_like(a);
+    ... v[i] = e`, where that sum is v's only use in the loop and v is not used before it.
+
+    Each trip then writes its own row of v once and nothing reads v before: every element is
+    written, and the zeroing was wasted. For a large v it is not cheap: it is a second pass
+    over fresh memory (iir filter, n = 10^6: the gradient 4.0 -> 3.5 ms)."""
+    stores = {}
+    for n in gast.walk(fn):
+        if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store):
+            stores[n.id] = stores.get(n.id, 0) + 1
+    params = {a.id for a in fn.args.args}
+    shapes, lengths = {}, {}  # names that hold a parameter's shape, the length of its first axis
+    for n in gast.walk(fn):
+        if isinstance(n, gast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], gast.Name) \
+                and stores[n.targets[0].id] == 1:
+            e = n.value
+            if isinstance(e, gast.Attribute) and e.attr == "shape" and isinstance(e.value, gast.Name):
+                shapes[n.targets[0].id] = e.value.id
+            a = _first_axis_of(e, shapes)
+            if a in params and a not in stores:
+                lengths[n.targets[0].id] = a
+
+    def whole_axis(loop, a):
+        bounds = getattr(loop, "s2sad_upward", None) or _upward_range(loop.iter)
+        if bounds is None or not (isinstance(bounds[0], gast.Constant) and bounds[0].value == 0):
+            return False
+        stop = bounds[1]
+        return _first_axis_of(stop, shapes) == a or isinstance(stop, gast.Name) and lengths.get(stop.id) == a
+
+    def block(stmts):
+        for k, s in enumerate(stmts):
+            a = _zeros_like_of(s)
+            if a is None or a not in params or a in stores:
+                continue
+            v = s.targets[0].id
+            j = next((j for j in range(k + 1, len(stmts)) if _mentions(stmts[j], v)), None)
+            loop = stmts[j] if j is not None else None
+            if not (isinstance(loop, gast.For) and isinstance(loop.target, gast.Name) and whole_axis(loop, a)):
+                continue
+            i = loop.target.id
+            if any(isinstance(n, (gast.Break, gast.Continue, gast.Return)) for n in gast.walk(loop)) \
+                    or any(isinstance(n, gast.Name) and n.id == i and isinstance(n.ctx, gast.Store)
+                           for b in loop.body for n in gast.walk(b)):
+                continue  # a trip may skip the write, or write another row
+            uses = [u for u, b in enumerate(loop.body) if _mentions(b, v)]
+            s_acc = loop.body[uses[0]] if len(uses) == 1 else None
+            if not (isinstance(s_acc, gast.Assign) and len(s_acc.targets) == 1 and _is_item(s_acc.targets[0], v, i)
+                    and isinstance(s_acc.value, gast.BinOp) and isinstance(s_acc.value.op, gast.Add)
+                    and _is_item(s_acc.value.left, v, i) and not _mentions(s_acc.value.right, v)):
+                continue
+            write = copy.copy(s_acc)
+            write.value = s_acc.value.right
+            loop = copy.copy(loop)
+            loop.body = loop.body[:uses[0]] + [write] + loop.body[uses[0] + 1:]
+            stmts[j] = loop
+            fresh = copy.copy(s)
+            fresh.value = copy.copy(s.value)
+            fresh.value.func = gast.Attribute(value=gast.Name(id="np", ctx=gast.Load(), annotation=None,
+                                                              type_comment=None),
+                                              attr="empty_like", ctx=gast.Load())
+            stmts[k] = fresh
+        return stmts
+    return _rewrite_blocks(fn, block)
+
+
+def _first_axis_of(e, shapes):
+    """`a.shape[0]`, `s[0]` (`shapes` maps s to a) or `len(a)` (a a name) -> a, else None."""
+    if _call_name(e) == "len" and len(e.args) == 1 and isinstance(e.args[0], gast.Name):
+        return e.args[0].id
+    if not (isinstance(e, gast.Subscript) and isinstance(e.slice, gast.Constant) and e.slice.value == 0):
+        return None
+    if isinstance(e.value, gast.Attribute) and e.value.attr == "shape" and isinstance(e.value.value, gast.Name):
+        return e.value.value.id
+    return shapes.get(e.value.id) if isinstance(e.value, gast.Name) else None
+
+
+def _upward_range(it):
+    """`range(n)`, `range(a, b)`, `range(a, b, 1)` -> (start, stop), else None."""
+    if _call_name(it) != "range" or it.keywords:
+        return None
+    args = it.args
+    if len(args) == 1:
+        return gast.Constant(value=0, kind=None), args[0]
+    if len(args) == 2 or len(args) == 3 and isinstance(args[2], gast.Constant) and args[2].value == 1:
+        return args[0], args[1]
+    return None
+
+
+def _is_item(t, v, i):
+    """Is `t` the item `v[i]` (two names)?"""
+    return isinstance(t, gast.Subscript) and isinstance(t.value, gast.Name) and t.value.id == v \
+        and isinstance(t.slice, gast.Name) and t.slice.id == i
 
 
 # ---- mark and sweep ---------------------------------------------------------------------------

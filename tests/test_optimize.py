@@ -127,3 +127,77 @@ def test_simplify_spreads_a_scalar_and_takes_minus_out_of_a_sum():
     lines = body_of(text)
     assert lines[0] == "y = s * x" and lines[1] == "z = x / s" and lines[2] == "w = sum_adjoint(s, x, 0) * x"
     assert lines[3] == "return -np.sum(y) + np.sum(z) + np.sum(w)"
+
+
+def test_a_loop_that_writes_every_row_once_needs_no_zeroing():
+    src = """
+    def f(x, a):
+        x_bar = np.zeros_like(x, dtype=np.float64)
+        _t1 = x.shape
+        n = _t1[0]
+        y = 1.0
+        for i in range(n):
+            y = y * a
+            x_bar[i] = x_bar[i] + y * x[i]
+        return x_bar
+    """
+    text = rewritten(src, optimize.filled_by_loops)
+    assert "x_bar = np.empty_like(x, dtype=np.float64)" in text and "x_bar[i] = y * x[i]" in text
+    same_results(src, text, np.array([0.5, 1.0, -2.0]), 0.5)
+    same_results(src, text, np.arange(6.0).reshape(3, 2), 0.5)  # rows: each written whole
+
+
+def test_zeroing_stays_where_an_element_may_be_skipped_or_read():
+    partial = """
+    def f(x):
+        g = np.zeros_like(x, dtype=np.float64)
+        for i in range(1, x.shape[0]):
+            g[i] = g[i] + x[i]
+        return g
+    """
+    branch = """
+    def f(x):
+        g = np.zeros_like(x, dtype=np.float64)
+        for i in range(len(x)):
+            if x[i] > 0.0:
+                g[i] = g[i] + x[i]
+        return g
+    """
+    early_exit = """
+    def f(x):
+        g = np.zeros_like(x, dtype=np.float64)
+        for i in range(len(x)):
+            if x[i] > 0.0:
+                break
+            g[i] = g[i] + x[i]
+        return g
+    """
+    read_first = """
+    def f(x):
+        g = np.zeros_like(x, dtype=np.float64)
+        s = np.sum(g)
+        for i in range(len(x)):
+            g[i] = g[i] + x[i] + s
+        return g
+    """
+    read_in_loop = """
+    def f(x):
+        g = np.zeros_like(x, dtype=np.float64)
+        for i in range(len(x)):
+            g[i] = g[i] + x[i]
+            g[0] = g[0] + 1.0
+        return g
+    """
+    other_length = """
+    def f(x, y):
+        g = np.zeros_like(x, dtype=np.float64)
+        for i in range(len(y)):
+            g[i] = g[i] + y[i]
+        return g
+    """
+    x = np.array([-1.0, 2.0, 3.0])
+    for src, args in [(partial, (x,)), (branch, (x,)), (early_exit, (x,)), (read_first, (x,)),
+                      (read_in_loop, (x,)), (other_length, (x, x[:2]))]:
+        text = rewritten(src, optimize.filled_by_loops)
+        assert "np.zeros_like" in text and "empty_like" not in text, text
+        same_results(src, text, *args)
