@@ -37,9 +37,9 @@ from .errors import S2SADError
 
 
 # ---- the tape -----------------------------------------------------------------
-@jitclass([("floats", types.float64[:]), ("nfloats", types.int64), ("floats_at", types.intp),
-           ("ints", types.int64[:]), ("nints", types.int64),
-           ("slots", types.float64[:]), ("nslots", types.int64), ("slots_at", types.intp)])
+@jitclass([("floats", types.float64[::1]), ("nfloats", types.int64), ("floats_at", types.intp),
+           ("ints", types.int64[::1]), ("nints", types.int64),
+           ("slots", types.float64[::1]), ("nslots", types.int64), ("slots_at", types.intp)])
 class Tape:
     """Stacks of floats and of ints (push and pop), and the slots loops reserve (tape_reserve).
 
@@ -152,9 +152,10 @@ def _push(tape, value):
             if tape.nfloats + n > tape.floats.shape[0]:
                 tape.floats = _grow_floats(tape.floats, tape.nfloats + n)
                 tape.floats_at = tape.floats.ctypes.data
+            at, base = tape.floats_at, tape.nfloats  # stores through the address: see _store_float
             for k in range(n):
-                tape.floats[tape.nfloats + k] = flat[k]
-            tape.nfloats += n
+                _store_float(at, base + k, flat[k])
+            tape.nfloats = base + n
             runtime.push_shape(tape, value)  # last pushed, first popped: pop reads the shape first
         return impl
     if isinstance(value, (types.Boolean, types.Integer)):
@@ -202,6 +203,20 @@ def _pop_shape(tape, like):
 
 @overload(runtime.pop)
 def _pop(tape, like):
+    if isinstance(like, types.Array) and like.dtype == types.float64:
+        nd = like.ndim
+
+        def impl(tape, like):
+            # a view of the tape, not a copy: the reverse sweep only pops, so nothing writes
+            # there again, and the view keeps the buffer alive should the tape let go of it
+            tape.nints -= nd
+            shape = to_fixed_tuple(tape.ints[tape.nints:tape.nints + nd], nd)
+            n = 1
+            for d in range(nd):
+                n *= shape[d]
+            tape.nfloats -= n
+            return tape.floats[tape.nfloats:tape.nfloats + n].reshape(shape)
+        return impl
     if isinstance(like, types.Array):
         def impl(tape, like):
             out = runtime.pop_shape(tape, like)  # an array of the taped shape, then its values
@@ -472,6 +487,52 @@ def _dot_adjoint_y(g, x, y):
             return lambda g, x, y: np.dot(x.T, g)
         return lambda g, x, y: np.dot(_f64(x.T), _f64(g))
     return None
+
+
+@overload(runtime.add_dot_adjoint_x)
+def _add_dot_adjoint_x(acc, g, x, y):
+    if _ndim(x) == 2 and _ndim(y) == 1 and _ndim(g) == 1 and _owned_float_array(acc, 2):
+        return lambda acc, g, x, y: _add_outer(acc, g, y)  # a weight's adjoint in a loop: no outer product made
+    return lambda acc, g, x, y: _add_into(acc, runtime.dot_adjoint_x(g, x, y))
+
+
+@overload(runtime.add_dot_adjoint_y)
+def _add_dot_adjoint_y(acc, g, x, y):
+    if _ndim(x) == 1 and _ndim(y) == 2 and _ndim(g) == 1 and _owned_float_array(acc, 2):
+        return lambda acc, g, x, y: _add_outer(acc, x, g)
+    return lambda acc, g, x, y: _add_into(acc, runtime.dot_adjoint_y(g, x, y))
+
+
+def _owned_float_array(t, ndim):
+    return isinstance(t, types.Array) and t.dtype == types.float64 and t.ndim == ndim and t.mutable
+
+
+@njit
+def _add_outer(acc, a, b):
+    """acc + np.outer(a, b), into acc where the shapes agree."""
+    if acc.shape[0] != a.shape[0] or acc.shape[1] != b.shape[0]:
+        return acc + np.outer(a, b)
+    for i in range(a.shape[0]):
+        ai = a[i]
+        for j in range(b.shape[0]):
+            acc[i, j] += ai * b[j]
+    return acc
+
+
+@overload(runtime._add_into)
+def _add_into_impl(acc, d):
+    if isinstance(acc, types.Array) and isinstance(d, types.Array) and acc.ndim == d.ndim \
+            and acc.dtype == types.float64 and acc.mutable:
+        nd = acc.ndim
+
+        def impl(acc, d):
+            for k in range(nd):
+                if acc.shape[k] != d.shape[k]:
+                    return acc + d
+            acc += d
+            return acc
+        return impl
+    return lambda acc, d: acc + d
 
 
 def _blas_ready(*arrays):

@@ -178,6 +178,25 @@ def dot_adjoint_y(g, x, y):
     return np.dot(np.swapaxes(x, -1, -2), g)
 
 
+def add_dot_adjoint_x(acc, g, x, y):
+    """acc + dot_adjoint_x(g, x, y), added into acc itself where the shapes agree. Generated
+    code calls it only on an accumulator that no other name refers to (optimize.accumulate_in_place)."""
+    return _add_into(acc, dot_adjoint_x(g, x, y))
+
+
+def add_dot_adjoint_y(acc, g, x, y):
+    """acc + dot_adjoint_y(g, x, y), as add_dot_adjoint_x."""
+    return _add_into(acc, dot_adjoint_y(g, x, y))
+
+
+def _add_into(acc, d):
+    if isinstance(acc, np.ndarray) and acc.dtype == np.float64 and acc.flags.writeable \
+            and np.shape(d) == acc.shape:
+        acc += d
+        return acc
+    return acc + d
+
+
 def inner_adjoint_x(g, x, y):
     """np.inner contracts the last axes: g has shape x.shape[:-1] + y.shape[:-1],
     so x's adjoint contracts g's trailing axes with y's leading ones."""

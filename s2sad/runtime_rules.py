@@ -30,6 +30,12 @@ rule(runtime.dot_adjoint_x, params="g, x, y", adjoint={},
      tangent={"g": "dot_adjoint_x(g_dot, x, y)", "y": "dot_adjoint_x(g, x, y_dot)"}, result=_like("x"))
 rule(runtime.dot_adjoint_y, params="g, x, y", adjoint={},
      tangent={"g": "dot_adjoint_y(g_dot, x, y)", "x": "dot_adjoint_y(g, x_dot, y)"}, result=_like("y"))
+rule(runtime.add_dot_adjoint_x, params="acc, g, x, y", adjoint={},
+     tangent={"acc": "acc_dot", "g": "dot_adjoint_x(g_dot, x, y)", "y": "dot_adjoint_x(g, x, y_dot)"},
+     result=_like("x"))
+rule(runtime.add_dot_adjoint_y, params="acc, g, x, y", adjoint={},
+     tangent={"acc": "acc_dot", "g": "dot_adjoint_y(g_dot, x, y)", "x": "dot_adjoint_y(g, x_dot, y)"},
+     result=_like("y"))
 rule(runtime.reshape, params="x, shape", adjoint={}, tangent={"x": "reshape(x_dot, shape)"},
      result=lambda a, c: T.UNKNOWN if a["shape"].kind != "tuple" else T.array("f", len(a["shape"].items)))
 rule(runtime.transpose_adjoint, params="g, axes", adjoint={}, tangent={"g": "transpose_adjoint(g_dot, axes)"},

@@ -7,7 +7,7 @@ import textwrap
 import gast
 import numpy as np
 
-from s2sad import emit, optimize
+from s2sad import emit, optimize, runtime
 
 
 def rewritten(source, rewrite):
@@ -201,3 +201,54 @@ def test_zeroing_stays_where_an_element_may_be_skipped_or_read():
         text = rewritten(src, optimize.filled_by_loops)
         assert "np.zeros_like" in text and "empty_like" not in text, text
         same_results(src, text, *args)
+
+
+def test_a_weight_adjoint_in_a_loop_is_added_in_place():
+    src = """
+    def f(W, hs, gs):
+        W_bar = np.zeros_like(W, dtype=np.float64)
+        for t in range(hs.shape[0]):
+            h = hs[t]
+            W_bar = W_bar + dot_adjoint_x(gs[t], W, h)
+        return None, (W_bar,)
+    """
+    text = rewritten(src, optimize.accumulate_in_place)
+    assert "W_bar = add_dot_adjoint_x(W_bar, gs[t], W, h)" in text
+    ns_old, ns_new = {"np": np, "dot_adjoint_x": runtime.dot_adjoint_x}, dict(vars(runtime), np=np)
+    exec(textwrap.dedent(src), ns_old)
+    exec(text, ns_new)
+    rng = np.random.default_rng(0)
+    args = rng.standard_normal((4, 3)), rng.standard_normal((5, 3)), rng.standard_normal((5, 4))
+    np.testing.assert_allclose(ns_new["f"](*args)[1][0], ns_old["f"](*args)[1][0], rtol=1e-15)
+    np.testing.assert_allclose(ns_new["f"](*args)[1][0], args[2].T @ args[1], rtol=1e-13)
+
+
+def test_an_accumulator_another_name_may_share_is_not_added_in_place():
+    shared_by_copy = """
+    def f(W, h, g):
+        W_bar = np.zeros_like(W, dtype=np.float64)
+        saved = W_bar
+        W_bar = W_bar + dot_adjoint_x(g, W, h)
+        return saved, W_bar
+    """
+    given = """
+    def f(W, h, g, W_bar):
+        W_bar = W_bar + dot_adjoint_x(g, W, h)
+        return W_bar
+    """
+    from_a_helper = """
+    def f(W, h, g, G):
+        W_bar = unbroadcast(G, W)
+        W_bar = W_bar + dot_adjoint_x(g, W, h)
+        return G, W_bar
+    """
+    a_row_view = """
+    def f(W, h, g):
+        W_bar = np.zeros_like(W, dtype=np.float64)
+        row = W_bar[0]
+        W_bar = W_bar + dot_adjoint_x(g, W, h)
+        return row, W_bar
+    """
+    for src in (shared_by_copy, given, from_a_helper, a_row_view):
+        text = rewritten(src, optimize.accumulate_in_place)
+        assert "add_dot_adjoint_x" not in text, text
