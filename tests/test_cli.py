@@ -52,6 +52,13 @@ USER = textwrap.dedent("""\
     def gen(x):
         for i in range(3):
             yield x * i
+
+
+    def rnn(W, xs):
+        h = np.zeros(W.shape[0])
+        for t in range(xs.shape[0]):
+            h = np.tanh(W @ h + xs[t])
+        return np.sum(h)
 """)
 
 
@@ -225,6 +232,37 @@ def test_emit_numba(user, tmp_path):
     body = ("g = ns['grad_f'](x, y)\nassert abs(g - fd) < 1e-5, (g, fd)\n"
             "assert ns['grad_f'].signatures, 'not compiled'\nprint('OK')")
     r = run_isolated(CHECK.format(path=str(out), x=0.7, body=body), cwd=tmp_path / "emitted")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert_lint_clean(out)
+
+
+@pytest.mark.slow
+def test_emit_numba_of_a_weight_used_in_a_loop(user, tmp_path):
+    # W's adjoint is added in place each trip (add_dot_adjoint_x): its Numba version and the
+    # helpers that serves need to travel with the module
+    pytest.importorskip("numba")
+    out = emit(user, tmp_path, "rnn", "--numba", "--wrt", "W", "--signature", "W: float64[:, :], xs: float64[:, :]")
+    assert "add_dot_adjoint_x(W_bar" in out.read_text()
+    code = textwrap.dedent(f"""\
+        import runpy
+        import numpy as np
+        ns = runpy.run_path({str(out)!r})
+        def rnn(W, xs):
+            h = np.zeros(W.shape[0])
+            for t in range(xs.shape[0]):
+                h = np.tanh(W @ h + xs[t])
+            return np.sum(h)
+        rng = np.random.default_rng(0)
+        W, xs = rng.standard_normal((3, 3)) * 0.5, rng.standard_normal((5, 3))
+        g = ns['grad_rnn'](W, xs)
+        e = 1e-6
+        fd = np.array([(rnn(W + e * d.reshape(3, 3), xs) - rnn(W - e * d.reshape(3, 3), xs)) / (2 * e)
+                       for d in np.eye(9)]).reshape(3, 3)
+        assert np.allclose(g, fd, atol=1e-6), (g, fd)
+        assert ns['grad_rnn'].signatures, 'not compiled'
+        print('OK')
+    """)
+    r = run_isolated(code, cwd=tmp_path / "emitted")
     assert r.returncode == 0, r.stdout + r.stderr
     assert_lint_clean(out)
 
