@@ -11,6 +11,7 @@ Next stage: `reverse` or `forward`.
 """
 
 import gast
+import numpy as np
 
 from . import rules, runtime
 from . import typesys as T
@@ -417,12 +418,7 @@ def check_aliasing(analysis, where):
             return None
         if isinstance(rhs, gast.Name) and atom_name(rhs):
             return rhs.id
-        if isinstance(rhs, gast.Subscript) and atom_name(rhs.value):
-            parts = rhs.slice.elts if isinstance(rhs.slice, gast.Tuple) else [rhs.slice]
-            if any(isinstance(p, gast.Slice) for p in parts) or all(
-                    analysis.type_of(p).is_scalar for p in parts if not isinstance(p, gast.Slice)):
-                return rhs.value.id  # basic indexing returns a view
-        return None
+        return view_source(rhs, analysis)
 
     def written_name(stmt):
         t = stmt.targets[0]
@@ -494,6 +490,26 @@ def _first_top_level_assignment(body):
     return fresh
 
 
+# NumPy functions whose result may share its first argument's memory (a view): a write into that
+# argument shows through the result. The normalizer spells methods (`M.T`, `M.reshape(...)`) so.
+VIEW_FUNCTIONS = {np.transpose, np.reshape, np.ravel, np.squeeze, np.expand_dims, np.swapaxes, np.moveaxis,
+                  np.atleast_1d, np.atleast_2d, np.atleast_3d, np.asarray, np.diagonal, np.broadcast_to}
+
+
+def view_source(rhs, analysis):
+    """The array name whose memory the value `rhs` may share (`y[1:3]`, `y[0]` of a 2-d y,
+    `y[None]`, `np.transpose(y)`, `np.reshape(y, s)`, ...), else None."""
+    if isinstance(rhs, gast.Subscript) and atom_name(rhs.value):
+        parts = rhs.slice.elts if isinstance(rhs.slice, gast.Tuple) else [rhs.slice]
+        basic = [p for p in parts if not isinstance(p, gast.Slice)
+                 and not (isinstance(p, gast.Constant) and p.value in (None, Ellipsis))]
+        if all(analysis.type_of(p).is_scalar for p in basic):
+            return rhs.value.id  # basic indexing returns a view
+    if isinstance(rhs, gast.Call) and call_func(rhs) in VIEW_FUNCTIONS and rhs.args and atom_name(rhs.args[0]):
+        return rhs.args[0].id
+    return None
+
+
 def copy_views_of_written_arrays(fn, analysis):
     """`v = y[i]` becomes `v = np.copy(y[i])` when y is written in place somewhere.
 
@@ -514,8 +530,7 @@ def copy_views_of_written_arrays(fn, analysis):
         out = []
         for s in body:
             if isinstance(s, gast.Assign) and isinstance(s.targets[0], gast.Name) \
-                    and isinstance(s.value, gast.Subscript) and atom_name(s.value.value) in written \
-                    and not analysis.type_of(s.value).is_scalar:
+                    and view_source(s.value, analysis) in written and not analysis.type_of(s.value).is_scalar:
                 view = names.fresh("view")
                 first = gast.copy_location(assign(view, s.value), s)
                 import numpy as np

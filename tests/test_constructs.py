@@ -452,6 +452,41 @@ def test_setitem_through_an_alias_is_refused_with_a_hint():
     assert "hint:" in str(err.value)
 
 
+def transpose_read_before_a_write(v):
+    M = np.ones((2, v.shape[0]))
+    s = np.sum(np.tanh(v @ M.T))  # M.T is a view of M: its old values are what the reverse sweep needs
+    M[1, 0] = 3.0
+    return s + np.sum(M)
+
+
+def reshaped_read_before_a_write(v):
+    M = np.ones((2, v.shape[0]))
+    flat = np.reshape(M, -1)
+    s = np.sum(np.tanh(flat[:v.shape[0]] * v)) + np.sum(M[None][0, 1] * v)
+    M[1, 1] = 3.0
+    M[0, 0] = 2.0
+    return s + np.sum(M)
+
+
+def test_views_made_by_transpose_and_reshape_keep_the_values_they_had():
+    # once differentiated silently wrong: the reverse sweep read the view after the write
+    check(transpose_read_before_a_write, (X5,))
+    check(reshaped_read_before_a_write, (X5,))
+
+
+def transpose_read_after_a_write(v):
+    M = np.zeros((2, v.shape[0]))
+    T = M.T
+    M[1, 0] = 1.0
+    return np.sum(T @ np.ones(2) * v)
+
+
+def test_a_read_of_a_transposed_view_after_a_write_is_refused():
+    with pytest.raises(s2sad.UnsupportedSyntaxError, match="shares the array `M`") as err:
+        s2sad.grad(transpose_read_after_a_write)(X5)
+    assert "hint:" in str(err.value)
+
+
 def reassigns_parameter(x):
     x = np.sin(x)
     return np.sum(x * x)

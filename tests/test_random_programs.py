@@ -184,7 +184,7 @@ class Gen:
 
     def stmt(self, env, pad, nest):
         kinds = ["assign", "assign", "aug", "aug", "swap", "write", "write",
-                 "local_arr", "mat_row", "mat_elem", "row_view"]
+                 "local_arr", "mat_row", "mat_elem", "row_view", "matvec"]
         if env["loop"]:
             kinds += ["local_arr"]              # arrays created inside a loop, then written
         if nest > 0:
@@ -251,6 +251,11 @@ class Gen:
             return [f"{pad}{row} = M[{r}]",
                     f"{pad}{t} = np.tanh({t} + {row}[{k1}] * {self.expr(env, 1)} + np.sum({row}) * 0.1)",
                     f"{pad}M[{r}] = np.tanh({row} * {self.const()} + {row}[{k2}] + {self.expr(env, 1)})"]
+        if kind == "matvec":
+            # a matrix product with M (in a loop, its adjoint is added into M's in place)
+            arr = self.pick(["v", "w", "np.sin(v)"])
+            prod = self.pick([f"M @ {arr}", f"{arr} @ M.T", f"np.dot(M, {arr} * {self.expr(env, 1)})"])
+            return [f"{pad}{t} = np.tanh({t} + np.sum(np.tanh({prod}) * {self.expr(env, 1)}))"]
         if kind == "break":
             return [f"{pad}if {self.cond(env)}:", f"{pad}    break"]
         if kind == "continue":
