@@ -250,8 +250,10 @@ def _tanh_ov(x):
 
 def numpy_namespace():
     """A stand-in for the `numpy` module in compiled generated code: NumPy itself, but for the
-    vectorized exp, log and tanh above."""
+    vectorized exp, log and tanh above, and the whole-array reductions of numba_reductions."""
+    from . import numba_reductions
     ns = pytypes.ModuleType("numpy")
     ns.__dict__.update(np.__dict__)
     ns.exp, ns.log, ns.tanh = exp, log, tanh
+    ns.__dict__.update(numba_reductions.STAND_INS)
     return ns
