@@ -103,16 +103,49 @@ def flatten_params(ir, treedefs, where):
     containers = {name: () for name in paths}  # local name -> (root parameter, path so far)
     containers = {name: (name, ()) for name in paths}
 
+    lengths = {}  # names that hold a known int here: a list or tuple argument's len(), and min/max of those
+
+    def sequence_length(e):
+        """`len(c)`, c a list or tuple (part of) an argument -> its length, else None."""
+        if not (isinstance(e, gast.Call) and isinstance(e.func, gast.Name) and e.func.id == "len"
+                and len(e.args) == 1 and isinstance(e.args[0], gast.Name) and e.args[0].id in containers):
+            return None
+        root, path = containers[e.args[0].id]
+        sub = _subtree(paths[root][1], path)
+        return sub[1] if sub is not None and sub[0] in ("list", "tuple") else None
+
     def rewrite(body):
         out = []
         for s in body:
+            if isinstance(s, gast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], gast.Name):
+                n = sequence_length(s.value)
+                if n is not None:  # the length is part of the argument's structure: a constant here
+                    s.value = gast.Constant(value=n, kind=None)
+                else:
+                    n = _known_int(s.value, lengths)
+                lengths.pop(s.targets[0].id, None)
+                if n is not None:
+                    lengths[s.targets[0].id] = n
+            if isinstance(s, gast.For) and _reads_by_index(s, containers):
+                trips = _constant_range(s.iter, lengths)
+                if trips is not None:
+                    out += rewrite(_unrolled(s, trips, where, taken))
+                    continue
+            if isinstance(s, (gast.If, gast.For, gast.While)):  # what it assigns is known no more
+                for n in gast.walk(s):
+                    if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store):
+                        lengths.pop(n.id, None)
             if isinstance(s, gast.Assign) and isinstance(s.value, gast.Subscript) \
                     and isinstance(s.value.value, gast.Name) and s.value.value.id in containers:
                 root, path = containers[s.value.value.id]
                 key = s.value.slice
                 if not isinstance(key, gast.Constant):
-                    raise UnsupportedSyntaxError("indexing a dict/list argument with a computed key",
-                                                 where(s), "index containers with constant keys, e.g. params['W']")
+                    raise UnsupportedSyntaxError(
+                        "indexing a dict/list argument with a computed key (a list or tuple argument is read "
+                        "by a loop over it only when the loop runs to its end)", where(s),
+                        "index containers with constant keys, e.g. params['W'], or loop over a list or tuple "
+                        "argument with `for x in xs` or `for i in range(len(xs))`, without break, continue or "
+                        "return in the loop")
                 full = path + (key.value,)
                 leaves, _ = paths[root]
                 target = s.targets[0]
@@ -135,3 +168,96 @@ def flatten_params(ir, treedefs, where):
             raise UnsupportedSyntaxError(f"a use of the container argument `{node.id}` other than a constant-key read",
                                          where(node), "read its leaves with constant keys, e.g. params['W']")
     return ir, leaves_of
+
+
+def _subtree(treedef, path):
+    for key in path:
+        if treedef is None:
+            return None
+        kind, keys, defs = treedef
+        names = list(keys) if kind == "dict" else list(range(keys))
+        if key not in names:
+            return None
+        treedef = defs[names.index(key)]
+    return treedef
+
+
+def _reads_by_index(loop, containers):
+    """Does the loop's body read a container argument at its loop variable (`a = xs[i]`)?"""
+    i = loop.target.id if isinstance(loop.target, gast.Name) else None
+    return any(isinstance(n, gast.Subscript) and isinstance(n.value, gast.Name) and n.value.id in containers
+               and isinstance(n.slice, gast.Name) and n.slice.id == i for n in gast.walk(loop))
+
+
+def _known_int(e, known):
+    """The int value of `e` (a constant, a name in `known`, min or max of those), else None."""
+    if isinstance(e, gast.Constant) and type(e.value) is int:
+        return e.value
+    if isinstance(e, gast.Name):
+        return known.get(e.id)
+    if isinstance(e, gast.Call) and isinstance(e.func, gast.Name) and e.func.id in ("min", "max") and e.args \
+            and not e.keywords:
+        values = [_known_int(a, known) for a in e.args]
+        if None not in values:
+            return min(values) if e.func.id == "min" else max(values)
+    return None
+
+
+def _constant_range(it, lengths):
+    """`range(a, b, c)` whose bounds are constants or known lengths -> the list of its values."""
+    if not (isinstance(it, gast.Call) and isinstance(it.func, gast.Name) and it.func.id == "range"):
+        return None
+    bounds = [_known_int(a, lengths) for a in it.args]
+    return None if None in bounds else list(range(*bounds))
+
+
+def _unrolled(loop, trips, where, taken):
+    """A loop over a list or tuple argument as one copy of its body per element: each copy reads
+    its element with a constant key, and the elements may differ in shape (as in JAX, where
+    such a loop runs while tracing). A name each trip assigns before reading it gets a name of
+    its own in every copy but the last, so that no variable holds arrays of two shapes."""
+    from .normalize import copy_ir
+    for n in gast.walk(loop):
+        if isinstance(n, (gast.Break, gast.Continue, gast.Return)) or loop.orelse:
+            raise UnsupportedSyntaxError("a `break`, `continue` or `return` in a loop over a list or tuple "
+                                         "argument", where(n if not loop.orelse else loop),
+                                         "compute a flag in the loop and use it after the loop")
+    i = loop.target.id
+    own = _assigned_before_read(loop.body)
+    out = []
+    for j, k in enumerate(trips):
+        renamed = {}
+        if j < len(trips) - 1:
+            for v in sorted(own):
+                new = f"{v}_{k}"
+                while new in taken:
+                    new += "_"
+                taken.add(new)
+                renamed[v] = new
+        out.append(gast.copy_location(gast.Assign(targets=[gast.Name(id=i, ctx=gast.Store(), annotation=None,
+                                                                     type_comment=None)],
+                                                  value=gast.Constant(value=k, kind=None), type_comment=None), loop))
+        for s in loop.body:
+            s = copy_ir(s)
+            for n in gast.walk(s):
+                if isinstance(n, gast.Subscript) and isinstance(n.slice, gast.Name) and n.slice.id == i:
+                    n.slice = gast.Constant(value=k, kind=None)
+                elif isinstance(n, gast.Name) and n.id in renamed:
+                    n.id = renamed[n.id]
+            out.append(s)
+    return out
+
+
+def _assigned_before_read(body):
+    """Names whose first mention in `body` is as the target of a plain assignment at its top level."""
+    seen, own = set(), set()
+    for s in body:
+        if isinstance(s, gast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], gast.Name):
+            seen |= {n.id for n in gast.walk(s.value) if isinstance(n, gast.Name)}
+            v = s.targets[0].id
+            if v not in seen:
+                own.add(v)
+            seen.add(v)
+        else:
+            seen |= {n.id for n in gast.walk(s) if isinstance(n, gast.Name)}
+    return own

@@ -357,17 +357,17 @@ class Reverse:
                     self.ans_types[ans] = self.ty(v)
                     adjoint = self.adjoint(rhs, name(saved), name(ans))
                     out.append(assign(saved, g))
-                    out.append(self.reset(v))
                     if any(isinstance(n, gast.Name) and n.id == ans for a in adjoint for n in gast.walk(a)):
                         out.append(assign(ans, name(v)))
                         self.read(name(v))  # the new value, kept before the restore: v must be taped
                     out.append(self.restore_marker("name", v, s))
+                    out.append(self.reset(v, restored=True))
                     return out + adjoint
                 out += self.adjoint(rhs, g, target)
-                if self.needs_reset(v):
-                    out.append(self.reset(v))
             if id(s) not in self.first:
                 out.append(self.restore_marker("name", v, s))
+            if v in self.an.active and self.needs_reset(v):
+                out.append(self.reset(v, restored=id(s) not in self.first))
         elif isinstance(target, gast.Tuple):  # a, b = user_function(...)
             names = [e.id for e in target.elts]
             if any(v in self.an.active for v in names):
@@ -381,8 +381,8 @@ class Reverse:
                         seeds.append(name(saved))
                     else:
                         seeds.append(const(0.0))
-                out += [self.reset(v) for v in names if v in self.an.active and self.an.overwritten(v)]
                 out += [self.restore_marker("name", v, s) for v in reversed(names)]  # pops: last pushed first
+                out += [self.reset(v, restored=True) for v in names if v in self.an.active and self.an.overwritten(v)]
                 seed = gast.Tuple(elts=seeds, ctx=gast.Load())
                 if is_nested_call(rhs) and call_func(rhs).kind != "jvp":
                     out += self.nested_adjoint(rhs, seed)  # `gx, gy = grad(f, argnums=(0, 1))(x, y)`
@@ -414,12 +414,17 @@ class Reverse:
         once = self.an.assign_count.get(v, 0) == 1 and v not in self.an.params
         return not (once and (self.an.scope.get(v) is not None or v not in self.an.assigned_in_loop))
 
-    def reset(self, v):
+    def reset(self, v, restored):
+        """`v_bar` back to zeros before contributions to v's older value arrive. Once v is restored
+        (`restored`), the zeros take the shape of that older value, which may differ from the
+        newer one (`h = x; h = W @ h`): v's shape is then read, so it is taped at least."""
         ty = self.ty(v)
         if ty.is_scalar:
             return assign(self.bar(v), const(0.0))
-        value = parse_expr(f"np.zeros_like({self.bar(v)})")
-        return assign(self.bar(v), value)
+        if restored:
+            self.read_shape(v)
+            return assign(self.bar(v), parse_expr(f"np.zeros_like({v}, dtype=np.float64)"))
+        return assign(self.bar(v), parse_expr(f"np.zeros_like({self.bar(v)})"))
 
     def accumulate(self, v, contribution):
         """`v_bar = v_bar + contribution`."""
