@@ -421,7 +421,7 @@ class Reverse:
         ty = self.ty(v)
         if ty.is_scalar:
             return assign(self.bar(v), const(0.0))
-        if restored:
+        if restored and ty.is_array:
             self.read_shape(v)
             return assign(self.bar(v), parse_expr(f"np.zeros_like({v}, dtype=np.float64)"))
         return assign(self.bar(v), parse_expr(f"np.zeros_like({self.bar(v)})"))
