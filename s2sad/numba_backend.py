@@ -491,19 +491,19 @@ def _dot_adjoint_y(g, x, y):
 
 @overload(runtime.add_dot_adjoint_x)
 def _add_dot_adjoint_x(acc, g, x, y):
-    if _ndim(x) == 2 and _ndim(y) == 1 and _ndim(g) == 1 and _owned_float_array(acc, 2):
+    if _ndim(x) == 2 and _ndim(y) == 1 and _ndim(g) == 1 and _writable_float64(acc, 2):
         return lambda acc, g, x, y: _add_outer(acc, g, y)  # a weight's adjoint in a loop: no outer product made
     return lambda acc, g, x, y: runtime._add_into(acc, runtime.dot_adjoint_x(g, x, y))
 
 
 @overload(runtime.add_dot_adjoint_y)
 def _add_dot_adjoint_y(acc, g, x, y):
-    if _ndim(x) == 1 and _ndim(y) == 2 and _ndim(g) == 1 and _owned_float_array(acc, 2):
+    if _ndim(x) == 1 and _ndim(y) == 2 and _ndim(g) == 1 and _writable_float64(acc, 2):
         return lambda acc, g, x, y: _add_outer(acc, x, g)
     return lambda acc, g, x, y: runtime._add_into(acc, runtime.dot_adjoint_y(g, x, y))
 
 
-def _owned_float_array(t, ndim):
+def _writable_float64(t, ndim):
     return isinstance(t, types.Array) and t.dtype == types.float64 and t.ndim == ndim and t.mutable
 
 

@@ -607,10 +607,8 @@ def _owning_names(fn):
         """Is the loaded name n used up where it stands: no other name can come to hold its array?"""
         up = parents.get(n)
         if isinstance(up, gast.Subscript) and up.value is n:
-            if isinstance(up.ctx, gast.Store):
-                return True  # a write into it
-            n, up = up, parents.get(up)  # an item or a slice, consumed by arithmetic only
-            return isinstance(up, arithmetic)
+            # a write into it, or an item or a slice read by arithmetic (a slice is a view)
+            return isinstance(up.ctx, gast.Store) or isinstance(parents.get(up), arithmetic)
         while isinstance(up, gast.Tuple):  # returned in a tuple (of tuples)
             up = parents.get(up)
         if isinstance(up, arithmetic) or isinstance(up, gast.Return):
