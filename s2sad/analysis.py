@@ -533,7 +533,6 @@ def copy_views_of_written_arrays(fn, analysis):
                     and view_source(s.value, analysis) in written and not analysis.type_of(s.value).is_scalar:
                 view = names.fresh("view")
                 first = gast.copy_location(assign(view, s.value), s)
-                import numpy as np
                 second = gast.copy_location(assign(s.targets[0].id, _call("np.copy", [name(view)], np.copy, s)), s)
                 out += [first, second]
                 continue

@@ -35,6 +35,8 @@ from llvmlite import ir
 from numba import njit, types, vectorize
 from numba.extending import intrinsic, overload
 
+from . import numba_reductions
+
 
 @intrinsic
 def _bits(typingctx, x):
@@ -251,7 +253,6 @@ def _tanh_ov(x):
 def numpy_namespace():
     """A stand-in for the `numpy` module in compiled generated code: NumPy itself, but for the
     vectorized exp, log and tanh above, and the whole-array reductions of numba_reductions."""
-    from . import numba_reductions
     ns = pytypes.ModuleType("numpy")
     ns.__dict__.update(np.__dict__)
     ns.exp, ns.log, ns.tanh = exp, log, tanh

@@ -217,11 +217,11 @@ def _unrolled(loop, trips, where, taken):
     such a loop runs while tracing). A name each trip assigns before reading it gets a name of
     its own in every copy but the last, so that no variable holds arrays of two shapes."""
     from .normalize import copy_ir
-    for n in gast.walk(loop):
-        if isinstance(n, (gast.Break, gast.Continue, gast.Return)) or loop.orelse:
-            raise UnsupportedSyntaxError("a `break`, `continue` or `return` in a loop over a list or tuple "
-                                         "argument", where(n if not loop.orelse else loop),
-                                         "compute a flag in the loop and use it after the loop")
+    exit_ = next((n for n in gast.walk(loop) if isinstance(n, (gast.Break, gast.Continue, gast.Return))),
+                 loop if loop.orelse else None)
+    if exit_ is not None:
+        raise UnsupportedSyntaxError("a `break`, `continue`, `return` or `else` in a loop over a list or tuple "
+                                     "argument", where(exit_), "compute a flag in the loop and use it after the loop")
     i = loop.target.id
     own = _assigned_before_read(loop.body)
     out = []
