@@ -70,7 +70,9 @@ class Module:
     def __init__(self):
         self.functions = []      # gast FunctionDefs in definition order
         self.primals = {}        # id(fn) -> emitted primal name (unique in the module)
-        self.taken = set()       # every function name defined in the module
+        # every function name defined in the module; a user's function named like one of the
+        # module's own helpers (`unbroadcast`, `inside`) gets another name, not the helper's
+        self.taken = set(_module_names()) | {"scipy"}
         self.vjps = {}           # (id(fn), arg types, wrt) -> name
         self.results = {}        # (id(fn), arg types) -> Ty of the output
         self.namespace = {}      # user globals the generated code refers to
@@ -243,13 +245,9 @@ class Module:
         return tree
 
     def load(self, source, filename):
-        namespace = {"np": np, "math": math}
+        namespace = _module_names()
         if "scipy.special" in sys.modules:  # generated code calls scipy.special only where the user's did
             namespace["scipy"] = sys.modules["scipy"]
-        namespace.update(runtime.HELPERS)
-        namespace.update(custom.NAMES)
-        namespace["scalar_output_tangent"] = custom.scalar_output_tangent
-        namespace["jvp_transpose"] = custom.jvp_transpose
         namespace.update(self.namespace)
         from . import cache
         cached = cache.load(source, namespace)  # a content-hashed file, so Numba can cache compiled code
@@ -260,6 +258,16 @@ class Module:
         code = compile(source, filename, "exec")
         exec(code, namespace)
         return namespace
+
+
+def _module_names():
+    """The names every generated module has before the user's globals join it."""
+    names = {"np": np, "math": math}
+    names.update(runtime.HELPERS)
+    names.update(custom.NAMES)
+    names["scalar_output_tangent"] = custom.scalar_output_tangent
+    names["jvp_transpose"] = custom.jvp_transpose
+    return names
 
 
 def _same_value(a, b):

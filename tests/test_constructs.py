@@ -70,6 +70,23 @@ def uses_globals(x):
     return SCALE * np.sum(WEIGHTS * x)
 
 
+def unbroadcast(x, b):  # named like a helper that generated adjoints call
+    return x * b
+
+
+def named_like_a_helper(x, b):
+    return np.sum(unbroadcast(x, b) ** 2)
+
+
+@pytest.mark.parametrize("backend", ["python", "numba"])
+def test_a_user_function_named_like_a_generated_code_helper(backend):
+    # the user's `unbroadcast` once replaced s2sad's in the generated module: the gradient was wrong
+    x, b = np.array([0.0, 1.0, 2.0]), np.array([2.0])
+    gx, gb = s2sad.grad(named_like_a_helper, argnums=(0, 1), backend=backend)(x, b)
+    np.testing.assert_allclose(gx, 2 * x * b ** 2, rtol=1e-12)
+    np.testing.assert_allclose(gb, [np.sum(2 * x ** 2 * b)], rtol=1e-12)
+
+
 def test_module_globals_constant_and_array():
     np.testing.assert_allclose(s2sad.grad(uses_globals)(X5), SCALE * WEIGHTS)
 
