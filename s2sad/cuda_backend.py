@@ -42,6 +42,14 @@ NP_ALLOCATING = {"zeros", "ones", "empty", "full", "array", "asarray", "arange",
 BUILTINS_OK = {"abs", "min", "max", "float", "int", "bool", "range", "round", "len"}
 
 
+def _logistic(x):
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+# runtime helpers that generated code of scalars may call, as device functions
+DEVICE_HELPERS = {"logistic": _logistic}
+
+
 def _numpy_compat():
     """numba-cuda 0.30 types `np.row_stack`, which NumPy 2.5 removed (it was an alias of vstack)."""
     if not hasattr(np, "row_stack"):
@@ -195,6 +203,8 @@ class KernelRunner:
             if isinstance(obj, pytypes.FunctionType) and obj.__globals__ is ns:
                 clone = pytypes.FunctionType(obj.__code__, dev_ns, obj.__name__, obj.__defaults__, obj.__closure__)
                 dev_ns[name] = cuda.jit(clone) if name == "_s2sad_kernel" else cuda.jit(device=True)(clone)
+        for name, fn in DEVICE_HELPERS.items():
+            dev_ns[name] = cuda.jit(device=True)(fn)
         self.kernel = dev_ns["_s2sad_kernel"]
         self.compiled = False
 

@@ -623,6 +623,10 @@ class Normalizer:
                 return expr
             return self.global_value(expr)
         if isinstance(expr, gast.BinOp):
+            x = self.logistic_argument(expr)
+            if x is not None:
+                from . import runtime
+                return _call("logistic", [self.atom(x, out)], runtime.logistic, expr)
             return _binop(self.atom(expr.left, out), expr.op, self.atom(expr.right, out), expr)
         if isinstance(expr, gast.UnaryOp):
             operand = self.atom(expr.operand, out)
@@ -659,6 +663,26 @@ class Normalizer:
             node = type(expr)(elts=[self.atom(e, out) for e in expr.elts], ctx=gast.Load())
             return gast.copy_location(node, expr)
         raise self.error(f"the expression `{type(expr).__name__}`", expr)
+
+    def logistic_argument(self, expr):
+        """x where `expr` is `1 / (1 + exp(-x))` (either exp, either order of the sum, 1 or 1.0);
+        for `1 / (1 + exp(e))`, -e. Else None.
+
+        That is the logistic sigmoid, spelled out: s2sad differentiates it as one function
+        (runtime.logistic), whose derivative ans * (1 - ans) needs no exp(-x) kept for the
+        reverse sweep and stays finite where exp(-x) overflows."""
+        if not (isinstance(expr.op, gast.Div) and _is_one(expr.left)
+                and isinstance(expr.right, gast.BinOp) and isinstance(expr.right.op, gast.Add)):
+            return None
+        a, b = expr.right.left, expr.right.right
+        exp = b if _is_one(a) else a if _is_one(b) else None
+        if not (isinstance(exp, gast.Call) and len(exp.args) == 1 and not exp.keywords
+                and not isinstance(exp.args[0], gast.Starred) and self.resolve(exp.func) in (np.exp, math.exp)):
+            return None
+        e = exp.args[0]
+        if isinstance(e, gast.UnaryOp) and isinstance(e.op, gast.USub):
+            return e.operand
+        return gast.copy_location(gast.UnaryOp(op=gast.USub(), operand=e), e)
 
     def global_value(self, expr):
         obj = self.resolve(expr)
@@ -886,6 +910,10 @@ def _returns_at_tail_only(body):
 def _store(array):
     node = gast.Name(id=array.id, ctx=gast.Store(), annotation=None, type_comment=None)
     return node
+
+
+def _is_one(node):
+    return isinstance(node, gast.Constant) and type(node.value) in (int, float) and node.value == 1
 
 
 def _binop(left, op, right, like):

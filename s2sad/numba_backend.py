@@ -697,6 +697,15 @@ for _fn, _kind, _whole in ((np.max, _MAX, njit(lambda a: np.max(a))), (np.amax, 
     overload(_fn)(_axis_reduction(_kind, _whole))
 
 
+@overload(runtime.logistic)
+def _logistic(x):
+    # compiled generated code calls numba_math.logistic (compile_module); this one serves code
+    # compiled elsewhere (vmap's loops, the CLI's emitted modules)
+    if isinstance(x, types.Array) or _is_scalar(x):
+        return lambda x: 1.0 / (1.0 + np.exp(-x))
+    return None
+
+
 # ---- scipy.special ---------------------------------------------------------------------
 @njit
 def _expit(x):
@@ -1023,6 +1032,7 @@ def compile_module(namespace, name, module, explicit=False):
         nb_namespace = dict(namespace)
     nb_namespace["Tape"] = Tape
     nb_namespace["np"] = NUMPY
+    nb_namespace["logistic"] = numba_math.logistic   # a ufunc: fused with the arithmetic around it
     for fn_name in names:
         fn = namespace[fn_name]
         clone = pytypes.FunctionType(fn.__code__, nb_namespace, fn.__name__, fn.__defaults__, fn.__closure__)

@@ -21,7 +21,8 @@ it), with infinities, NaN, zeros and subnormals handled as the C library does.
 - tanh: its Taylor series where |x| < 0.625 (1 - 2 / (exp(2|x|) + 1) would
   cancel near 0), 1 - 2 / (exp(2|x|) + 1) beyond.
 
-exp and log are ufuncs (Numba DUFuncs), so that Numba fuses them with the elementwise
+exp, log and the logistic function 1 / (1 + exp(-x)) (generated code's `logistic`) are
+ufuncs (Numba DUFuncs), so that Numba fuses them with the elementwise
 arithmetic around them into one loop; tanh of a float64 array is a loop of its own
 (its kernel is too large to inline). A float64 (array element or scalar) goes through
 the kernel; other dtypes and complex values go to Numba's own np.exp/np.log/np.tanh.
@@ -182,6 +183,11 @@ def tanh_kernel(x):
     return x if math.isnan(x) else math.copysign(t, x)
 
 
+@njit(inline="always")
+def logistic_kernel(x):
+    return _div(1.0, 1.0 + exp_kernel(-x))   # exp(-x) = inf: 0; NaN stays NaN
+
+
 # exp and log are ufuncs of Numba's own (DUFuncs): Numba fuses a ufunc call with the arithmetic
 # around it in one expression (`np.exp(x - a) * g`) into a single loop over the elements, the
 # kernel inlined, where an opaque function would need a new array for each step. Each compiles
@@ -200,6 +206,15 @@ def _tanh_one(v):
     return np.tanh(v)
 
 
+def _logistic_one(v):
+    return 1.0 / (1.0 + np.exp(-v))
+
+
+@njit
+def _logistic_fallback(v):
+    return 1.0 / (1.0 + np.exp(-v))
+
+
 def _per_type(one, kernel, fallback):
     @overload(one)
     def _ov(v):
@@ -213,6 +228,7 @@ def _per_type(one, kernel, fallback):
 _per_type(_exp_one, exp_kernel, np.exp)
 _per_type(_log_one, log_kernel, np.log)
 _per_type(_tanh_one, tanh_kernel, np.tanh)
+_per_type(_logistic_one, logistic_kernel, _logistic_fallback)
 
 
 @vectorize(cache=True)
@@ -223,6 +239,11 @@ def exp(v):
 @vectorize(cache=True)
 def log(v):
     return _log_one(v)
+
+
+@vectorize(cache=True)
+def logistic(v):   # runtime.logistic: the user's 1 / (1 + np.exp(-x)), recognized by normalize
+    return _logistic_one(v)
 
 
 # tanh's kernel is too large for LLVM to inline into a fused loop: called once per element it

@@ -839,7 +839,7 @@ def _read_outside_its_loops(fn, v):
 # expression reads; `np.add(..., out=a)` and methods such as `a.sort()` may write into an array.)
 _PURE_HELPERS = {"unbroadcast", "sum_adjoint", "prod_adjoint", "extreme_adjoint", "cumsum_adjoint",
                  "dot_adjoint_x", "dot_adjoint_y", "inner_adjoint_x", "inner_adjoint_y", "transpose_adjoint",
-                 "max_share", "inside", "zeros_like", "reshape", "astype", "stop_gradient",
+                 "max_share", "inside", "logistic", "zeros_like", "reshape", "astype", "stop_gradient",
                  "float", "int", "bool", "abs", "min", "max", "len", "range"}
 _NP_WRITERS = {"copyto", "put", "place", "putmask", "fill_diagonal"}
 _PURE_NODES = (gast.Name, gast.Constant, gast.BinOp, gast.UnaryOp, gast.BoolOp, gast.Compare, gast.IfExp,

@@ -12,6 +12,8 @@ that picks the stack, which Numba's type unification keeps consistent with
 the push.
 """
 
+import math
+
 import numpy as np
 
 
@@ -73,6 +75,20 @@ def tape_get(tape, slot, like):
 def stop_gradient(x):
     """The value of `x`, through which no derivative flows."""
     return x
+
+
+def logistic(x):
+    """1 / (1 + exp(-x)), which the user wrote: normalize recognizes that expression.
+
+    Its derivative is ans * (1 - ans), so the reverse sweep keeps one value (the result) where
+    the chain rule through exp, + and / keeps three, and it is 0, not NaN, where exp(-x)
+    overflows (the chain rule there multiplies 0 by inf)."""
+    if isinstance(x, (np.ndarray, np.generic)):
+        return 1.0 / (1.0 + np.exp(-x))
+    try:
+        return 1.0 / (1.0 + math.exp(-x))
+    except OverflowError:  # math.exp raises where np.exp gives inf (and so the result 0)
+        return 0.0
 
 
 def reversed_range(start, stop, step):

@@ -54,6 +54,8 @@ rule(runtime.add_at, params="target, index, g", adjoint={},
      tangent={"target": "np.copy(target_dot)", "g": "add_at(np.zeros_like(target), index, g_dot)"},
      result=_like("target"))
 rule(runtime.astype, params="x, dtype", adjoint={"x": "g"}, tangent={"x": "np.copy(x_dot)"}, result=_like("x"))
+# the user's 1 / (1 + exp(-x)), recognized by normalize
+rules.E(runtime.logistic)("x", x="ans * (1 - ans)")
 # piecewise constant: zero derivative wherever it exists
 rule(runtime.max_share, params="x, y", adjoint={}, tangent={}, result=lambda a, c: T.broadcast(*a.values()))
 rule(runtime.inside, params="x, lo, hi", adjoint={}, tangent={}, result=lambda a, c: T.broadcast(*a.values()))

@@ -124,6 +124,17 @@ else:
         close(delta, cpu[0])
         close(vega, cpu[1])
 
+    def sigmoid_neuron(x, w):
+        return 1.0 / (1.0 + math.exp(-w * x)) + 1 / (np.exp(x) + 1)
+
+    def test_the_logistic_sigmoid_against_its_closed_form():
+        # generated code calls `logistic` (normalize recognizes 1 / (1 + exp(-x))): a device function
+        g = s2sad.vmap(s2sad.grad(sigmoid_neuron, argnums=(0, 1)), in_axes=(0, None), backend="cuda")
+        dx, dw = g(XS, 0.7)
+        s, t = 1 / (1 + np.exp(-0.7 * XS)), 1 / (1 + np.exp(XS))
+        close(dx, 0.7 * s * (1 - s) - t * (1 - t))
+        close(dw, XS * s * (1 - s))
+
     def test_grad_of_grad_and_jvp():
         t = np.tanh(XS)
         close(s2sad.vmap(s2sad.grad(s2sad.grad(np.tanh)), backend="cuda")(XS), -2 * t * (1 - t ** 2))

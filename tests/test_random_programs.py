@@ -110,7 +110,7 @@ class Gen:
             return self.atom(env)
         a = lambda: self.expr(env, depth - 1)  # noqa: E731
         kind = self.pick(["add", "sub", "mul", "div", "pow", "sin", "cos", "tanh", "exp", "msin",
-                          "sqrt", "max", "neg", "helper", "mcos", "rec", "ngrad"])
+                          "sqrt", "max", "neg", "helper", "mcos", "rec", "ngrad", "sigmoid"])
         if kind == "add":
             return f"({a()} + {a()})"
         if kind == "sub":
@@ -130,6 +130,9 @@ class Gen:
             return f"np.tanh({a()})"
         if kind == "exp":
             return f"np.exp(np.tanh({a()}))"
+        if kind == "sigmoid":  # the spellings normalize recognizes as one function, logistic
+            return self.pick([f"(1.0 / (1.0 + np.exp(-{a()})))", f"(1 / (np.exp({a()}) + 1))",
+                              f"(1.0 / (1.0 + math.exp(-np.tanh({a()}))))"])
         if kind == "msin":
             return f"math.sin({a()})"
         if kind == "mcos":
