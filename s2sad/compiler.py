@@ -199,19 +199,30 @@ class Module:
         closures over `scale`, say): the later one reads a renamed copy (`scale_2`)."""
         local = {a.id for a in tree.args.args} | {n.id for n in gast.walk(tree)
                                                    if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store)}
+        reserved = _module_names()
         renames = {}
+
+        def renamed(node):  # a user's global under a name of its own in this module?
+            if node.id in reserved:  # the module's helper, unless the user's code named its own global so
+                return getattr(node, "s2sad_global", False) and node.id in renames
+            return node.id in renames
+
         for node in gast.walk(tree):
             if isinstance(node, gast.Name) and node.id not in local and node.id not in ("np", "math", "scipy"):
-                if node.id in func.parsed.namespace and node.id not in runtime.HELPERS and node.id not in renames:
-                    value = func.parsed.namespace[node.id]
-                    if node.id not in self.namespace:
-                        self.namespace[node.id] = value
-                    elif not _same_value(self.namespace[node.id], value):
+                if node.id not in func.parsed.namespace or node.id in renames:
+                    continue
+                value = func.parsed.namespace[node.id]
+                if node.id in reserved:
+                    if getattr(node, "s2sad_global", False) and value is not reserved[node.id]:
                         renames[node.id] = self._global_name(node.id, value)
+                elif node.id not in self.namespace:
+                    self.namespace[node.id] = value
+                elif not _same_value(self.namespace[node.id], value):
+                    renames[node.id] = self._global_name(node.id, value)
         if renames:
             tree = normalize.copy_ir(tree)  # the IR is shared with other modules: rename a copy
             for node in gast.walk(tree):
-                if isinstance(node, gast.Name) and node.id in renames and node.id not in local:
+                if isinstance(node, gast.Name) and node.id not in local and renamed(node):
                     node.id = renames[node.id]
         self.functions.append(tree)
 

@@ -78,13 +78,28 @@ def named_like_a_helper(x, b):
     return np.sum(unbroadcast(x, b) ** 2)
 
 
+inside = np.array([2.0, -3.0, 0.5])  # a global array named like another helper (`inside`, of np.clip)
+
+
+def reads_a_global_named_like_a_helper(x):
+    return np.sum(np.clip(x, -1.0, 1.0) * inside) + np.sum(x * x * inside)
+
+
 @pytest.mark.parametrize("backend", ["python", "numba"])
-def test_a_user_function_named_like_a_generated_code_helper(backend):
-    # the user's `unbroadcast` once replaced s2sad's in the generated module: the gradient was wrong
+def test_user_globals_named_like_generated_code_helpers(backend):
+    # the user's `unbroadcast` once replaced s2sad's in the generated module (a wrong gradient),
+    # and a global array called `inside` was replaced by s2sad's helper (an internal TypeError)
     x, b = np.array([0.0, 1.0, 2.0]), np.array([2.0])
     gx, gb = s2sad.grad(named_like_a_helper, argnums=(0, 1), backend=backend)(x, b)
     np.testing.assert_allclose(gx, 2 * x * b ** 2, rtol=1e-12)
     np.testing.assert_allclose(gb, [np.sum(2 * x ** 2 * b)], rtol=1e-12)
+    jx = s2sad.jacfwd(named_like_a_helper, backend=backend)(x, b)
+    np.testing.assert_allclose(jx, 2 * x * b ** 2, rtol=1e-12)
+    x = np.array([0.5, -2.0, 0.25])
+    g = s2sad.grad(reads_a_global_named_like_a_helper, backend=backend)
+    np.testing.assert_allclose(g(x), (np.abs(x) < 1.0) * inside + 2 * x * inside, rtol=1e-12)
+    h = s2sad.hessian(reads_a_global_named_like_a_helper, backend=backend)(x)
+    np.testing.assert_allclose(h, np.diag(2 * inside), rtol=1e-12)
 
 
 def test_module_globals_constant_and_array():
