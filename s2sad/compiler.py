@@ -72,7 +72,7 @@ class Module:
         self.primals = {}        # id(fn) -> emitted primal name (unique in the module)
         # every function name defined in the module; a user's function named like one of the
         # module's own helpers (`unbroadcast`, `inside`) gets another name, not the helper's
-        self.taken = set(_module_names()) | {"scipy"}
+        self.taken = set(module_names()) | {"scipy"}
         self.vjps = {}           # (id(fn), arg types, wrt) -> name
         self.results = {}        # (id(fn), arg types) -> Ty of the output
         self.namespace = {}      # user globals the generated code refers to
@@ -199,7 +199,7 @@ class Module:
         closures over `scale`, say): the later one reads a renamed copy (`scale_2`)."""
         local = {a.id for a in tree.args.args} | {n.id for n in gast.walk(tree)
                                                    if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store)}
-        reserved = _module_names()
+        reserved = module_names()
         renames = {}
 
         def renamed(node):  # a user's global under a name of its own in this module?
@@ -256,7 +256,7 @@ class Module:
         return tree
 
     def load(self, source, filename):
-        namespace = _module_names()
+        namespace = module_names()
         if "scipy.special" in sys.modules:  # generated code calls scipy.special only where the user's did
             namespace["scipy"] = sys.modules["scipy"]
         namespace.update(self.namespace)
@@ -271,7 +271,7 @@ class Module:
         return namespace
 
 
-def _module_names():
+def module_names():
     """The names every generated module has before the user's globals join it."""
     names = {"np": np, "math": math}
     names.update(runtime.HELPERS)

@@ -138,11 +138,38 @@ def is_atom(node):
     return isinstance(node, (gast.Name, gast.Constant)) or getattr(node, "s2sad_global", False)
 
 
+def _locals_renamed_off_helpers(fn):
+    """`fn`, or a copy of it in which each local variable named like a helper that generated code
+    calls (`push`, `unbroadcast`, `logistic`, ...) is renamed (`push_`): else the generated code
+    would call the user's value."""
+    from .compiler import module_names
+    reserved = set(module_names()) - {"np", "math"}  # a local `np` breaks the user's own code first
+    args = fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs
+    local = {a.id for a in args} | {n.id for n in gast.walk(fn) if isinstance(n, gast.Name)
+                                    and isinstance(n.ctx, (gast.Store, gast.Param))}
+    clashes = local & reserved
+    if not clashes:
+        return fn
+    taken = {n.id for n in gast.walk(fn) if isinstance(n, gast.Name)} | reserved
+    renames = {}
+    for v in sorted(clashes):
+        new = v + "_"
+        while new in taken:
+            new += "_"
+        taken.add(new)
+        renames[v] = new
+    fn = copy_ir(fn)
+    for n in gast.walk(fn):
+        if isinstance(n, gast.Name) and n.id in renames:
+            n.id = renames[n.id]
+    return fn
+
+
 class Normalizer:
     def __init__(self, parsed):
         self.parsed = parsed
         self.ns = parsed.namespace
-        fn = parsed.tree
+        fn = self.tree = _locals_renamed_off_helpers(parsed.tree)
         self.params = [a.id for a in fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs]
         self.locals = set(self.params)
         for node in gast.walk(fn):
@@ -165,7 +192,7 @@ class Normalizer:
 
     # ---- entry ----------------------------------------------------------
     def run(self):
-        fn = self.parsed.tree
+        fn = self.tree
         body = [s for s in fn.body if not _is_dropped(s) or self.is_push_stmt(s)]
         if not body or not _returns_at_tail_only(body):
             self.returned, self.retval = "_returned", "_retval"

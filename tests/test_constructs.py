@@ -85,6 +85,27 @@ def reads_a_global_named_like_a_helper(x):
     return np.sum(np.clip(x, -1.0, 1.0) * inside) + np.sum(x * x * inside)
 
 
+def locals_named_like_helpers(push, pop=2.0):
+    unbroadcast = push * 2.0
+    total = 0.0
+    for i in range(3):
+        logistic = np.sin(unbroadcast * push) * i
+        total = total + np.sum(logistic) * pop
+    return total
+
+
+@pytest.mark.parametrize("backend", ["python", "numba"])
+def test_locals_and_parameters_named_like_generated_code_helpers(backend):
+    # generated code called the user's `push` and `unbroadcast` (arrays: an internal TypeError)
+    x = np.array([0.3, -0.5, 1.1])
+    g = s2sad.grad(locals_named_like_helpers, backend=backend)
+    np.testing.assert_allclose(g(x), 3 * 2.0 * 4 * x * np.cos(2 * x * x), rtol=1e-12)
+    np.testing.assert_allclose(g(push=x, pop=3.0), 3 * 3.0 * 4 * x * np.cos(2 * x * x), rtol=1e-12)
+    gp = s2sad.grad(locals_named_like_helpers, argnums=1, backend=backend)(x, 3.0)
+    assert gp == pytest.approx(3 * np.sum(np.sin(2 * x * x)), rel=1e-12)
+    assert_grad_matches(g(x), locals_named_like_helpers, (x,))
+
+
 @pytest.mark.parametrize("backend", ["python", "numba"])
 def test_user_globals_named_like_generated_code_helpers(backend):
     # the user's `unbroadcast` once replaced s2sad's in the generated module (a wrong gradient),
