@@ -18,6 +18,8 @@ from .normalize import copy_ir
 def run(fn):
     """Every pass, in order, on one generated function."""
     drop_dead(fn)
+    if read_shapes_of_sources(fn):
+        drop_dead(fn)  # a value read for its shape alone may now be unread
     inline_temporaries(fn)
     filled_by_loops(fn)
     accumulate_in_place(fn)
@@ -950,12 +952,121 @@ def inline_temporaries(fn):
     return _rewrite_blocks(fn, block)
 
 
+# ---- shapes --------------------------------------------------------------------------------------
+# helpers, and NumPy functions, that read only the shape of one argument (its position)
+_SHAPE_ARGUMENT = {"unbroadcast": 1, "sum_adjoint": 1}
+_SHAPE_ARGUMENT_NP = {"size": 0, "shape": 0, "ndim": 0}
+
+
+def _shape_argument(node):
+    """The position of the argument whose shape alone a call reads, else None."""
+    if not isinstance(node, gast.Call):
+        return None
+    k = _SHAPE_ARGUMENT.get(_call_name(node))
+    return k if k is not None or node.keywords else _SHAPE_ARGUMENT_NP.get(_np_name(node))
+# NumPy functions of one array that give an array of its shape
+_ELEMENTWISE_NP = {"exp", "log", "tanh", "sin", "cos", "tan", "sqrt", "abs", "fabs", "negative", "square",
+                   "log1p", "expm1", "sinh", "cosh", "arctan", "arcsin", "arccos", "cbrt", "log2", "log10"}
+
+
+def _is_number(e):
+    return isinstance(e, gast.Constant) and type(e.value) in (int, float)
+
+
+def _shape_source(e):
+    """w where `e` has the shape of the name w: w with numeric constants (`w ** 2`, `0.5 * w`,
+    `-w`) or an elementwise function of w alone (`np.exp(w)`, `logistic(w)`); else None."""
+    if isinstance(e, gast.UnaryOp) and isinstance(e.operand, gast.Name):
+        return e.operand.id
+    if isinstance(e, gast.BinOp):
+        if isinstance(e.left, gast.Name) and _is_number(e.right):
+            return e.left.id
+        if isinstance(e.right, gast.Name) and _is_number(e.left):
+            return e.right.id
+    if isinstance(e, gast.Call) and len(e.args) == 1 and not e.keywords and isinstance(e.args[0], gast.Name) \
+            and (_np_name(e) in _ELEMENTWISE_NP or _call_name(e) == "logistic"):
+        return e.args[0].id
+    return None
+
+
+def read_shapes_of_sources(fn):
+    """`v = w ** 2; ...; unbroadcast(g, v)` -> `... unbroadcast(g, w)`: where a helper reads only
+    an argument's shape, v is a temporary that has the shape of w, and w stays an array anyway
+    (a user's name, or read twice), read w.
+
+    Then v may be read once, by the expression that uses its value, and inline_temporaries puts
+    `w ** 2` there: one array fewer. Only where v and w are each bound once in the function (w
+    may be a parameter), so that the two shapes are those of one evaluation. True if it changed
+    anything."""
+    loads, stores = _name_counts(fn)
+    source = {}
+    for s in gast.walk(fn):
+        if isinstance(s, gast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], gast.Name):
+            v, w = s.targets[0].id, _shape_source(s.value)
+            if w is not None and w != v and stores.get(v) == 1 and stores.get(w) == 1:
+                source[v] = w
+
+    shape_reads = {}
+    for n in gast.walk(fn):
+        k = _shape_argument(n)
+        if k is not None and len(n.args) > k and isinstance(n.args[k], gast.Name):
+            shape_reads[n.args[k].id] = shape_reads.get(n.args[k].id, 0) + 1
+
+    def kept(v):  # an array of its own whatever this pass does: a user's name, or read twice
+        return not v.startswith("_") or loads.get(v, 0) - shape_reads.get(v, 0) >= 2
+
+    def witness(v):  # the first name along v -> its source -> ... that stays an array anyway
+        seen = {v}
+        while not kept(v) and v in source and source[v] not in seen:
+            v = source[v]
+            seen.add(v)
+        return v
+
+    def reads_shape_of_derived(node):
+        k = _shape_argument(node)
+        return k is not None and len(node.args) > k and isinstance(node.args[k], gast.Name) \
+            and witness(node.args[k].id) != node.args[k].id
+
+    def block(stmts):
+        out = []
+        for s in stmts:
+            if not isinstance(s, (gast.For, gast.While, gast.If)) and any(
+                    reads_shape_of_derived(n) for n in gast.walk(s)):
+                s = copy_ir(s)
+                changed[0] = True
+                for n in gast.walk(s):
+                    if reads_shape_of_derived(n):
+                        k = _shape_argument(n)
+                        n.args[k] = gast.Name(id=witness(n.args[k].id), ctx=gast.Load(), annotation=None,
+                                              type_comment=None)
+            out.append(s)
+        return out
+    changed = [False]
+    if source:
+        _rewrite_blocks(fn, block)
+    return changed[0]
+
+
 # ---- algebra ------------------------------------------------------------------------------------
-def _spread_scalar(e):
-    """`sum_adjoint(s, x, None)` (the scalar s spread over x's shape) -> (s, x's name), else None."""
-    if _call_name(e) == "sum_adjoint" and len(e.args) == 3 and isinstance(e.args[1], gast.Name) \
-            and isinstance(e.args[2], gast.Constant) and e.args[2].value is None and not e.keywords:
-        return e.args[0], e.args[1].id
+def _spread(e):
+    """`sum_adjoint(g, x, axis)` (g spread over x's shape) -> (what `g` broadcasts as against x,
+    x's name), else None: g itself for a whole sum (a scalar), for a sum along a constant axis
+    `np.expand_dims(g, axis)` (a view)."""
+    if not (_call_name(e) == "sum_adjoint" and len(e.args) == 3 and isinstance(e.args[1], gast.Name)
+            and not e.keywords):
+        return None
+    g, x, axis = e.args[0], e.args[1].id, e.args[2]
+    if isinstance(axis, gast.Constant) and axis.value is None:
+        return g, x
+    if isinstance(axis, gast.UnaryOp) and isinstance(axis.op, gast.USub):  # `-1` as parsed
+        axis = axis.operand
+        axis = gast.Constant(value=-axis.value, kind=None) if isinstance(axis, gast.Constant) \
+            and type(axis.value) is int else None
+    if isinstance(axis, gast.Constant) and type(axis.value) is int:
+        return gast.Call(func=gast.Attribute(value=gast.Name(id="np", ctx=gast.Load(), annotation=None,
+                                                             type_comment=None),
+                                             attr="expand_dims", ctx=gast.Load()),
+                         args=[g, axis], keywords=[]), x
     return None
 
 
@@ -963,12 +1074,15 @@ class _Simplify(gast.NodeTransformer):
     """Identities that save an array: each gives the same numbers, bit for bit.
 
     - `sum_adjoint(s, x, None) * x` -> `s * x` (any elementwise operator, either side): the
-      adjoint of a full sum is a scalar, and x gives the result its shape anyway.
-    - `np.sum(-e)` -> `-np.sum(e)`: negation is exact, so the sums agree to the last bit."""
+      adjoint of a full sum is a scalar, and x gives the result its shape anyway. Along an
+      axis: `sum_adjoint(g, x, 1) * x` -> `np.expand_dims(g, 1) * x`, a view of g broadcast.
+    - `np.sum(-e)` -> `-np.sum(e)` and `unbroadcast(-e, x)` -> `-unbroadcast(e, x)`: negation
+      is exact, so the sums agree to the last bit, and the minus joins the elementwise
+      expression around it instead of making an array of its own."""
     def visit_BinOp(self, node):
         self.generic_visit(node)
         for spread, other, side in ((node.left, node.right, "left"), (node.right, node.left, "right")):
-            found = _spread_scalar(spread)
+            found = _spread(spread)
             if found is not None and isinstance(other, gast.Name) and other.id == found[1]:
                 setattr(node, side, found[0])
                 self.changed = True
@@ -977,9 +1091,9 @@ class _Simplify(gast.NodeTransformer):
 
     def visit_Call(self, node):
         self.generic_visit(node)
-        if _np_name(node) == "sum" and len(node.args) == 1 and isinstance(node.args[0], gast.UnaryOp) \
-                and isinstance(node.args[0].op, gast.USub):
-            node.args = [node.args[0].operand]
+        if (_np_name(node) == "sum" and len(node.args) == 1 or _call_name(node) == "unbroadcast") \
+                and node.args and isinstance(node.args[0], gast.UnaryOp) and isinstance(node.args[0].op, gast.USub):
+            node.args = [node.args[0].operand] + node.args[1:]
             self.changed = True
             return gast.UnaryOp(op=gast.USub(), operand=node)
         return node
@@ -991,7 +1105,7 @@ def simplify(fn):
         out = []
         for s in stmts:
             if isinstance(s, (gast.Assign, gast.Return, gast.Expr)) and any(
-                    _call_name(n) == "sum_adjoint" or _np_name(n) == "sum" for n in gast.walk(s)):
+                    _call_name(n) in ("sum_adjoint", "unbroadcast") or _np_name(n) == "sum" for n in gast.walk(s)):
                 t = _Simplify()
                 t.changed = False
                 new = t.visit(copy_ir(s))

@@ -280,8 +280,10 @@ def rule(*funcs, params, adjoint, tangent, result, broadcasts=False):
 rule(np.sum, params="x, axis=None",
      adjoint={"x": "sum_adjoint(g, x, axis)"},
      tangent={"x": "np.sum(x_dot, axis=axis)"}, result=reduction)
+# g has the mean's shape: scaled before it is spread over x, the factor costs one multiply per
+# element of the mean, not of x (the same product for each element of x)
 rule(np.mean, params="x, axis=None",
-     adjoint={"x": "sum_adjoint(g, x, axis) * (np.size(ans) / np.size(x))"},
+     adjoint={"x": "sum_adjoint(g * (np.size(g) / np.size(x)), x, axis)"},
      tangent={"x": "np.mean(x_dot, axis=axis)"}, result=reduction)
 rule(np.prod, params="x, axis=None",
      adjoint={"x": "prod_adjoint(g, x, axis)"},
