@@ -57,7 +57,7 @@ USER = textwrap.dedent("""\
     def rnn(W, xs):
         h = np.zeros(W.shape[0])
         for t in range(xs.shape[0]):
-            h = np.tanh(W @ h + xs[t])
+            h = np.tanh(W @ h + xs[t]) * (1.0 / (1.0 + np.exp(-xs[t])))
         return np.sum(h)
 """)
 
@@ -238,11 +238,11 @@ def test_emit_numba(user, tmp_path):
 
 @pytest.mark.slow
 def test_emit_numba_of_a_weight_used_in_a_loop(user, tmp_path):
-    # W's adjoint is added in place each trip (add_dot_adjoint_x): its Numba version and the
-    # helpers that serves need to travel with the module
+    # W's adjoint is added in place each trip (add_dot_adjoint_x), and the gate is a sigmoid
+    # (logistic): their Numba versions and the helpers they use need to travel with the module
     pytest.importorskip("numba")
     out = emit(user, tmp_path, "rnn", "--numba", "--wrt", "W", "--signature", "W: float64[:, :], xs: float64[:, :]")
-    assert "add_dot_adjoint_x(W_bar" in out.read_text()
+    assert "add_dot_adjoint_x(W_bar" in out.read_text() and "logistic(" in out.read_text()
     code = textwrap.dedent(f"""\
         import runpy
         import numpy as np
@@ -250,7 +250,7 @@ def test_emit_numba_of_a_weight_used_in_a_loop(user, tmp_path):
         def rnn(W, xs):
             h = np.zeros(W.shape[0])
             for t in range(xs.shape[0]):
-                h = np.tanh(W @ h + xs[t])
+                h = np.tanh(W @ h + xs[t]) * (1.0 / (1.0 + np.exp(-xs[t])))
             return np.sum(h)
         rng = np.random.default_rng(0)
         W, xs = rng.standard_normal((3, 3)) * 0.5, rng.standard_normal((5, 3))
