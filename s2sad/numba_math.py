@@ -210,9 +210,7 @@ def _logistic_one(v):
     return 1.0 / (1.0 + np.exp(-v))
 
 
-@njit
-def _logistic_fallback(v):
-    return 1.0 / (1.0 + np.exp(-v))
+_logistic_fallback = njit(_logistic_one)   # the same formula, compiled with Numba's np.exp
 
 
 def _per_type(one, kernel, fallback):

@@ -13,6 +13,7 @@ import copy
 import gast
 
 from .normalize import copy_ir
+from .rules import _is_number
 
 
 def run(fn):
@@ -958,19 +959,21 @@ _SHAPE_ARGUMENT = {"unbroadcast": 1, "sum_adjoint": 1}
 _SHAPE_ARGUMENT_NP = {"size": 0, "shape": 0, "ndim": 0}
 
 
-def _shape_argument(node):
-    """The position of the argument whose shape alone a call reads, else None."""
+def _shape_read(node):
+    """The name a call reads only for its shape (`v` in `unbroadcast(g, v)`), else None."""
     if not isinstance(node, gast.Call):
         return None
     k = _SHAPE_ARGUMENT.get(_call_name(node))
-    return k if k is not None or node.keywords else _SHAPE_ARGUMENT_NP.get(_np_name(node))
+    if k is None and not node.keywords:
+        k = _SHAPE_ARGUMENT_NP.get(_np_name(node))
+    if k is None or len(node.args) <= k or not isinstance(node.args[k], gast.Name):
+        return None
+    return node.args[k]
+
+
 # NumPy functions of one array that give an array of its shape
 _ELEMENTWISE_NP = {"exp", "log", "tanh", "sin", "cos", "tan", "sqrt", "abs", "fabs", "negative", "square",
                    "log1p", "expm1", "sinh", "cosh", "arctan", "arcsin", "arccos", "cbrt", "log2", "log10"}
-
-
-def _is_number(e):
-    return isinstance(e, gast.Constant) and type(e.value) in (int, float)
 
 
 def _shape_source(e):
@@ -1008,9 +1011,9 @@ def read_shapes_of_sources(fn):
 
     shape_reads = {}
     for n in gast.walk(fn):
-        k = _shape_argument(n)
-        if k is not None and len(n.args) > k and isinstance(n.args[k], gast.Name):
-            shape_reads[n.args[k].id] = shape_reads.get(n.args[k].id, 0) + 1
+        read = _shape_read(n)
+        if read is not None:
+            shape_reads[read.id] = shape_reads.get(read.id, 0) + 1
 
     def kept(v):  # an array of its own whatever this pass does: a user's name, or read twice
         return not v.startswith("_") or loads.get(v, 0) - shape_reads.get(v, 0) >= 2
@@ -1022,29 +1025,28 @@ def read_shapes_of_sources(fn):
             seen.add(v)
         return v
 
-    def reads_shape_of_derived(node):
-        k = _shape_argument(node)
-        return k is not None and len(node.args) > k and isinstance(node.args[k], gast.Name) \
-            and witness(node.args[k].id) != node.args[k].id
+    def borrows(node):
+        read = _shape_read(node)
+        return read is not None and witness(read.id) != read.id
+
+    changed = False
 
     def block(stmts):
+        nonlocal changed
         out = []
         for s in stmts:
-            if not isinstance(s, (gast.For, gast.While, gast.If)) and any(
-                    reads_shape_of_derived(n) for n in gast.walk(s)):
+            if not isinstance(s, (gast.For, gast.While, gast.If)) and any(borrows(n) for n in gast.walk(s)):
                 s = copy_ir(s)
-                changed[0] = True
+                changed = True
                 for n in gast.walk(s):
-                    if reads_shape_of_derived(n):
-                        k = _shape_argument(n)
-                        n.args[k] = gast.Name(id=witness(n.args[k].id), ctx=gast.Load(), annotation=None,
-                                              type_comment=None)
+                    if borrows(n):
+                        read = _shape_read(n)
+                        read.id = witness(read.id)
             out.append(s)
         return out
-    changed = [False]
     if source:
         _rewrite_blocks(fn, block)
-    return changed[0]
+    return changed
 
 
 # ---- algebra ------------------------------------------------------------------------------------
@@ -1063,10 +1065,7 @@ def _spread(e):
         axis = gast.Constant(value=-axis.value, kind=None) if isinstance(axis, gast.Constant) \
             and type(axis.value) is int else None
     if isinstance(axis, gast.Constant) and type(axis.value) is int:
-        return gast.Call(func=gast.Attribute(value=gast.Name(id="np", ctx=gast.Load(), annotation=None,
-                                                             type_comment=None),
-                                             attr="expand_dims", ctx=gast.Load()),
-                         args=[g, axis], keywords=[]), x
+        return gast.Call(func=gast.parse("np.expand_dims", mode="eval").body, args=[g, axis], keywords=[]), x
     return None
 
 
