@@ -22,17 +22,21 @@ import threading
 import time
 import types as pytypes
 import warnings
+import weakref
 
 import numpy as np
+import llvmlite.binding as llvm
 from llvmlite import ir
 from numba import njit, objmode, types
 from numba.core import errors as nb_errors
+from numba.core import event as nb_event
 from numba.experimental import jitclass
 from numba.extending import intrinsic, overload
 from numba.np.numpy_support import as_dtype
 from numba.np.unsafe.ndarray import to_fixed_tuple
 
 from . import numba_math, runtime
+from .numba_reductions import drop_axis, split_shape
 from .errors import S2SADError
 
 
@@ -308,19 +312,6 @@ def _zeros_like(x):
 
 
 # ---- reductions and broadcasting -------------------------------------------------
-@njit
-def _split(shape, axis):
-    """(outer, n, inner): a C-ordered array of `shape` seen as [outer, n, inner] around `axis`."""
-    outer = 1
-    inner = 1
-    for d in range(len(shape)):
-        if d < axis:
-            outer *= shape[d]
-        elif d > axis:
-            inner *= shape[d]
-    return outer, shape[axis], inner
-
-
 @overload(runtime.unbroadcast)
 def _unbroadcast(g, x):
     if not isinstance(x, types.Array):
@@ -370,7 +361,7 @@ def _sum_adjoint(g, x, axis):
 
         def impl(g, x, axis):
             a = axis + x.ndim if axis < 0 else axis
-            outer, n, inner = _split(x.shape, a)
+            outer, n, inner = split_shape(x.shape, a)
             gf = np.ascontiguousarray(g).reshape(g.size)
             out = np.empty(x.shape)
             of = out.reshape(out.size)
@@ -421,7 +412,7 @@ def _cumsum_adjoint(g, x, axis):
 
     def impl(g, x, axis):
         a = axis + g.ndim if axis < 0 else axis
-        outer, n, inner = _split(g.shape, a)
+        outer, n, inner = split_shape(g.shape, a)
         gf = np.ascontiguousarray(g).reshape(g.size)
         out = np.empty(g.shape)
         of = out.reshape(out.size)
@@ -633,70 +624,6 @@ def _astype(x, dtype):
     return None
 
 
-# ---- NumPy reductions with axis= (Numba supports np.sum(x, axis) only) ----------------
-@njit
-def _drop_axis(shape, axis):
-    out = np.empty(len(shape) - 1, dtype=np.int64)
-    k = 0
-    for d in range(len(shape)):
-        if d != axis:
-            out[k] = shape[d]
-            k += 1
-    return out
-
-
-_MAX, _MIN, _MEAN, _PROD = 0, 1, 2, 3
-
-
-def _axis_reduction(kind, whole):
-    """An overload of np.max/np.min/np.mean/np.prod(x, axis=int); other calls go to Numba's own."""
-
-    def ov(a, axis=None):
-        if not isinstance(a, types.Array) or not isinstance(axis, types.Integer):
-            return None
-        nd = a.ndim
-        if nd == 1:
-            return lambda a, axis=None: whole(a)
-        dtype = np.float64 if kind == _MEAN else as_dtype(a.dtype)
-        m = nd - 1
-
-        def impl(a, axis=None):
-            ax = axis + nd if axis < 0 else axis
-            outer, n, inner = _split(a.shape, ax)
-            src = np.ascontiguousarray(a).reshape((outer, n, inner))
-            out = np.empty((outer, inner), dtype=dtype)
-            for o in range(outer):
-                for i in range(inner):
-                    acc = src[o, 0, i]
-                    for j in range(1, n):
-                        v = src[o, j, i]
-                        if kind == _MAX:
-                            if v > acc or v != v:
-                                acc = v
-                        elif kind == _MIN:
-                            if v < acc or v != v:
-                                acc = v
-                        elif kind == _PROD:
-                            acc = acc * v
-                        else:
-                            acc = acc + v
-                    if kind == _MEAN:
-                        out[o, i] = acc / n
-                    else:
-                        out[o, i] = acc
-            return out.reshape(to_fixed_tuple(_drop_axis(a.shape, ax), m))
-        return impl
-    return ov
-
-
-for _fn, _kind, _whole in ((np.max, _MAX, njit(lambda a: np.max(a))), (np.amax, _MAX, njit(lambda a: np.max(a))),
-                           (np.min, _MIN, njit(lambda a: np.min(a))), (np.amin, _MIN, njit(lambda a: np.min(a))),
-                           (np.mean, _MEAN, njit(lambda a: np.mean(a))), (np.prod, _PROD, njit(lambda a: np.prod(a)))):
-    if _fn is np.amax and np.amax is np.max or _fn is np.amin and np.amin is np.min:
-        continue
-    overload(_fn)(_axis_reduction(_kind, _whole))
-
-
 @overload(runtime.logistic)
 def _logistic(x):
     # compiled generated code calls numba_math.logistic (compile_module); this one serves code
@@ -770,7 +697,7 @@ def _logsumexp(a, axis=None):
 
     def impl(a, axis=None):
         ax = axis + nd if axis < 0 else axis
-        outer, n, inner = _split(a.shape, ax)
+        outer, n, inner = split_shape(a.shape, ax)
         src = np.ascontiguousarray(a).reshape((outer, n, inner))
         out = np.empty((outer, inner))
         col = np.empty(n)
@@ -779,7 +706,7 @@ def _logsumexp(a, axis=None):
                 for j in range(n):
                     col[j] = src[o, j, i]
                 out[o, i] = _lse(col)
-        return out.reshape(to_fixed_tuple(_drop_axis(a.shape, ax), m))
+        return out.reshape(to_fixed_tuple(drop_axis(a.shape, ax), m))
     return impl
 
 
@@ -807,7 +734,7 @@ overload_scipy_special()
 @njit
 def _range_along(g, ax, start, stop):
     """g[..., start:stop, ...] along axis `ax` (a contiguous copy)."""
-    outer, n, inner = _split(g.shape, ax)
+    outer, n, inner = split_shape(g.shape, ax)
     src = np.ascontiguousarray(g).reshape((outer, n, inner))
     return src[:, start:stop, :].copy()
 
@@ -858,9 +785,9 @@ def _unstack(g, xs, axis):
 
     def body(i):
         return (f"    p{i} = _range_along(g, ax, {i}, {i + 1}).reshape("
-                f"to_fixed_tuple(_drop_axis(g.shape, ax), {nd - 1}))")
+                f"to_fixed_tuple(drop_axis(g.shape, ax), {nd - 1}))")
     impl = _tuple_impl("g, xs, axis", len(xs), body, f"    ax = axis + {nd} if axis < 0 else axis")
-    impl.__globals__["_drop_axis"] = _drop_axis
+    impl.__globals__["drop_axis"] = drop_axis
     return impl
 
 
@@ -919,7 +846,7 @@ def _prod_adjoint(g, x, axis):
 
     def impl(g, x, axis):
         ax = axis + nd if axis < 0 else axis
-        outer, n, inner = _split(x.shape, ax)
+        outer, n, inner = split_shape(x.shape, ax)
         src = np.ascontiguousarray(x).reshape((outer, n, inner)).astype(np.float64)
         others = np.empty((outer, n, inner))
         for o in range(outer):
@@ -1010,6 +937,43 @@ class Compiled:
 NUMPY = numba_math.numpy_namespace()   # numpy, with exp, log and tanh that vectorize
 
 
+# ---- LLVM's loop-unswitching budget, raised while Numba compiles s2sad's functions ------------------
+# Numba lowers an array expression over 2-D operands to a loop nest whose innermost body picks, per
+# axis, between stepping and broadcasting an operand (a branch on a loop-invariant stride). The body
+# only vectorizes once LLVM's loop unswitching hoists those branches out, and unswitching gives up on
+# bodies costlier than `-unswitch-threshold` (50 by default). A gradient's fused expressions (the
+# exp kernel inlined, a chain rule multiplied in) exceed that, so their loops stayed scalar: 4-6x
+# slower on (1000, 25) arrays. The option is a process-wide LLVM setting, so s2sad raises it only
+# while Numba compiles one of its dispatchers for arguments of two or more dimensions (1-D loops
+# vectorize without it, and the larger budget costs compile time: about a fifth more), under
+# Numba's compiler lock, and puts LLVM's default back afterwards: the user's own @njit code
+# compiles as it always did.
+UNSWITCH_THRESHOLD = 200      # GMM gradient 500 -> 265 us, LSTM 7.0 -> 6.3 ms
+_LLVM_UNSWITCH_DEFAULT = 50
+
+
+class _UnswitchBudget(nb_event.Listener):
+    def __init__(self):
+        self.ours = weakref.WeakSet()   # the dispatchers compile_module made
+        self.raised = []                # per compile in progress (a gradient compiles its helpers)
+
+    def on_start(self, event):
+        if event.data["dispatcher"] not in self.ours:
+            return
+        wants = not any(self.raised) and any(getattr(t, "ndim", 0) >= 2 for t in event.data["args"])
+        if wants:
+            llvm.set_option("s2sad", f"-unswitch-threshold={UNSWITCH_THRESHOLD}")
+        self.raised.append(wants)
+
+    def on_end(self, event):
+        if event.data["dispatcher"] in self.ours and self.raised.pop():
+            llvm.set_option("s2sad", f"-unswitch-threshold={_LLVM_UNSWITCH_DEFAULT}")
+
+
+_unswitch_budget = _UnswitchBudget()
+nb_event.register("numba:compile", _unswitch_budget)
+
+
 def compile_module(namespace, name, module, explicit=False):
     """njit every generated function of `module` and return the one called `name`.
 
@@ -1038,6 +1002,7 @@ def compile_module(namespace, name, module, explicit=False):
         clone = pytypes.FunctionType(fn.__code__, nb_namespace, fn.__name__, fn.__defaults__, fn.__closure__)
         clone.__qualname__ = fn.__qualname__
         nb_namespace[fn_name] = njit(clone, cache=cached)
+        _unswitch_budget.ours.add(nb_namespace[fn_name])
     compiled = Compiled(name, nb_namespace[name], namespace[name], _strict(explicit))
     compiled.cached = cached
     compiled.describe = (f"{len(names)} generated function(s), "

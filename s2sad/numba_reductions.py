@@ -12,15 +12,24 @@ from Numba's running total and is not worse (each partial total adds an eighth o
 elements). max and min keep four running values with a select each, and note a NaN apart:
 0.25 ms. A NaN anywhere gives NaN, and an empty array raises ValueError, as in NumPy.
 
+Along one axis (`np.sum(x, axis=1)`), the array is seen as [outer, n, inner] around the axis and
+reduced with the inner index innermost, so each step is a vector operation over a contiguous
+run of `inner` elements; along the last axis (inner = 1) each row goes to the whole-array
+kernels above. Numba's own np.sum(x, axis) keeps its running total and compiles in about
+three seconds (an axis check whose error message formats the axis); np.max, np.min, np.mean
+and np.prod with an integer axis, which Numba lacks, are these same loops.
+
 The functions below stand in for np.sum, np.mean, np.max/np.amax and np.min/np.amin in the
-`np` that compiled generated code sees (numba_math.numpy_namespace). Only a whole-array
-reduction of a C-contiguous float64 array takes the fast path; any other call (an axis, a
-dtype, another dtype or layout) goes to the NumPy function under Numba as before.
+`np` that compiled generated code sees (numba_math.numpy_namespace): a float64 array takes
+the fast paths; any other call (a dtype, another element type) goes to the NumPy function
+under Numba as before.
 """
 
 import numpy as np
 from numba import njit, types
 from numba.extending import overload
+from numba.np.numpy_support import as_dtype
+from numba.np.unsafe.ndarray import to_fixed_tuple
 
 
 def _no_arg(t):
@@ -35,7 +44,11 @@ def _fast(a, axis, dtype=None):
 
 @njit
 def _sum_c(a):
-    f = a.reshape(a.size)
+    return _sum_1d(a.reshape(a.size))
+
+
+@njit
+def _sum_1d(f):
     n = f.shape[0]
     r0 = r1 = r2 = r3 = r4 = r5 = r6 = r7 = 0.0
     k = 0
@@ -56,11 +69,10 @@ def _sum_c(a):
     return total
 
 
-def _extreme_c(larger):
-    """The max (larger=True) or min of a C-contiguous float64 array."""
+def _extreme_1d(larger):
+    """The max (larger=True) or min of a contiguous 1-D float64 array."""
     @njit
-    def extreme(a):
-        f = a.reshape(a.size)
+    def extreme(f):
         n = f.shape[0]
         if n == 0:
             raise ValueError("zero-size array to reduction operation which has no identity")
@@ -95,7 +107,125 @@ def _extreme_c(larger):
     return extreme
 
 
-_max_c, _min_c = _extreme_c(True), _extreme_c(False)
+_max_1d, _min_1d = _extreme_1d(True), _extreme_1d(False)
+
+
+@njit
+def _max_c(a):
+    return _max_1d(a.reshape(a.size))
+
+
+@njit
+def _min_c(a):
+    return _min_1d(a.reshape(a.size))
+
+
+# ---- along one axis --------------------------------------------------------------------------
+@njit
+def split_shape(shape, axis):
+    """(outer, n, inner): a C-ordered array of `shape` seen as [outer, n, inner] around `axis`."""
+    outer = 1
+    inner = 1
+    for d in range(len(shape)):
+        if d < axis:
+            outer *= shape[d]
+        elif d > axis:
+            inner *= shape[d]
+    return outer, shape[axis], inner
+
+
+@njit
+def drop_axis(shape, axis):
+    """`shape` without `axis`, as an array (to_fixed_tuple makes it a tuple)."""
+    out = np.empty(len(shape) - 1, dtype=np.int64)
+    k = 0
+    for d in range(len(shape)):
+        if d != axis:
+            out[k] = shape[d]
+            k += 1
+    return out
+
+
+SUM, MAX, MIN, MEAN, PROD = range(5)
+_ROW = {SUM: _sum_1d, MAX: _max_1d, MIN: _min_1d, MEAN: _sum_1d}   # a whole row of float64, vectorized
+_LONG_ROW = 32   # shorter rows are reduced in line: a call per row costs more than the vector adds save
+
+
+def along_axis(kind, a):
+    """The Numba implementation of reduction `kind` of array type `a` along an integer axis."""
+    nd, m = a.ndim, a.ndim - 1
+    dtype = np.float64 if kind == MEAN else as_dtype(a.dtype)
+    row = _ROW.get(kind) if a.dtype == types.float64 else None
+    fold = kind in (MAX, MIN)     # no identity: start from the first element
+
+    if nd == 1:
+        whole = {SUM: sum, MAX: max, MIN: min, MEAN: mean, PROD: np.prod}[kind]
+
+        def impl1(a, axis=None):
+            if axis != 0 and axis != -1:
+                raise ValueError("axis is out of bounds for the array")
+            return whole(a)
+        return impl1
+
+    def impl(a, axis=None):
+        ax = axis + nd if axis < 0 else axis
+        if ax < 0 or ax >= nd:
+            raise ValueError("axis is out of bounds for the array")
+        outer, n, inner = split_shape(a.shape, ax)
+        if fold and n == 0 and outer * inner > 0:
+            raise ValueError("zero-size array to reduction operation which has no identity")
+        src = np.ascontiguousarray(a).reshape((outer, n, inner))
+        out = np.empty((outer, inner), dtype=dtype)
+        start = 1 if fold else 0
+        for o in range(outer):
+            if inner == 1:      # along the last axis: a contiguous row each
+                row_o = src[o, :, 0]
+                if row is not None and n >= _LONG_ROW:
+                    out[o, 0] = row(src.reshape((outer, n))[o])
+                    continue
+                acc = row_o[0] if fold else (1 if kind == PROD else 0)
+                for j in range(start, n):
+                    acc = _combine(kind, acc, row_o[j])
+                out[o, 0] = acc
+            else:               # the inner index innermost: vector operations over a row of out
+                for i in range(inner):
+                    out[o, i] = src[o, 0, i] if fold else (1 if kind == PROD else 0)
+                for j in range(start, n):
+                    for i in range(inner):
+                        out[o, i] = _combine(kind, out[o, i], src[o, j, i])
+        if kind == MEAN:
+            out /= n
+        return out.reshape(to_fixed_tuple(drop_axis(a.shape, ax), m))
+    return impl
+
+
+@njit
+def _combine(kind, acc, v):
+    if kind == MAX:
+        return v if v > acc or v != v else acc     # a NaN, once in, stays
+    if kind == MIN:
+        return v if v < acc or v != v else acc
+    if kind == PROD:
+        return acc * v
+    return acc + v
+
+
+def _sum_along(a, axis=None):
+    return np.sum(a, axis=axis)
+
+
+@overload(_sum_along)
+def _sum_along_ov(a, axis=None):
+    return along_axis(SUM, a)
+
+
+def _overload_along(fn, kind):
+    """np.max etc. with an integer axis (Numba has np.sum's alone); other calls go to Numba's own."""
+    def ov(a, axis=None):
+        if isinstance(a, types.Array) and isinstance(axis, types.Integer):
+            return along_axis(kind, a)
+        return None
+    overload(fn)(ov)
 
 
 # ---- the stand-ins: Python functions for the Python semantics, overloads for Numba ----------
@@ -119,6 +249,9 @@ def min(a, axis=None):  # noqa: A001
 def _sum_ov(a, axis=None, dtype=None):
     if _fast(a, axis, dtype):
         return lambda a, axis=None, dtype=None: _sum_c(a)
+    if isinstance(a, types.Array) and a.dtype == types.float64 and isinstance(axis, types.Integer) \
+            and _no_arg(dtype):
+        return lambda a, axis=None, dtype=None: _sum_along(a, axis)
     if _no_arg(dtype):
         if _no_arg(axis):
             return lambda a, axis=None, dtype=None: np.sum(a)
@@ -151,5 +284,10 @@ def _extreme_ov(fast, slow):
 
 overload(max)(_extreme_ov(_max_c, np.max))
 overload(min)(_extreme_ov(_min_c, np.min))
+
+for _fn, _kind in ((np.max, MAX), (np.amax, MAX), (np.min, MIN), (np.amin, MIN), (np.mean, MEAN), (np.prod, PROD)):
+    if _fn is np.amax and np.amax is np.max or _fn is np.amin and np.amin is np.min:
+        continue   # one function under two names (NumPy < 2)
+    _overload_along(_fn, _kind)
 
 STAND_INS = {"sum": sum, "mean": mean, "max": max, "amax": max, "min": min, "amin": min}

@@ -520,6 +520,9 @@ class Reverse:
                if not isinstance(p, gast.Slice)):
             return [assign(self.bar(x.id), gast.Call(func=name("add_at"), args=[
                 name(self.bar(x.id)), copy.deepcopy(rhs.slice), g], keywords=[]))]
+        back = _view_inverse(rhs.slice)
+        if back is not None:  # x[None, :] is all of x with an axis added: take the axis off g
+            return [self.accumulate(x.id, gast.Subscript(value=g, slice=back, ctx=gast.Load()))]
         slot = gast.Subscript(value=name(self.bar(x.id)), slice=copy.deepcopy(rhs.slice), ctx=gast.Load())
         store = copy.deepcopy(slot)
         store.ctx = gast.Store()
@@ -759,6 +762,22 @@ class Reverse:
             new = gast.While(test=s.test, body=body, orelse=[])
             return pre + [assign(counter, const(0)), gast.copy_location(new, s)]
         raise AssertionError(type(s).__name__)
+
+
+def _view_inverse(index):
+    """The index that takes the adjoint of `x[index]` back to x's shape, when `index` is made of
+    None, `:` and `...` alone (each None becomes 0); None for any other index.
+
+    Such a subscript is all of x with axes of length 1 added, so its adjoint is a view of g, not
+    the `x_bar[None, :] = x_bar[None, :] + g` update, which Numba compiles with its general
+    slice assignment (about two seconds of compiling for its shape-mismatch error message)."""
+    parts = index.elts if isinstance(index, gast.Tuple) else [index]
+    whole = all(isinstance(p, gast.Slice) and p.lower is None and p.upper is None and p.step is None
+                or isinstance(p, gast.Constant) and p.value in (None, Ellipsis) for p in parts)
+    if not whole or not any(isinstance(p, gast.Constant) and p.value is None for p in parts):
+        return None
+    back = [const(0) if isinstance(p, gast.Constant) and p.value is None else copy.deepcopy(p) for p in parts]
+    return back[0] if len(back) == 1 else gast.Tuple(elts=back, ctx=gast.Load())
 
 
 def _is_tape_call(node, kind):

@@ -645,3 +645,30 @@ def test_a_gradient_written_whole_by_a_loop_is_not_zeroed_first():
     assert "x_bar = np.zeros_like(x" in s2sad.source(g2)
     assert np.all(got[:7] == 0.0)
     np.testing.assert_allclose(got, numerical_grad(iir_from, (x, 0.9, 7), 0), rtol=1e-6, atol=1e-8)
+
+
+def test_llvm_unswitching_budget_is_raised_while_s2sad_compiles_and_restored_after(monkeypatch):
+    # Numba's broadcasting loops vectorize only when LLVM unswitches them (numba_backend); the
+    # raised budget is process-wide LLVM state, so it must hold for s2sad's compiles alone
+    import llvmlite.binding as llvm
+    from s2sad import numba_backend
+    settings = []
+    real = llvm.set_option
+    monkeypatch.setattr(llvm, "set_option", lambda name, option: (settings.append(option), real(name, option)))
+    monkeypatch.setenv("S2SAD_CACHE", "0")  # compile for real, not from Numba's cache
+
+    def centered(x, y):
+        return np.sum(np.exp(2.0 * (x + 1.0) - y[None, :]))
+
+    x, y = np.full((6, 3), 0.1), np.array([0.3, -0.2, 0.5])
+    got = s2sad.grad(centered, backend="numba")(x, y)
+    np.testing.assert_allclose(got, numerical_grad(centered, (x, y), 0), rtol=1e-7)
+    assert settings == [f"-unswitch-threshold={numba_backend.UNSWITCH_THRESHOLD}", "-unswitch-threshold=50"]
+    numba.njit(lambda a: a + 1.0)(x)  # the user's own compile leaves LLVM's setting alone
+
+    def flat(v):
+        return np.sum(np.exp(2.0 * v))
+
+    v = np.linspace(0.0, 1.0, 5)
+    np.testing.assert_allclose(s2sad.grad(flat, backend="numba")(v), 2.0 * np.exp(2.0 * v), rtol=1e-12)
+    assert len(settings) == 2   # 1-D loops vectorize without it: no dearer compile for them

@@ -1,6 +1,7 @@
-"""The Numba backend's whole-array sum, mean, max and min (s2sad.numba_reductions) against NumPy,
-on every path: the fast one (a C-contiguous float64 array, no axis) and the calls it hands
-to Numba's own NumPy functions (an axis, another layout, another dtype)."""
+"""The Numba backend's sum, mean, max and min (s2sad.numba_reductions) against NumPy, of whole
+arrays and along an axis, on every path: the fast ones (a float64 array; C-contiguous for a
+whole-array reduction), the short-row and long-row loops along an axis, and the calls handed
+to Numba's own NumPy functions (another layout or dtype)."""
 
 import numpy as np
 import pytest
@@ -49,3 +50,54 @@ def test_an_empty_array_has_no_max_and_a_nan_is_the_max():
     a[13] = np.nan
     assert np.isnan(JITTED["whole_max"](a)) and np.isnan(JITTED["whole_min"](a))
     assert JITTED["whole_sum"](np.zeros(0)) == 0.0
+
+
+# ---- along one axis: the [outer, n, inner] loops (long rows go to the whole-array kernels) ----
+AXIS_SOURCE = """
+def sum_along(a, axis): return np.sum(a, axis=axis)
+def max_along(a, axis): return np.max(a, axis=axis)
+def min_along(a, axis): return np.min(a, axis=axis)
+def mean_along(a, axis): return np.mean(a, axis=axis)
+def prod_along(a, axis): return np.prod(a, axis=axis)
+"""
+exec(AXIS_SOURCE, COMPILED)
+exec(AXIS_SOURCE, PLAIN)
+ALONG = {name: njit(COMPILED[name]) for name in ("sum_along", "max_along", "min_along", "mean_along", "prod_along")}
+with_nan = rng.standard_normal((6, 40))
+with_nan[2, 33] = with_nan[4, 3] = np.nan
+AXIS_ARRAYS = {"rows of 7": rng.standard_normal((30, 7)), "transposed": rng.standard_normal((30, 7)).T,
+               "3-d, rows of 40": rng.standard_normal((3, 5, 40)), "ints": rng.integers(-9, 9, (4, 6)),
+               "NaNs": with_nan, "1-d": rng.standard_normal(50)}
+
+
+@pytest.mark.parametrize("name", ["sum_along", "max_along"])
+@pytest.mark.parametrize("kind", AXIS_ARRAYS)
+def test_along_an_axis_agrees_with_numpy(name, kind):
+    a = AXIS_ARRAYS[kind]
+    for axis in range(-a.ndim, a.ndim):
+        got, want = ALONG[name](a, axis), PLAIN[name](a, axis)
+        assert np.shape(got) == np.shape(want)
+        np.testing.assert_allclose(got, want, rtol=1e-13, err_msg=f"{kind} axis={axis}")
+
+
+@pytest.mark.parametrize("name", ["min_along", "mean_along", "prod_along"])
+def test_min_mean_and_prod_along_an_axis(name):
+    for a in (AXIS_ARRAYS["3-d, rows of 40"], AXIS_ARRAYS["NaNs"][:, :30]):
+        for axis in range(a.ndim):
+            np.testing.assert_allclose(ALONG[name](a, axis), PLAIN[name](a, axis), rtol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(hnp.arrays(np.float64, hnp.array_shapes(min_dims=2, max_dims=2, max_side=70),
+                  elements=st.floats(-1e6, 1e6) | st.just(np.nan)), st.integers(0, 1))
+def test_any_matrix_along_either_axis(a, axis):
+    np.testing.assert_allclose(ALONG["sum_along"](a, axis), np.sum(a, axis=axis), rtol=1e-9, atol=1e-6)
+    if a.shape[axis] > 0:
+        np.testing.assert_array_equal(ALONG["max_along"](a, axis), np.max(a, axis=axis))
+
+
+def test_an_axis_out_of_bounds_or_an_empty_max_is_a_value_error():
+    with pytest.raises(ValueError, match="out of bounds"):
+        ALONG["sum_along"](AXIS_ARRAYS["rows of 7"], 2)
+    with pytest.raises(ValueError, match="zero-size array"):
+        ALONG["max_along"](np.zeros((3, 0)), 1)
