@@ -672,3 +672,19 @@ def test_llvm_unswitching_budget_is_raised_while_s2sad_compiles_and_restored_aft
     v = np.linspace(0.0, 1.0, 5)
     np.testing.assert_allclose(s2sad.grad(flat, backend="numba")(v), 2.0 * np.exp(2.0 * v), rtol=1e-12)
     assert len(settings) == 2   # 1-D loops vectorize without it: no dearer compile for them
+
+
+def axes_added(x, y, w):
+    outer = x[None, :] * y[:, None]                 # (3, 4)
+    return np.sum(np.tanh(outer) * w[..., None]) + np.sum(w[None] * w[None, ...])
+
+
+def test_the_adjoint_of_an_added_axis_is_a_view_and_right():
+    x, y, w = np.linspace(-1.0, 1.0, 4), np.array([0.5, -0.3, 0.8]), np.array([0.2, 0.1, -0.4])
+    g = s2sad.grad(axes_added, argnums=(0, 1, 2), backend="numba")
+    got = g(x, y, w)
+    for i in range(3):
+        np.testing.assert_allclose(got[i], numerical_grad(axes_added, (x, y, w), i), rtol=1e-7, atol=1e-10)
+    source = s2sad.source(g)
+    assert "_bar[None" not in source and "_bar[:, None" not in source   # no slice assignment
+    assert "[0, :]" in source and "[:, 0]" in source and "[..., 0]" in source
