@@ -158,13 +158,14 @@ def _zeros_like_of(s):
     return None
 
 
-def _fresh_like(e, a, v, written):
+def _fresh_like(e, a, v, writers, done_writing):
     """May `v = e` replace `v = zeros_like(a); v = v + e`: is `e` an array of a's shape that v
-    may hold without sharing memory another name writes into (`written`: names written in place)?
-    Reverse mode marks an elementwise adjoint that has its operand's shape (`s2sad_shaped_like`)."""
+    may hold without sharing memory that is written into in place (`writers`: the names written
+    in place anywhere; `done_writing(name)`: none of them from here on)? Reverse mode marks an
+    elementwise adjoint that has its operand's shape (`s2sad_shaped_like`)."""
     if getattr(e, "s2sad_shaped_like", None) == a:
         if isinstance(e, gast.Name):
-            return not ({v, e.id} & written)
+            return v not in writers and done_writing(e.id)
         return not isinstance(e, (gast.Subscript, gast.Attribute))  # else a new array
     if _call_name(e) not in _SHAPED_LIKE:
         return False
@@ -172,9 +173,10 @@ def _fresh_like(e, a, v, written):
     if len(e.args) <= k or not (isinstance(e.args[k], gast.Name) and e.args[k].id == a):
         return False
     # unbroadcast(g, x) hands back g itself when the shapes agree: v and g then share one array,
-    # harmless unless one of them is written into in place
+    # harmless while neither is written into in place (gates_bar in an LSTM's reverse loop is
+    # filled slice by slice, then handed to the adjoints of `Wx @ x + Wh @ h` to read)
     return e.func.id != "unbroadcast" or not isinstance(e.args[0], gast.Name) \
-        or not ({v, e.args[0].id} & written)
+        or v not in writers and done_writing(e.args[0].id)
 
 
 def _accumulation(s, v):
@@ -407,19 +409,39 @@ def _higher_elements_first(body, i):
 
 
 def _written_in_place(fn):
-    """Arrays a function may change in place: `A[i] = ...` targets, and every name passed to a
-    call in a statement of its own (a helper such as add_at writes into its argument)."""
-    names = set()
+    """Arrays a function may change in place, each with the statements that may: `A[i] = ...`
+    targets, and every name passed to a call in a statement of its own (a helper such as add_at
+    writes into its argument)."""
+    writers = {}
     for s in gast.walk(fn):
         if isinstance(s, gast.Assign):
-            for t in s.targets:
-                if isinstance(t, gast.Subscript):
-                    names |= _names(t.value)
-        elif isinstance(s, gast.Expr) and isinstance(s.value, gast.Call):
-            names |= _names(s.value)
+            names = set().union(*(_names(t.value) for t in s.targets if isinstance(t, gast.Subscript)))
         elif isinstance(s, gast.Call) and isinstance(s.func, gast.Name) and s.func.id == "add_at":
-            names |= _names(s)
-    return names
+            names = _names(s)
+        elif isinstance(s, gast.Expr) and isinstance(s.value, gast.Call):
+            names = _names(s.value)
+        else:
+            continue
+        for v in names:
+            writers.setdefault(v, []).append(s)
+    return writers
+
+
+def _done_writing(stmts, j, v, writers):
+    """From statement j of a block on, is array `v` never written into in place? True when every
+    in-place write of v is in stmts[:j], after v is bound anew in this block (in a loop body, the
+    next trip writes into the new array)."""
+    if v not in writers:
+        return True
+    inside = {id(n) for s in stmts[:j] for n in gast.walk(s)}
+    if not all(id(w) in inside for w in writers[v]):
+        return False
+    for s in stmts[:j]:
+        if isinstance(s, gast.Assign) and any(isinstance(t, gast.Name) and t.id == v for t in s.targets):
+            return True
+        if any(id(n) in {id(w) for w in writers[v]} for n in gast.walk(s)):
+            return False
+    return False
 
 
 def first_accumulations(fn):
@@ -429,7 +451,7 @@ def first_accumulations(fn):
     in compiled code (IEEE: 0.0 + -0.0 is 0.0, so no compiler may fold it). For an array the
     zeroing allocates too; there `v = e` is only written where `e` is an array of v's shape (an
     adjoint helper's result) that v may share: new, or written into in place by neither name."""
-    written = _written_in_place(fn)
+    writers = _written_in_place(fn)
 
     def block(stmts):
         drop = set()
@@ -442,7 +464,8 @@ def first_accumulations(fn):
                 later = stmts[j]
                 e = _accumulation(later, v)
                 if e is not None:
-                    if like is None or _fresh_like(e, like, v, written):
+                    if like is None or _fresh_like(e, like, v, writers,
+                                                   lambda u, j=j: _done_writing(stmts, j, u, writers)):
                         stmts[j] = copy.copy(later)
                         stmts[j].value = e
                         drop.add(i)
