@@ -201,7 +201,13 @@ def _pop_shape(tape, like):
 
     def impl(tape, like):
         tape.nints -= nd
-        return np.empty(to_fixed_tuple(tape.ints[tape.nints:tape.nints + nd], nd), dtype=dtype)
+        shape = to_fixed_tuple(tape.ints[tape.nints:tape.nints + nd], nd)
+        # only the shape is read (reverse.needs_shape), so the variable's current array serves
+        # when it has that shape: no allocation a trip where the shapes do not change (an LSTM's
+        # reverse loop restores eight gate slices and products this way every step)
+        if like.shape == shape:
+            return like
+        return np.empty(shape, dtype=dtype)
     return impl
 
 
@@ -222,8 +228,11 @@ def _pop(tape, like):
             return tape.floats[tape.nfloats:tape.nfloats + n].reshape(shape)
         return impl
     if isinstance(like, types.Array):
-        def impl(tape, like):
-            out = runtime.pop_shape(tape, like)  # an array of the taped shape, then its values
+        nd, dtype = like.ndim, as_dtype(like.dtype)
+
+        def impl(tape, like):  # an array of the taped shape, then its values
+            tape.nints -= nd
+            out = np.empty(to_fixed_tuple(tape.ints[tape.nints:tape.nints + nd], nd), dtype=dtype)
             n = out.size
             tape.nfloats -= n
             flat = out.reshape(n)

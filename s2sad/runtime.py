@@ -42,8 +42,10 @@ def push_shape(tape, value):
 
 
 def pop_shape(tape, like):
-    """An array of the shape last taped by push_shape, its values unset: only its shape is read."""
-    return np.empty(tape.values.pop(), dtype=like.dtype)
+    """An array of the shape last taped by push_shape, its values unset: only its shape is read,
+    so `like` itself serves when it has that shape."""
+    shape = tape.values.pop()
+    return like if np.shape(like) == shape else np.empty(shape, dtype=like.dtype)
 
 
 # A loop that tapes the same floats on every trip reserves them all at once: its trips write and

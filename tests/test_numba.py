@@ -191,6 +191,25 @@ def test_tape_push_pop_roundtrip_under_njit():
     assert (x2, n2, b2, nf, ni) == (2.5, 7, True, 0, 0)
 
 
+def test_a_taped_shape_comes_back_without_an_allocation_when_it_is_unchanged():
+    # pop_shape's array is read for its shape alone: the variable's own array serves when it
+    # has the taped shape, and only a changed shape makes a new (unset) array
+    from s2sad import numba_backend
+
+    def restore(tape, earlier, now):
+        runtime.push_shape(tape, earlier)
+        back = runtime.pop_shape(tape, now)
+        return back, back.shape
+
+    compiled = numba.njit(restore)
+    now = np.ones((2, 3))
+    for impl, tape in ((compiled, numba_backend.Tape()), (restore, runtime.Tape())):
+        same, shape = impl(tape, np.zeros((2, 3)), now)
+        assert shape == (2, 3) and same.ctypes.data == now.ctypes.data
+        new, shape = impl(tape, np.zeros((4, 1)), now)
+        assert shape == (4, 1) and new.ctypes.data != now.ctypes.data
+
+
 def test_fallback_warns_once_and_is_right(monkeypatch):
     monkeypatch.setenv("S2SAD_BACKEND", "numba")
     monkeypatch.delenv("S2SAD_STRICT", raising=False)
