@@ -18,8 +18,10 @@ it), with infinities, NaN, zeros and subnormals handled as the C library does.
 - log: x = 2^e m with m in [sqrt(1/2), sqrt(2)), log(m) = log1p(f) through
   s = f / (2 + f) and a polynomial in s^2 (the reduction and coefficients of
   fdlibm's e_log.c).
-- tanh: its Taylor series where |x| < 0.625 (1 - 2 / (exp(2|x|) + 1) would
-  cancel near 0), 1 - 2 / (exp(2|x|) + 1) beyond.
+- tanh: a rational function of degree (7, 6) where |x| < 0.625 (Cephes' tanh.c;
+  1 - 2 / (exp(2|x|) + 1) would cancel near 0), 1 - 2 / (exp(2|x|) + 1) beyond, the
+  two sharing one division: 64,000 floats in 0.18 ms (0.27 ms with the Taylor series
+  to x^45 used before; NumPy 0.14 ms).
 
 exp, log and the logistic function 1 / (1 + exp(-x)) (generated code's `logistic`) are
 ufuncs (Numba DUFuncs), so that Numba fuses them with the elementwise
@@ -144,42 +146,23 @@ def log_kernel(x):
     return y if x > 0.0 and x < _INF else special
 
 
-@njit(inline="always")
-def _tanh_small(a):
-    """tanh(a) for |a| < 0.625: its Taylor series to a^45 (the next term is below 3e-19 a). The
-    coefficients are 2^2n (2^2n - 1) B_2n / (2n)! with B the Bernoulli numbers, rounded."""
-    z = a * a
-    p = 1.903336833931276e-09
-    p = p * z + -4.6962953982309016e-09
-    p = p * z + 1.1587644432798853e-08
-    p = p * z + -2.859136662305254e-08
-    p = p * z + 7.054636946400968e-08
-    p = p * z + -1.7406618963571648e-07
-    p = p * z + 4.294911078273806e-07
-    p = p * z + -1.0597268320104654e-06
-    p = p * z + 2.6147711512907546e-06
-    p = p * z + -6.451689215655431e-06
-    p = p * z + 1.5918905069328964e-05
-    p = p * z + -3.927832388331683e-05
-    p = p * z + 9.691537956929451e-05
-    p = p * z + -0.00023912911424355248
-    p = p * z + 0.000590027440945586
-    p = p * z + -0.0014558343870513183
-    p = p * z + 0.003592128036572481
-    p = p * z + -0.008863235529902197
-    p = p * z + 0.021869488536155203
-    p = p * z + -0.05396825396825397
-    p = p * z + 0.13333333333333333
-    p = p * z + -0.3333333333333333
-    return a + a * (z * p)
+# tanh(a) = a + a^3 P(a^2) / Q(a^2) for |a| < 0.625: the rational approximation of Cephes'
+# tanh.c (Moshier), here with Q's leading coefficient 1
+_TANH_P = (-9.64399179425052238628e-1, -9.92877231001918586564e1, -1.61468768441708447952e3)
+_TANH_Q = (1.12811678491632931402e2, 2.23548839060100448583e3, 4.84406305325125486048e3)
 
 
 @njit(inline="always")
 def tanh_kernel(x):
     a = abs(x)
-    near0 = _tanh_small(a if a < 0.625 else 0.0)
-    far = 1.0 - _div(2.0, exp_kernel(2.0 * a) + 1.0)   # exp overflows to inf for large |x|: far = 1
-    t = near0 if a < 0.625 else far
+    near0 = a < 0.625
+    z = a * a
+    p = (_TANH_P[0] * z + _TANH_P[1]) * z + _TANH_P[2]
+    q = ((z + _TANH_Q[0]) * z + _TANH_Q[1]) * z + _TANH_Q[2]
+    # beyond 0.625, 1 - 2 / (exp(2a) + 1) (exp overflows to inf for large a: 1). Both branches
+    # end in a division; picking its operands first makes it one division, not two
+    r = _div(a * z * p if near0 else 2.0, q if near0 else exp_kernel(2.0 * a) + 1.0)
+    t = a + r if near0 else 1.0 - r
     return x if math.isnan(x) else math.copysign(t, x)
 
 
