@@ -356,13 +356,39 @@ def _unbroadcast(g, x):
                 return np.asarray(g, dtype=np.float64)
         out = np.zeros(x.shape)
         flat = out.reshape(out.size)
+        if xnd == 0:
+            flat[0] = np.sum(g)
+            return out
+        if g.size == 0:
+            return out
+        # g as rows of its last axis, each added into a row of out (or, where x's last axis has
+        # length 1, into one element): a loop LLVM vectorizes, where a loop over np.ndindex(g)
+        # took 1.2 ns an element (25 us for 1000 x 25, three times the rest of the sum)
+        length = g.shape[gnd - 1]
+        rows = np.ascontiguousarray(g).reshape((g.size // length, length))
         lead = gnd - xnd
-        for idx in np.ndindex(g.shape):
+        whole_rows = x.shape[xnd - 1] != 1
+        at = np.zeros(max(gnd - 1, 1), dtype=np.int64)   # the row's index along g's other axes
+        for r in range(rows.shape[0]):
             k = 0
-            for d in range(xnd):
-                i = idx[lead + d] if x.shape[d] != 1 else 0
-                k = k * x.shape[d] + i
-            flat[k] += g[idx]
+            for d in range(xnd - 1):
+                k = k * x.shape[d] + (at[lead + d] if x.shape[d] != 1 else 0)
+            k *= x.shape[xnd - 1]
+            if whole_rows:
+                for j in range(length):
+                    flat[k + j] += rows[r, j]
+            else:
+                total = 0.0
+                for j in range(length):
+                    total += rows[r, j]
+                flat[k] += total
+            d = gnd - 2
+            while d >= 0:
+                at[d] += 1
+                if at[d] < g.shape[d]:
+                    break
+                at[d] = 0
+                d -= 1
         return out
     return impl
 

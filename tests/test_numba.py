@@ -5,6 +5,7 @@ the Python backend (to 1e-12 relative) and with finite differences. Compiles
 cost seconds, so the grad objects live at module level and are shared.
 """
 
+import functools
 import math
 import warnings
 
@@ -707,3 +708,27 @@ def test_the_adjoint_of_an_added_axis_is_a_view_and_right():
     source = s2sad.source(g)
     assert "_bar[None" not in source and "_bar[:, None" not in source   # no slice assignment
     assert "[0, :]" in source and "[:, 0]" in source and "[..., 0]" in source
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled_unbroadcast():
+    from s2sad import numba_backend  # noqa: F401  (registers the Numba versions of the helpers)
+    return numba.njit(lambda g, x: runtime.unbroadcast(g, x))
+
+
+@pytest.mark.parametrize("g_shape, x_shape", [
+    ((1000, 25), (1, 25)), ((1000, 25), (1000, 1)), ((1000, 25), (25,)), ((1000, 25), (1, 1)),
+    ((3, 4, 5), (4, 1)), ((3, 4, 5), (3, 1, 5)), ((3, 4, 5), (1, 4, 1)), ((2, 3), ()), ((5,), (1,)),
+    ((0, 3), (1, 3)), ((4, 3), (3,)), ((4, 3), (4, 3))])
+def test_unbroadcast_under_numba_sums_what_numpy_broadcast(g_shape, x_shape):
+    # the compiled unbroadcast adds rows of g's last axis; the reference is its NumPy version
+    g = np.random.default_rng(1).standard_normal(g_shape)
+    for layout in (g, np.asfortranarray(g)):
+        got = _compiled_unbroadcast()(layout, np.zeros(x_shape))
+        want = runtime.unbroadcast(layout, np.zeros(x_shape))
+        assert np.shape(got) == np.shape(want) == x_shape
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
+        # and against the sum written out: g summed over its leading axes and x's length-1 axes
+        lead = len(g_shape) - len(x_shape)
+        axes = tuple(range(lead)) + tuple(lead + d for d, n in enumerate(x_shape) if n == 1)
+        np.testing.assert_allclose(got, np.sum(g, axis=axes).reshape(x_shape), rtol=1e-13, atol=1e-13)
