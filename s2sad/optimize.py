@@ -433,15 +433,17 @@ def _done_writing(stmts, j, v, writers):
     next trip writes into the new array)."""
     if v not in writers:
         return True
-    inside = {id(n) for s in stmts[:j] for n in gast.walk(s)}
-    if not all(id(w) in inside for w in writers[v]):
+    mine = {id(w) for w in writers[v]}
+    seen, first = 0, None
+    for k, s in enumerate(stmts[:j]):
+        hits = sum(id(n) in mine for n in gast.walk(s))
+        if hits and first is None:
+            first = k
+        seen += hits
+    if seen < len(mine):   # a write elsewhere: later in the function, or in another block
         return False
-    for s in stmts[:j]:
-        if isinstance(s, gast.Assign) and any(isinstance(t, gast.Name) and t.id == v for t in s.targets):
-            return True
-        if any(id(n) in {id(w) for w in writers[v]} for n in gast.walk(s)):
-            return False
-    return False
+    return any(isinstance(s, gast.Assign) and any(isinstance(t, gast.Name) and t.id == v for t in s.targets)
+               for s in stmts[:first])
 
 
 def first_accumulations(fn):
