@@ -24,8 +24,8 @@ import types as pytypes
 import warnings
 import weakref
 
-import numpy as np
 import llvmlite.binding as llvm
+import numpy as np
 from llvmlite import ir
 from numba import njit, objmode, types
 from numba.core import errors as nb_errors
@@ -151,7 +151,7 @@ def _is_scalar(t):
 def _push(tape, value):
     if isinstance(value, types.Array):
         # its elements in C order, without a copy where that is possible (Numba's ravel copies:
-        # a push of 32 floats took 45 ns with it, 24 ns without)
+        # a push and pop of 32 floats took 45 ns with it, 35 ns without)
         if value.ndim == 1:
             def flatten(a):
                 return a
