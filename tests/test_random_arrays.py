@@ -1,0 +1,136 @@
+"""Random vectorized programs on 2-d arrays, checked against central finite differences.
+
+A hypothesis strategy draws the text of a function `f(A, B, v)` of two (m, n) float arrays
+and an (n,) float array, written the way NumPy models are: elementwise arithmetic with
+broadcasting (`X * v[None, :]`, `X - r[:, None]`), exp/tanh/log of bounded values, sums,
+means and maxima along an axis (`np.sum(X, axis=1)`), matrix products (`X @ v`, `X.T @ Y`),
+and a scalar result. Reverse mode is compared with finite differences and with forward
+mode (`jvp`) on every example; compiled by Numba, the gradient must equal the Python
+backend's on a few (`slow`: each compile takes seconds).
+
+These are the paths of the Numba backend's unbroadcast, reductions along an axis and the
+view adjoint of `x[None, :]`, which the loop-program generator (test_random_programs.py,
+scalars and 1-d arrays) does not reach.
+"""
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import s2sad
+from fd import numerical_grad
+from test_random_programs import load   # writes the text to a file: s2sad reads source
+
+M, N = 4, 3
+_count = itertools.count()
+
+
+@st.composite
+def programs(draw):
+    """(source text, name): a straight-line function of A, B (M x N) and v (N,)."""
+    mats, rows, cols = ["A", "B"], [], ["v"]     # (M, N) values, (M,) values, (N,) values
+    lines = []
+
+    def new(kind):
+        name = f"{kind}{len(lines)}"
+        {"X": mats, "r": rows, "c": cols}[kind].append(name)
+        return name
+
+    for _ in range(draw(st.integers(2, 7))):
+        X, Y = draw(st.sampled_from(mats)), draw(st.sampled_from(mats))
+        choice = draw(st.integers(0, 11))
+        if choice == 0:
+            op = draw(st.sampled_from(["+", "-", "*"]))
+            lines.append(f"{new('X')} = {X} {op} {Y}")
+        elif choice == 1:
+            c = draw(st.sampled_from(cols))
+            lines.append(f"{new('X')} = {X} * {c}[None, :] + {c}")
+        elif choice == 2 and rows:
+            r = draw(st.sampled_from(rows))
+            lines.append(f"{new('X')} = {X} - {r}[:, None]")
+        elif choice == 3:
+            lines.append(f"{new('X')} = np.tanh({X})")
+        elif choice == 4:
+            lines.append(f"{new('X')} = np.exp(np.tanh({X})) * {Y}")
+        elif choice == 5:
+            lines.append(f"{new('X')} = np.log(1.0 + {X} * {X})")
+        elif choice == 6:
+            how = draw(st.sampled_from(["sum", "mean"]))
+            lines.append(f"{new('r')} = np.{how}({X}, axis=1)")
+        elif choice == 7:
+            how = draw(st.sampled_from(["sum", "mean", "max"]))
+            lines.append(f"{new('c')} = np.{how}({X}, axis=0)")
+        elif choice == 8:
+            c = draw(st.sampled_from(cols))
+            lines.append(f"{new('r')} = np.tanh({X} @ {c})")
+        elif choice == 9:
+            lines.append(f"{new('X')} = {X} @ (np.tanh({X}.T @ {Y}) * 0.5)")
+        elif choice == 10 and rows:
+            r = draw(st.sampled_from(rows))
+            lines.append(f"{new('X')} = {X} * np.expand_dims({r}, 1)")
+        else:
+            lines.append(f"{new('r')} = np.max({X}, axis=1) + np.sum({X} * {Y}, axis=-1)")
+    # every value made reaches the result: nothing is dead code for the optimizer to drop
+    terms = [f"np.sum({X} * {X})" for X in mats[2:] or ["A"]] + [f"np.sum(np.tanh({r}))" for r in rows + cols]
+    name = f"arrays_{next(_count)}"
+    text = "\n".join([f"def {name}(A, B, v):"] + [f"    {s}" for s in lines]
+                     + [f"    return {' + '.join(terms)}"])
+    return text, name
+
+
+def inputs(seed):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(-1, 1, (M, N)), rng.uniform(-1, 1, (M, N)), rng.uniform(-1, 1, N)
+
+
+def build(text, name):
+    return getattr(load("import numpy as np\n\n\n" + text + "\n"), name)
+
+
+def reference(f, args):
+    """Central differences at two step sizes; None where they disagree (a max's tie nearby)."""
+    fine = [numerical_grad(f, args, i, eps=1e-6) for i in range(3)]
+    coarse = [numerical_grad(f, args, i, eps=4e-6) for i in range(3)]
+    if not all(np.allclose(a, b, rtol=1e-5, atol=1e-7) for a, b in zip(fine, coarse)):
+        return None
+    return fine
+
+
+def check(text, name, seed, backend):
+    f = build(text, name)
+    args = inputs(seed)
+    value = f(*args)
+    assume(np.isfinite(value) and abs(value) < 1e6)
+    fd = reference(f, args)
+    assume(fd is not None)
+    g = s2sad.grad(f, argnums=(0, 1, 2), backend=backend)(*[a.copy() for a in args])
+    for i in range(3):
+        np.testing.assert_allclose(g[i], fd[i], rtol=1e-5, atol=1e-7,
+                                   err_msg=f"argument {i}, backend {backend}, seed {seed}\n{text}")
+    return f, args, g
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(programs(), st.integers(0, 10_000))
+def test_reverse_and_forward_agree_with_finite_differences(program, seed):
+    text, name = program
+    f, args, g = check(text, name, seed, "python")
+    t = [np.cos(np.arange(M * N)).reshape(M, N), np.sin(np.arange(M * N)).reshape(M, N), np.cos(np.arange(N))]
+    _, tangent = s2sad.jvp(f, list(args), t, backend="python")
+    projected = sum(float(np.sum(gi * ti)) for gi, ti in zip(g, t))
+    scale = sum(float(np.sum(np.abs(gi * ti))) for gi, ti in zip(g, t))
+    assert abs(float(tangent) - projected) <= 1e-10 * scale + 1e-12, text
+
+
+@pytest.mark.slow
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(programs(), st.integers(0, 10_000))
+def test_numba_gives_the_python_backends_numbers(program, seed):
+    text, name = program
+    _, args, compiled = check(text, name, seed, "numba")
+    plain = s2sad.grad(build(text, name), argnums=(0, 1, 2), backend="python")(*[a.copy() for a in args])
+    for a, b in zip(compiled, plain):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14, err_msg=text)
