@@ -153,10 +153,22 @@ _ROW = {SUM: _sum_1d, MAX: _max_1d, MIN: _min_1d, MEAN: _sum_1d}   # a whole row
 _LONG_ROW = 32   # shorter rows are reduced in line: a call per row costs more than the vector adds save
 
 
+def _result_dtype(kind, dtype):
+    """NumPy's: a mean is float64 unless of floats; a sum or product of booleans or small
+    integers is of the platform's integer (int64 here; uint64 for unsigned ones)."""
+    if kind == MEAN:
+        return dtype if dtype.kind == "f" else np.dtype(np.float64)
+    if kind in (SUM, PROD) and dtype.kind in "bi":
+        return np.dtype(np.int64)
+    if kind in (SUM, PROD) and dtype.kind == "u":
+        return np.dtype(np.uint64)
+    return dtype
+
+
 def along_axis(kind, a):
     """The Numba implementation of reduction `kind` of array type `a` along an integer axis."""
     nd, m = a.ndim, a.ndim - 1
-    dtype = np.float64 if kind == MEAN else as_dtype(a.dtype)
+    dtype = _result_dtype(kind, as_dtype(a.dtype))
     row = _ROW.get(kind) if a.dtype == types.float64 else None
     fold = kind in (MAX, MIN)     # no identity: start from the first element
 

@@ -101,3 +101,12 @@ def test_an_axis_out_of_bounds_or_an_empty_max_is_a_value_error():
         ALONG["sum_along"](AXIS_ARRAYS["rows of 7"], 2)
     with pytest.raises(ValueError, match="zero-size array"):
         ALONG["max_along"](np.zeros((3, 0)), 1)
+
+
+@pytest.mark.parametrize("a", [rng.standard_normal((4, 5)).astype(np.float32), rng.standard_normal((4, 5)) > 0,
+                               rng.integers(-3, 4, (4, 5))], ids=["float32", "bool", "int64"])
+def test_along_an_axis_the_result_has_numpys_dtype(a):
+    for name in ("max_along", "min_along", "mean_along", "prod_along"):
+        got, want = ALONG[name](a, 1), PLAIN[name](a, 1)
+        assert got.dtype == want.dtype, (name, got.dtype, want.dtype)
+        np.testing.assert_allclose(got, want, rtol=1e-6)
