@@ -13,6 +13,7 @@ Python version, or raises `S2SADError` when Numba was asked for explicitly
 (`backend="numba"`) or `S2SAD_STRICT=1`.
 """
 
+import functools
 import logging
 import math
 import os
@@ -150,18 +151,7 @@ def _is_scalar(t):
 @overload(runtime.push)
 def _push(tape, value):
     if isinstance(value, types.Array):
-        # its elements in C order, without a copy where that is possible (Numba's ravel copies:
-        # a push of 32 floats took 45 ns with it, 35 ns without)
-        if value.ndim == 1:
-            def flatten(a):
-                return a
-        elif value.layout == "C":
-            def flatten(a):
-                return a.reshape(a.size)
-        else:
-            def flatten(a):
-                return a.ravel()
-        flatten = njit(inline="always")(flatten)
+        flatten = numba_math.flat_elements(value)   # a copy only where one is needed
 
         def impl(tape, value):
             flat = flatten(value)
@@ -207,14 +197,23 @@ def _push_shape(tape, value):
     return impl
 
 
+@functools.lru_cache(maxsize=None)
+def _shape_popper(nd):
+    """A function taking the shape of an nd-dimensional array off the tape's int stack."""
+    @njit(inline="always")
+    def popped_shape(tape):
+        tape.nints -= nd
+        return to_fixed_tuple(tape.ints[tape.nints:tape.nints + nd], nd)
+    return popped_shape
+
+
 @overload(runtime.pop_shape)
 def _pop_shape(tape, like):
-    nd = like.ndim
+    popped_shape = _shape_popper(like.ndim)
     dtype = as_dtype(like.dtype)
 
     def impl(tape, like):
-        tape.nints -= nd
-        shape = to_fixed_tuple(tape.ints[tape.nints:tape.nints + nd], nd)
+        shape = popped_shape(tape)
         # only the shape is read (reverse.needs_shape), so the variable's current array serves
         # when it has that shape: no allocation a trip where the shapes do not change (an LSTM's
         # reverse loop restores eight gate slices and products this way every step)
@@ -227,13 +226,12 @@ def _pop_shape(tape, like):
 @overload(runtime.pop)
 def _pop(tape, like):
     if isinstance(like, types.Array) and like.dtype == types.float64:
-        nd = like.ndim
+        nd, popped_shape = like.ndim, _shape_popper(like.ndim)
 
         def impl(tape, like):
             # a view of the tape, not a copy: the reverse sweep only pops, so nothing writes
             # there again, and the view keeps the buffer alive should the tape let go of it
-            tape.nints -= nd
-            shape = to_fixed_tuple(tape.ints[tape.nints:tape.nints + nd], nd)
+            shape = popped_shape(tape)
             n = 1
             for d in range(nd):
                 n *= shape[d]
@@ -241,11 +239,10 @@ def _pop(tape, like):
             return tape.floats[tape.nfloats:tape.nfloats + n].reshape(shape)
         return impl
     if isinstance(like, types.Array):
-        nd, dtype = like.ndim, as_dtype(like.dtype)
+        popped_shape, dtype = _shape_popper(like.ndim), as_dtype(like.dtype)
 
         def impl(tape, like):  # an array of the taped shape, then its values
-            tape.nints -= nd
-            out = np.empty(to_fixed_tuple(tape.ints[tape.nints:tape.nints + nd], nd), dtype=dtype)
+            out = np.empty(popped_shape(tape), dtype=dtype)
             n = out.size
             tape.nfloats -= n
             flat = out.reshape(n)

@@ -171,6 +171,7 @@ def along_axis(kind, a):
     dtype = _result_dtype(kind, as_dtype(a.dtype))
     row = _ROW.get(kind) if a.dtype == types.float64 else None
     fold = kind in (MAX, MIN)     # no identity: start from the first element
+    identity = 1 if kind == PROD else 0
 
     if nd == 1:
         whole = {SUM: sum, MAX: max, MIN: min, MEAN: mean, PROD: np.prod}[kind]
@@ -197,13 +198,13 @@ def along_axis(kind, a):
                 if row is not None and n >= _LONG_ROW:
                     out[o, 0] = row(rows[o])
                     continue
-                acc = rows[o, 0] if fold else (1 if kind == PROD else 0)
+                acc = rows[o, 0] if fold else identity
                 for j in range(start, n):
                     acc = _combine(kind, acc, rows[o, j])
                 out[o, 0] = acc
             else:               # the inner index innermost: vector operations over a row of out
                 for i in range(inner):
-                    out[o, i] = src[o, 0, i] if fold else (1 if kind == PROD else 0)
+                    out[o, i] = src[o, 0, i] if fold else identity
                 for j in range(start, n):
                     for i in range(inner):
                         out[o, i] = _combine(kind, out[o, i], src[o, j, i])
