@@ -13,7 +13,6 @@ Python version, or raises `S2SADError` when Numba was asked for explicitly
 (`backend="numba"`) or `S2SAD_STRICT=1`.
 """
 
-import functools
 import logging
 import math
 import os
@@ -37,6 +36,7 @@ from numba.np.numpy_support import as_dtype
 from numba.np.unsafe.ndarray import to_fixed_tuple
 
 from . import numba_math, runtime
+from .numba_math import flat_elements
 from .numba_reductions import drop_axis, split_shape
 from .errors import S2SADError
 
@@ -151,7 +151,7 @@ def _is_scalar(t):
 @overload(runtime.push)
 def _push(tape, value):
     if isinstance(value, types.Array):
-        flatten = numba_math.flat_elements(value)   # a copy only where one is needed
+        flatten = flat_elements(value)   # a copy only where one is needed
 
         def impl(tape, value):
             flat = flatten(value)
@@ -197,7 +197,6 @@ def _push_shape(tape, value):
     return impl
 
 
-@functools.lru_cache(maxsize=None)
 def _shape_popper(nd):
     """A function taking the shape of an nd-dimensional array off the tape's int stack."""
     @njit(inline="always")

@@ -12,6 +12,7 @@ them, numba with `numba=True`).
 
 import ast
 import builtins
+import importlib
 import inspect
 import itertools
 import keyword
@@ -230,6 +231,20 @@ def _top_level_defs(module):
     return out
 
 
+def _with_imported_defs(module):
+    """`_top_level_defs(module)`, preceded by the defs it imports from s2sad's other modules
+    (`from .numba_reductions import split_shape`) and the ones those refer to there."""
+    out = {}
+    for node in ast.parse(inspect.getsource(module)).body:
+        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+            source = importlib.import_module(f".{node.module}", module.__package__)
+            defs = _top_level_defs(source)
+            for name in _closure([a.name for a in node.names], defs):
+                out.setdefault(name, defs[name])
+    out.update(_top_level_defs(module))
+    return out
+
+
 def _names_in(node):
     return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} | \
            {n.value.id + "." + n.attr for n in ast.walk(node)
@@ -277,7 +292,7 @@ def _runtime_part(used, use_numba):
             chunks.append(rt[name][0])
         return chunks, warnings
     from . import numba_backend
-    nb = _top_level_defs(numba_backend)
+    nb = _with_imported_defs(numba_backend)
     overloads = {}   # runtime helper name -> overload function name in numba_backend
     for name, (_, node) in nb.items():
         for dec in getattr(node, "decorator_list", []):

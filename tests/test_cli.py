@@ -59,6 +59,10 @@ USER = textwrap.dedent("""\
         for t in range(xs.shape[0]):
             h = np.tanh(W @ h + xs[t]) * (1.0 / (1.0 + np.exp(-xs[t])))
         return np.sum(h)
+
+
+    def spread(X):
+        return np.sum(np.sum(X * X, axis=0) * np.sum(np.tanh(X), axis=1)[0])
 """)
 
 
@@ -232,6 +236,32 @@ def test_emit_numba(user, tmp_path):
     body = ("g = ns['grad_f'](x, y)\nassert abs(g - fd) < 1e-5, (g, fd)\n"
             "assert ns['grad_f'].signatures, 'not compiled'\nprint('OK')")
     r = run_isolated(CHECK.format(path=str(out), x=0.7, body=body), cwd=tmp_path / "emitted")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert_lint_clean(out)
+
+
+@pytest.mark.slow
+def test_emit_numba_of_reductions_along_an_axis(user, tmp_path):
+    # the Numba version of sum_adjoint(g, x, axis) calls split_shape, which numba_backend imports
+    # from numba_reductions: it travels with the module too
+    pytest.importorskip("numba")
+    out = emit(user, tmp_path, "spread", "--numba", "--signature", "X: float64[:, :]")
+    code = textwrap.dedent(f"""\
+        import runpy
+        import numpy as np
+        ns = runpy.run_path({str(out)!r})
+        def spread(X):
+            return np.sum(np.sum(X * X, axis=0) * np.sum(np.tanh(X), axis=1)[0])
+        X = np.random.default_rng(0).standard_normal((4, 3))
+        e = 1e-6
+        fd = np.array([(spread(X + e * d.reshape(4, 3)) - spread(X - e * d.reshape(4, 3))) / (2 * e)
+                       for d in np.eye(12)]).reshape(4, 3)
+        g = ns['grad_spread'](X)
+        assert np.allclose(g, fd, atol=1e-6), (g, fd)
+        assert ns['grad_spread'].signatures, 'not compiled'
+        print('OK')
+    """)
+    r = run_isolated(code, cwd=tmp_path / "emitted")
     assert r.returncode == 0, r.stdout + r.stderr
     assert_lint_clean(out)
 
