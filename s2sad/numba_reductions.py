@@ -173,8 +173,9 @@ def along_axis(kind, a):
     fold = kind in (MAX, MIN)     # no identity: start from the first element
     identity = 1 if kind == PROD else 0
 
-    if nd == 1:
-        whole = {SUM: sum, MAX: max, MIN: min, MEAN: mean, PROD: np.prod}[kind]
+    if nd == 1:     # the whole array (not through the stand-ins below: this travels to emitted modules)
+        whole = row if row is not None and kind != MEAN else \
+            {SUM: np.sum, MAX: np.max, MIN: np.min, MEAN: np.mean, PROD: np.prod}[kind]
 
         def impl1(a, axis=None):
             if axis != 0 and axis != -1:
@@ -300,9 +301,21 @@ def _extreme_ov(fast, slow):
 overload(max)(_extreme_ov(_max_c, np.max))
 overload(min)(_extreme_ov(_min_c, np.min))
 
-for _fn, _kind in ((np.max, MAX), (np.amax, MAX), (np.min, MIN), (np.amin, MIN), (np.mean, MEAN), (np.prod, PROD)):
-    if _fn is np.amax and np.amax is np.max or _fn is np.amin and np.amin is np.min:
-        continue   # one function under two names (NumPy < 2)
-    _overload_along(_fn, _kind)
+# the NumPy functions given an integer-axis version, by their name in np
+ALONG = {"max": MAX, "amax": MAX, "min": MIN, "amin": MIN, "mean": MEAN, "prod": PROD}
+
+
+def overload_along_axis(names):
+    """Give each np.<name> of `names` its integer-axis version under Numba; the CLI's emitted
+    modules call this too, for the ones their code uses."""
+    done = []
+    for name in names:
+        fn = getattr(np, name)
+        if fn not in done:      # one function under two names (np.amax is np.max before NumPy 2)
+            done.append(fn)
+            _overload_along(fn, ALONG[name])
+
+
+overload_along_axis(ALONG)
 
 STAND_INS = {"sum": sum, "mean": mean, "max": max, "amax": max, "min": min, "amin": min}

@@ -226,8 +226,12 @@ def _top_level_defs(module):
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
             first = min([node.lineno] + [d.lineno for d in node.decorator_list])
             out[node.name] = ("".join(lines[first - 1:node.end_lineno]), node)
-        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            out[node.targets[0].id] = ("".join(lines[node.lineno - 1:node.end_lineno]), node)
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+            names = [target] if isinstance(target, ast.Name) else getattr(target, "elts", [])
+            for name in names:   # `A, B = ...` is one definition of both names
+                if isinstance(name, ast.Name):
+                    out[name.id] = ("".join(lines[node.lineno - 1:node.end_lineno]), node)
     return out
 
 
@@ -332,8 +336,25 @@ def _runtime_part(used, use_numba):
             continue  # the numba version (e.g. the njit _grow) serves both
         chunks.append(rt[name][0])
     for name in nb_need:
-        chunks.append(re.sub(r"\bruntime\.", "", nb[name][0]))
-    return chunks, warnings
+        chunk = re.sub(r"\bruntime\.", "", nb[name][0])
+        if chunk not in chunks:     # `A, B = ...` defines two names
+            chunks.append(chunk)
+    return chunks + _along_axis_part(used | _used_names("\n".join(chunks)), chunks), warnings
+
+
+def _along_axis_part(used, have):
+    """np.max(x, axis) and the like, which Numba lacks: the overloads s2sad registers for them,
+    and the call that registers them for the ones `used`."""
+    from . import numba_reductions
+    names = [name for name in numba_reductions.ALONG if f"np.{name}" in used]
+    if not names:
+        return []
+    defs = _top_level_defs(numba_reductions)
+    chunks = []
+    for name in _closure(["overload_along_axis"], defs):
+        if defs[name][0] not in have + chunks:
+            chunks.append(defs[name][0])
+    return chunks + [f"overload_along_axis([{', '.join(map(repr, names))}])\n".replace("'", '"')]
 
 
 # ---- user globals ---------------------------------------------------------------------------

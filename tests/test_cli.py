@@ -62,7 +62,8 @@ USER = textwrap.dedent("""\
 
 
     def spread(X):
-        return np.sum(np.sum(X * X, axis=0) * np.sum(np.tanh(X), axis=1)[0])
+        spread = np.sum(np.sum(X * X, axis=0) * np.sum(np.tanh(X), axis=1)[0])
+        return spread + np.sum(np.max(X, axis=1) * np.mean(X, axis=1)) + np.sum(np.prod(X, axis=0))
 """)
 
 
@@ -243,15 +244,18 @@ def test_emit_numba(user, tmp_path):
 @pytest.mark.slow
 def test_emit_numba_of_reductions_along_an_axis(user, tmp_path):
     # the Numba version of sum_adjoint(g, x, axis) calls split_shape, which numba_backend imports
-    # from numba_reductions: it travels with the module too
+    # from numba_reductions: it travels with the module too; so do the overloads that give
+    # np.max, np.mean and np.prod an integer axis under Numba (it has np.sum's alone)
     pytest.importorskip("numba")
     out = emit(user, tmp_path, "spread", "--numba", "--signature", "X: float64[:, :]")
+    assert "overload_along_axis([\"max\", \"mean\", \"prod\"])" in out.read_text()
     code = textwrap.dedent(f"""\
         import runpy
         import numpy as np
         ns = runpy.run_path({str(out)!r})
         def spread(X):
-            return np.sum(np.sum(X * X, axis=0) * np.sum(np.tanh(X), axis=1)[0])
+            spread = np.sum(np.sum(X * X, axis=0) * np.sum(np.tanh(X), axis=1)[0])
+            return spread + np.sum(np.max(X, axis=1) * np.mean(X, axis=1)) + np.sum(np.prod(X, axis=0))
         X = np.random.default_rng(0).standard_normal((4, 3))
         e = 1e-6
         fd = np.array([(spread(X + e * d.reshape(4, 3)) - spread(X - e * d.reshape(4, 3))) / (2 * e)
