@@ -538,6 +538,69 @@ def _add_dot_adjoint_y(acc, g, x, y):
     return lambda acc, g, x, y: runtime._add_into(acc, runtime.dot_adjoint_y(g, x, y))
 
 
+@overload(runtime.outer_rows)
+def _outer_rows(acc, trips):
+    if isinstance(acc, types.Array) and acc.ndim == 2:
+        def impl(acc, trips):
+            m, k = acc.shape
+            rows = max(1, min(trips, runtime.OUTER_ROWS_BUDGET // max(m + k, 1)))
+            return np.empty((rows, m)), np.empty((rows, k)), np.zeros(1, dtype=np.int64)
+        return impl
+    return lambda acc, trips: (np.empty((1, 0)), np.empty((1, 0)), np.zeros(1, dtype=np.int64))
+
+
+@overload(runtime.later_dot_adjoint_x)
+def _later_dot_adjoint_x(stash, acc, g, x, y):
+    if _ndim(x) == 2 and _ndim(y) == 1 and _ndim(g) == 1 and _writable_float64(acc, 2):
+        def impl(stash, acc, g, x, y):
+            if _stash_fits(stash, acc, g, y):
+                return _stash_outer(stash, acc, g, y)
+            return runtime.add_dot_adjoint_x(acc, g, x, y)
+        return impl
+    return lambda stash, acc, g, x, y: runtime.add_dot_adjoint_x(acc, g, x, y)
+
+
+@overload(runtime.later_dot_adjoint_y)
+def _later_dot_adjoint_y(stash, acc, g, x, y):
+    if _ndim(x) == 1 and _ndim(y) == 2 and _ndim(g) == 1 and _writable_float64(acc, 2):
+        def impl(stash, acc, g, x, y):
+            if _stash_fits(stash, acc, x, g):
+                return _stash_outer(stash, acc, x, g)
+            return runtime.add_dot_adjoint_y(acc, g, x, y)
+        return impl
+    return lambda stash, acc, g, x, y: runtime.add_dot_adjoint_y(acc, g, x, y)
+
+
+@njit
+def _stash_fits(stash, acc, a, b):
+    left, right, _ = stash
+    return acc.shape[0] == left.shape[1] == a.shape[0] and acc.shape[1] == right.shape[1] == b.shape[0]
+
+
+@njit
+def _stash_outer(stash, acc, a, b):
+    left, right, count = stash
+    n = count[0]
+    left[n] = a
+    right[n] = b
+    count[0] = n + 1
+    return runtime.add_outer_rows(acc, stash) if n + 1 == left.shape[0] else acc
+
+
+@overload(runtime.add_outer_rows)
+def _add_outer_rows(acc, stash):
+    if not _writable_float64(acc, 2):
+        return lambda acc, stash: acc     # nothing was stashed for it
+    def impl(acc, stash):
+        left, right, count = stash
+        n = count[0]
+        if n:
+            acc += np.dot(left[:n].T, right[:n])
+            count[0] = 0
+        return acc
+    return impl
+
+
 def _writable_float64(t, ndim):
     return isinstance(t, types.Array) and t.dtype == types.float64 and t.ndim == ndim and t.mutable
 

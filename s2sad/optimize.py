@@ -24,6 +24,7 @@ def run(fn):
     inline_temporaries(fn)
     filled_by_loops(fn)
     accumulate_in_place(fn)
+    defer_outer_products(fn)
     simplify(fn)
     return tidy_comments(fn)
 
@@ -614,6 +615,64 @@ def _in_place_helper(s):
     return _IN_PLACE[right.func.id]
 
 
+# `W_bar = add_dot_adjoint_x(W_bar, g, W, h)` in a loop -> stashed, added after it (runtime.outer_rows)
+_LATER = {"add_dot_adjoint_x": "later_dot_adjoint_x", "add_dot_adjoint_y": "later_dot_adjoint_y"}
+
+
+def defer_outer_products(fn):
+    """In a `for` loop over a range, a weight's adjoint that gains an outer product each trip
+    (`W_bar = add_dot_adjoint_x(W_bar, g, W, h)`, from `W @ h`) has the two vectors stashed
+    instead, and all of them added after the loop in one matrix product (runtime.outer_rows):
+    BLAS's blocked product in place of a read and a write of all of W_bar a trip (LSTM, h = 32,
+    1024 steps: 0.50 -> 0.25 ms for Wh_bar). Only where the loop mentions W_bar nowhere else, so
+    nothing reads it before it is whole."""
+    taken = _names(fn)
+
+    def load(name):
+        return gast.Name(id=name, ctx=gast.Load(), annotation=None, type_comment=None)
+
+    def assign(name, call, args):
+        return gast.Assign(targets=[gast.Name(id=name, ctx=gast.Store(), annotation=None, type_comment=None)],
+                           value=gast.Call(func=load(call), args=args, keywords=[]), type_comment=None)
+
+    def block(stmts):
+        out = []
+        for loop in stmts:
+            deferred = [s for s in getattr(loop, "body", ()) if _deferrable(s, loop)] \
+                if isinstance(loop, gast.For) and _call_name(loop.iter) == "range" and _pure_value(loop.iter) \
+                and not loop.orelse else []
+            before, after, body = [], [], []
+            for s in loop.body if deferred else ():
+                if s not in deferred:
+                    body.append(s)
+                    continue
+                v, call = s.targets[0].id, s.value
+                stash = v + "_rows"
+                while stash in taken:
+                    stash += "_"
+                taken.add(stash)
+                trips = gast.Call(func=load("len"), args=[copy_ir(loop.iter)], keywords=[])
+                before.append(gast.copy_location(assign(stash, "outer_rows", [load(v), trips]), loop))
+                body.append(gast.copy_location(assign(v, _LATER[call.func.id], [load(stash)] + call.args), s))
+                after.append(gast.copy_location(assign(v, "add_outer_rows", [load(v), load(stash)]), loop))
+            if deferred:
+                loop = copy.copy(loop)
+                loop.body = body
+            out += before + [loop] + after
+        return out
+    return _rewrite_blocks(fn, block)
+
+
+def _deferrable(s, loop):
+    """Is `s` (in `loop`'s body) `v = add_dot_adjoint_x(v, ...)`, with v nowhere else in the loop?"""
+    if not (isinstance(s, gast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], gast.Name)
+            and _call_name(s.value) in _LATER and not s.value.keywords and len(s.value.args) == 4
+            and isinstance(s.value.args[0], gast.Name) and s.value.args[0].id == s.targets[0].id):
+        return False
+    v = s.targets[0].id
+    return sum(isinstance(n, gast.Name) and n.id == v for n in gast.walk(loop)) == 2
+
+
 def _owning_names(fn):
     """The names that own their arrays in `fn` (see accumulate_in_place)."""
     parents = {}
@@ -659,7 +718,8 @@ def _owning_names(fn):
 
 # ---- mark and sweep ---------------------------------------------------------------------------
 # the tape: every use of it stays, in order
-_EFFECTS = {"push", "pop", "push_shape", "pop_shape", "tape_reserve", "tape_put", "tape_release", "tape_get"}
+_EFFECTS = {"push", "pop", "push_shape", "pop_shape", "tape_reserve", "tape_put", "tape_release", "tape_get",
+            "later_dot_adjoint_x", "later_dot_adjoint_y", "add_outer_rows"}   # and a stash of outer products
 
 
 def _effectful(node):

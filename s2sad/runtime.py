@@ -215,6 +215,59 @@ def _add_into(acc, d):
     return acc + d
 
 
+# A weight's adjoint in a loop gains an outer product a trip (`W_bar = add_dot_adjoint_x(W_bar,
+# g, W, h)` for `W @ h`): a pass over all of W_bar each trip. optimize.defer_outer_products
+# stashes the two vectors instead, as rows of two matrices, and adds them all at once with one
+# matrix product G.T @ H after the loop (or when the stash is full): BLAS's blocked product, not
+# one read and write of W_bar per trip. The sum is the same, added in another order.
+OUTER_ROWS_BUDGET = 1 << 16   # floats a stash holds (512 KiB): it stays in the cache
+
+
+def outer_rows(acc, trips):
+    """An empty stash for outer products to add into the matrix `acc` over `trips` trips: rows
+    of the left and of the right vectors, and their count."""
+    m, k = np.shape(acc) if np.ndim(acc) == 2 else (0, 0)
+    rows = max(1, min(trips, OUTER_ROWS_BUDGET // max(m + k, 1)))
+    return np.empty((rows, m)), np.empty((rows, k)), np.zeros(1, dtype=np.int64)
+
+
+def later_dot_adjoint_x(stash, acc, g, x, y):
+    """add_dot_adjoint_x(acc, g, x, y), the outer product g y^T of a matrix-vector product
+    stashed for add_outer_rows to add; at once where it is no such product."""
+    if np.ndim(x) == 2 and np.ndim(y) == 1 and np.ndim(g) == 1 and _stashable(stash, acc, g, y):
+        return _stash_outer(stash, acc, g, y)
+    return add_dot_adjoint_x(acc, g, x, y)
+
+
+def later_dot_adjoint_y(stash, acc, g, x, y):
+    """add_dot_adjoint_y(acc, g, x, y), as later_dot_adjoint_x: the outer product x g^T of `x @ W`."""
+    if np.ndim(x) == 1 and np.ndim(y) == 2 and np.ndim(g) == 1 and _stashable(stash, acc, x, g):
+        return _stash_outer(stash, acc, x, g)
+    return add_dot_adjoint_y(acc, g, x, y)
+
+
+def _stashable(stash, acc, a, b):
+    left, right, _ = stash
+    return isinstance(acc, np.ndarray) and acc.dtype == np.float64 and acc.flags.writeable \
+        and acc.shape == (left.shape[1], right.shape[1]) == (len(a), len(b))
+
+
+def _stash_outer(stash, acc, a, b):
+    left, right, count = stash
+    left[count[0]], right[count[0]] = a, b
+    count[0] += 1
+    return add_outer_rows(acc, stash) if count[0] == len(left) else acc
+
+
+def add_outer_rows(acc, stash):
+    """acc plus the outer products in the stash, added into acc; the stash is emptied."""
+    left, right, count = stash
+    if count[0]:
+        acc += left[:count[0]].T @ right[:count[0]]
+        count[0] = 0
+    return acc
+
+
 def inner_adjoint_x(g, x, y):
     """np.inner contracts the last axes: g has shape x.shape[:-1] + y.shape[:-1],
     so x's adjoint contracts g's trailing axes with y's leading ones."""

@@ -36,6 +36,15 @@ rule(runtime.add_dot_adjoint_x, params="acc, g, x, y", adjoint={},
 rule(runtime.add_dot_adjoint_y, params="acc, g, x, y", adjoint={},
      tangent={"acc": "acc_dot", "g": "dot_adjoint_y(g_dot, x, y)", "x": "dot_adjoint_y(g, x_dot, y)"},
      result=_like("y"))
+# a stashed outer product: its tangent is added at once (the stash is the primal's alone; the
+# accumulator is read only after add_outer_rows, by when both are whole)
+rule(runtime.later_dot_adjoint_x, params="stash, acc, g, x, y", adjoint={},
+     tangent={"acc": "acc_dot", "g": "dot_adjoint_x(g_dot, x, y)", "y": "dot_adjoint_x(g, x, y_dot)"},
+     result=_like("x"))
+rule(runtime.later_dot_adjoint_y, params="stash, acc, g, x, y", adjoint={},
+     tangent={"acc": "acc_dot", "g": "dot_adjoint_y(g_dot, x, y)", "x": "dot_adjoint_y(g, x_dot, y)"},
+     result=_like("y"))
+rule(runtime.add_outer_rows, params="acc, stash", adjoint={}, tangent={"acc": "acc_dot"}, result=_same("acc"))
 rule(runtime.reshape, params="x, shape", adjoint={}, tangent={"x": "reshape(x_dot, shape)"},
      result=lambda a, c: T.UNKNOWN if a["shape"].kind != "tuple" else T.array("f", len(a["shape"].items)))
 rule(runtime.transpose_adjoint, params="g, axes", adjoint={}, tangent={"g": "transpose_adjoint(g_dot, axes)"},
@@ -70,6 +79,7 @@ rules.NONDIFF[rules._key(runtime.tape_put)] = lambda a, c: T.OBJ
 rules.NONDIFF[rules._key(runtime.tape_reserve)] = lambda a, c: T.INT
 rules.NONDIFF[rules._key(runtime.tape_release)] = lambda a, c: T.INT
 
+rules.NONDIFF[rules._key(runtime.outer_rows)] = lambda a, c: T.OBJ
 for _f, _r in [(runtime.zeros_like, lambda a, c: _like("x")(a, c)), (runtime.reversed_range, lambda a, c: T.OBJ),
                (runtime.reversed_first, lambda a, c: T.INT),
                (runtime.Tape, lambda a, c: T.OBJ)]:

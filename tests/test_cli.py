@@ -272,11 +272,12 @@ def test_emit_numba_of_reductions_along_an_axis(user, tmp_path):
 
 @pytest.mark.slow
 def test_emit_numba_of_a_weight_used_in_a_loop(user, tmp_path):
-    # W's adjoint is added in place each trip (add_dot_adjoint_x), and the gate is a sigmoid
+    # W's adjoint is stashed each trip and added after the loop (later_dot_adjoint_x, add_outer_rows:
+    # their Numba versions flush the stash through add_outer_rows), and the gate is a sigmoid
     # (logistic): their Numba versions and the helpers they use need to travel with the module
     pytest.importorskip("numba")
     out = emit(user, tmp_path, "rnn", "--numba", "--wrt", "W", "--signature", "W: float64[:, :], xs: float64[:, :]")
-    assert "add_dot_adjoint_x(W_bar" in out.read_text() and "logistic(" in out.read_text()
+    assert "later_dot_adjoint_x(W_bar_rows, W_bar" in out.read_text() and "logistic(" in out.read_text()
     code = textwrap.dedent(f"""\
         import runpy
         import numpy as np

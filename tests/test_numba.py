@@ -634,7 +634,9 @@ def test_a_weight_adjoint_in_a_loop_is_added_in_place_and_right():
     rng = np.random.default_rng(3)
     W, U, xs = rng.standard_normal((3, 3)) * 0.5, rng.standard_normal((3, 2)) * 0.5, rng.standard_normal((6, 2))
     g = checked_grad(tiny_rnn, W, U, xs)
-    assert "W_bar = add_dot_adjoint_x(W_bar, " in s2sad.source(g)
+    # ... or rather stashed, and added after the loop in one matrix product (optimize.defer_outer_products)
+    assert "W_bar = later_dot_adjoint_x(W_bar_rows, W_bar, " in s2sad.source(g)
+    assert "W_bar = add_outer_rows(W_bar, W_bar_rows)" in s2sad.source(g)
     np.testing.assert_allclose(s2sad.grad(tiny_rnn, argnums=1)(W, U, xs), numerical_grad(tiny_rnn, (W, U, xs), 1),
                                rtol=1e-6)
     # twice in a row (the in-place sums start from fresh zeros each call), and forward over reverse
@@ -644,6 +646,45 @@ def test_a_weight_adjoint_in_a_loop_is_added_in_place_and_right():
     hv_numba = s2sad.jvp(lambda W: numba_g(W, U, xs), (W,), (np.ones((3, 3)),))[1]
     hv_python = s2sad.jvp(lambda W: g(W, U, xs), (W,), (np.ones((3, 3)),))[1]
     np.testing.assert_allclose(hv_numba, hv_python, rtol=1e-12)
+
+
+def rnn_both_sides(W, V, xs):
+    """W's adjoint gains g h^T a trip (W @ h), V's gains h g^T (h @ V)."""
+    h = np.zeros(W.shape[0])
+    for t in range(xs.shape[0]):
+        h = np.tanh(0.5 * (W @ h) + 0.5 * (h @ V) + xs[t])
+    return np.sum(h * h)
+
+
+@pytest.mark.parametrize("n, trips", [(3, 5), (200, 170)])
+def test_stashed_outer_products_fill_and_empty_their_stash(n, trips):
+    # n = 200: a stash holds runtime.OUTER_ROWS_BUDGET // 400 = 163 trips, so it is added once
+    # when full and once after the loop; both backends, both sides of a product, against
+    # central differences and against the sum of the outer products written out
+    rng = np.random.default_rng(7)
+    W, V = rng.standard_normal((n, n)) * 0.6 / np.sqrt(n), rng.standard_normal((n, n)) * 0.6 / np.sqrt(n)
+    xs = rng.standard_normal((trips, n))
+    assert (runtime.OUTER_ROWS_BUDGET // (2 * n) < trips) == (n == 200)
+    g = s2sad.grad(rnn_both_sides, argnums=(0, 1), backend="numba")
+    got = g(W, V, xs)
+    assert "later_dot_adjoint_y(V_bar_rows, V_bar, " in s2sad.source(g)
+    python = s2sad.grad(rnn_both_sides, argnums=(0, 1), backend="python")(W, V, xs)
+    # by hand: the same recurrence's adjoint, with each trip's outer product added at once
+    hs = [np.zeros(n)]
+    for t in range(trips):
+        hs.append(np.tanh(0.5 * (W @ hs[-1]) + 0.5 * (hs[-1] @ V) + xs[t]))
+    W_bar, V_bar, h_bar = np.zeros((n, n)), np.zeros((n, n)), 2 * hs[-1]
+    for t in range(trips - 1, -1, -1):
+        a_bar = h_bar * (1 - hs[t + 1] ** 2) * 0.5
+        W_bar += np.outer(a_bar, hs[t])
+        V_bar += np.outer(hs[t], a_bar)
+        h_bar = W.T @ a_bar + V @ a_bar
+    for mine, numba_value, python_value in zip((W_bar, V_bar), got, python):
+        np.testing.assert_allclose(numba_value, mine, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(python_value, mine, rtol=1e-10, atol=1e-12)
+    if n == 3:
+        for k in (0, 1):
+            np.testing.assert_allclose(got[k], numerical_grad(rnn_both_sides, (W, V, xs), k), rtol=1e-6)
 
 
 def iir_whole(x, a):

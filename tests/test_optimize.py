@@ -283,6 +283,69 @@ def test_a_weight_adjoint_in_a_loop_is_added_in_place():
     np.testing.assert_allclose(ns_new["f"](*args)[1][0], args[2].T @ args[1], rtol=1e-13)
 
 
+def test_outer_products_in_a_loop_are_stashed_and_added_after_it():
+    src = """
+    def f(W, hs, gs):
+        W_bar = np.zeros_like(W, dtype=np.float64)
+        for t in range(hs.shape[0] - 1, -1, -1):
+            W_bar = add_dot_adjoint_x(W_bar, gs[t], W, hs[t])
+        return W_bar
+    """
+    text = rewritten(src, optimize.defer_outer_products)
+    assert body_of(text) == [
+        "W_bar = np.zeros_like(W, dtype=np.float64)",
+        "W_bar_rows = outer_rows(W_bar, len(range(hs.shape[0] - 1, -1, -1)))",
+        "for t in range(hs.shape[0] - 1, -1, -1):",
+        "W_bar = later_dot_adjoint_x(W_bar_rows, W_bar, gs[t], W, hs[t])",
+        "W_bar = add_outer_rows(W_bar, W_bar_rows)",
+        "return W_bar"]
+    ns_old, ns_new = dict(vars(runtime), np=np), dict(vars(runtime), np=np)
+    exec(textwrap.dedent(src), ns_old)
+    exec(text, ns_new)
+    rng = np.random.default_rng(0)
+    for trips in (0, 1, 5):
+        args = rng.standard_normal((4, 3)), rng.standard_normal((trips, 3)), rng.standard_normal((trips, 4))
+        np.testing.assert_allclose(ns_new["f"](*args), ns_old["f"](*args), rtol=1e-14, atol=1e-15)
+
+
+def test_an_accumulator_the_loop_reads_is_not_stashed():
+    read_in_the_loop = """
+    def f(W, hs, gs):
+        W_bar = np.zeros_like(W, dtype=np.float64)
+        s = 0.0
+        for t in range(hs.shape[0]):
+            W_bar = add_dot_adjoint_x(W_bar, gs[t], W, hs[t])
+            s = s + np.sum(W_bar)
+        return W_bar, s
+    """
+    written_in_the_loop = """
+    def f(W, hs, gs):
+        W_bar = np.zeros_like(W, dtype=np.float64)
+        for t in range(hs.shape[0]):
+            W_bar = add_dot_adjoint_x(W_bar, gs[t], W, hs[t])
+            W_bar[0, 0] = 0.0
+        return W_bar
+    """
+    not_a_range = """
+    def f(W, hs, gs):
+        W_bar = np.zeros_like(W, dtype=np.float64)
+        for h in hs:
+            W_bar = add_dot_adjoint_x(W_bar, gs[0], W, h)
+        return W_bar
+    """
+    in_a_branch = """
+    def f(W, hs, gs):
+        W_bar = np.zeros_like(W, dtype=np.float64)
+        for t in range(hs.shape[0]):
+            if t > 1:
+                W_bar = add_dot_adjoint_x(W_bar, gs[t], W, hs[t])
+        return W_bar
+    """
+    for src in (read_in_the_loop, written_in_the_loop, not_a_range, in_a_branch):
+        text = rewritten(src, optimize.defer_outer_products)
+        assert "later_" not in text and "outer_rows" not in text, text
+
+
 def test_an_accumulator_another_name_may_share_is_not_added_in_place():
     shared_by_copy = """
     def f(W, h, g):
