@@ -26,6 +26,8 @@ def run(fn):
     accumulate_in_place(fn)
     defer_outer_products(fn)
     simplify(fn)
+    if drop_unread_tape_pairs(fn):
+        drop_dead(fn)  # what was read only to be taped
     return tidy_comments(fn)
 
 
@@ -368,6 +370,85 @@ def _read_after(fn, target):
         if isinstance(owner, (gast.For, gast.While)):
             names |= {n.id for n in _walk_except(owner, target) if isinstance(n, gast.Name)}
     return names
+
+
+_POP_OF = {"push": "pop", "push_shape": "pop_shape"}
+
+
+def drop_unread_tape_pairs(fn):
+    """Remove the pushes and pops of a name whose popped values nothing reads.
+
+    The reverse transform tapes a value (or its shape) that its adjoint code reads; a later
+    pass may take that read away (a shape that turned out not to matter), leaving a push and a
+    pop each trip for nothing (LSTM: the four gate slices' shapes). Each push of v is matched by
+    one pop of v, in reverse order, so taking all of v's away leaves every other pair matched."""
+    pops, pushes = {}, {}
+    for block, k, s in _statements(fn.body):
+        if isinstance(s, gast.Expr) and _call_name(s.value) in _POP_OF and _tape_op_of(s.value) is not None:
+            pushes.setdefault(_tape_op_of(s.value), []).append((s, _POP_OF[_call_name(s.value)]))
+        elif isinstance(s, gast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], gast.Name) \
+                and _call_name(s.value) in _POP_OF.values() and _tape_op_of(s.value) == s.targets[0].id:
+            pops.setdefault(s.targets[0].id, []).append((s, _call_name(s.value)))
+    gone = set()
+    for v, its_pops in pops.items():
+        kinds = {kind for _, kind in its_pops}
+        if len(kinds) == 1 and {kind for _, kind in pushes.get(v, ())} == kinds \
+                and len(pushes[v]) == len(its_pops) and not any(_read_after_pop(fn, s, v) for s, _ in its_pops):
+            gone |= {id(s) for s, _ in its_pops + pushes[v]}
+    if gone:
+        _rewrite_blocks(fn, lambda stmts: [s for s in stmts if id(s) not in gone])
+    return bool(gone)
+
+
+def _statements(stmts):
+    """(block, index, statement) of every statement, at every depth."""
+    for k, s in enumerate(stmts):
+        yield stmts, k, s
+        for field in ("body", "orelse"):
+            inner = getattr(s, field, None)
+            if isinstance(inner, list) and not isinstance(s, gast.FunctionDef):
+                yield from _statements(inner)
+
+
+def _tape_op_of(call):
+    """`push(_tape, v)` / `pop(_tape, v)` (and their shape twins) -> "v", else None."""
+    args = call.args
+    return args[1].id if len(args) == 2 and isinstance(args[0], gast.Name) and args[0].id == "_tape" \
+        and isinstance(args[1], gast.Name) else None
+
+
+def _read_after_pop(fn, pop, v):
+    """May the value `pop` gives v be read: by anything after it but v's own tape operations?"""
+    def reads(node):
+        if isinstance(node, gast.Call) and _call_name(node) in (*_POP_OF, *_POP_OF.values()) \
+                and _tape_op_of(node) == v:
+            return False
+        if isinstance(node, gast.Name):
+            return node.id == v and isinstance(node.ctx, gast.Load)
+        return any(reads(child) for child in gast.iter_child_nodes(node))
+    return any(reads(s) for s in _after(fn, pop))
+
+
+def _after(fn, target):
+    """The statements that may run after `target`: the rest of its block and of each enclosing
+    block, and each enclosing loop (its next trip)."""
+    out = []
+
+    def find(stmts):
+        for k, s in enumerate(stmts):
+            if s is target:
+                out.extend(stmts[k + 1:])
+                return True
+            for field in ("body", "orelse"):
+                inner = getattr(s, field, None)
+                if isinstance(inner, list) and not isinstance(s, gast.FunctionDef) and find(inner):
+                    out.extend(stmts[k + 1:])
+                    if isinstance(s, (gast.For, gast.While)):
+                        out.append(s)
+                    return True
+        return False
+    find(fn.body)
+    return out
 
 
 def _walk_except(node, skip):
@@ -855,8 +936,11 @@ def drop_unused(fn):
     return fn
 
 
-# runtime helpers that read one argument for its shape alone (its position)
-SHAPE_ARGS = {"unbroadcast": 1, "sum_adjoint": 1}
+# runtime helpers that read one argument for its shape alone (its position): a matrix product's
+# adjoint with respect to one factor multiplies by the other and needs only the rank of its own
+SHAPE_ARGS = {"unbroadcast": 1, "sum_adjoint": 1, "dot_adjoint_x": 1, "dot_adjoint_y": 2,
+              "inner_adjoint_x": 1, "inner_adjoint_y": 2, "add_dot_adjoint_x": 2, "add_dot_adjoint_y": 3,
+              "later_dot_adjoint_x": 3, "later_dot_adjoint_y": 4}
 # ... and every call that reads only the shape of its argument at this position
 _SHAPE_READS = {**SHAPE_ARGS, "zeros_like": 0, "push_shape": 1, "pop_shape": 1}
 _NP_SHAPE_READS = {"zeros_like", "empty_like", "ones_like", "shape"}
@@ -1039,8 +1123,7 @@ def inline_temporaries(fn):
 
 
 # ---- shapes --------------------------------------------------------------------------------------
-# helpers, and NumPy functions, that read only the shape of one argument (its position)
-_SHAPE_ARGUMENT = {"unbroadcast": 1, "sum_adjoint": 1}
+# NumPy functions that read only the shape of one argument (its position); helpers: SHAPE_ARGS
 _SHAPE_ARGUMENT_NP = {"size": 0, "shape": 0, "ndim": 0}
 
 
@@ -1048,7 +1131,7 @@ def _shape_read(node):
     """The name a call reads only for its shape (`v` in `unbroadcast(g, v)`), else None."""
     if not isinstance(node, gast.Call):
         return None
-    k = _SHAPE_ARGUMENT.get(_call_name(node))
+    k = SHAPE_ARGS.get(_call_name(node))
     if k is None and not node.keywords:
         k = _SHAPE_ARGUMENT_NP.get(_np_name(node))
     if k is None or len(node.args) <= k or not isinstance(node.args[k], gast.Name):

@@ -648,6 +648,23 @@ def test_a_weight_adjoint_in_a_loop_is_added_in_place_and_right():
     np.testing.assert_allclose(hv_numba, hv_python, rtol=1e-12)
 
 
+def sines(x, W):
+    for t in range(4):
+        x = np.sin(W @ x)
+    return np.sum(x)
+
+
+def test_a_factor_a_matrix_product_reads_for_its_rank_alone_tapes_only_its_shape():
+    # x's adjoint through W @ x is W.T @ g: the old x is read for its rank, not its values
+    x, W = np.array([0.3, -0.2, 0.5]), np.random.default_rng(0).standard_normal((3, 3))
+    g = checked_grad(sines, x, W)
+    assert "push_shape(_tape, x)" in s2sad.source(g) and "push(_tape, x)" not in s2sad.source(g)
+    checked_hessian_vector(lambda x: g(x, W), x, np.array([1.0, -0.5, 0.25]))
+    numba_g = s2sad.grad(sines, backend="numba")
+    np.testing.assert_allclose(s2sad.jvp(lambda x: numba_g(x, W), (x,), (np.ones(3),))[1],
+                               s2sad.jvp(lambda x: g(x, W), (x,), (np.ones(3),))[1], rtol=1e-12)
+
+
 def rnn_both_sides(W, V, xs):
     """W's adjoint gains g h^T a trip (W @ h), V's gains h g^T (h @ V)."""
     h = np.zeros(W.shape[0])

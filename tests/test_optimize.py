@@ -346,6 +346,46 @@ def test_an_accumulator_the_loop_reads_is_not_stashed():
         assert "later_" not in text and "outer_rows" not in text, text
 
 
+def test_tape_pairs_whose_values_nothing_reads_are_dropped():
+    src = """
+    def f(x, n):
+        _tape = Tape()
+        s = np.empty((0,), dtype=np.float64)
+        y = np.empty((0,), dtype=np.float64)
+        for t in range(n):
+            push_shape(_tape, s)
+            s = x[t:t + 2]
+            push(_tape, y)
+            y = np.tanh(s)
+        y_bar = np.ones_like(y)
+        x_bar = np.zeros_like(x)
+        for t in range(n - 1, -1, -1):
+            s_bar = y_bar * (1 - y * y)
+            y = pop(_tape, y)
+            x_bar[t:t + 2] = x_bar[t:t + 2] + s_bar
+            s = pop_shape(_tape, s)
+        return x_bar
+    """
+    def drop_pairs(fn):
+        optimize.drop_unread_tape_pairs(fn)
+        return fn
+
+    text = rewritten(src, drop_pairs)
+    assert "push(_tape, y)" in text and "y = pop(_tape, y)" in text, text  # y is read: kept
+    assert "push_shape(_tape, s)" not in text and "pop_shape" not in text, text
+    ns_old, ns_new = dict(vars(runtime), np=np), dict(vars(runtime), np=np)
+    exec(textwrap.dedent(src), ns_old)
+    exec(text, ns_new)
+    x = np.random.default_rng(1).standard_normal(7)
+    np.testing.assert_array_equal(ns_new["f"](x, 5), ns_old["f"](x, 5))
+    # a popped shape read on the next trip, or after the loop, keeps its pair
+    for read in ("x_bar[t:t + 2] = x_bar[t:t + 2] + s_bar * np.size(s)", "x_bar = x_bar + 0.0"):
+        kept = src.replace("x_bar[t:t + 2] = x_bar[t:t + 2] + s_bar", read)
+        if read.startswith("x_bar = "):
+            kept = kept.replace("return x_bar", "return x_bar, s")
+        assert "pop_shape(_tape, s)" in rewritten(kept, drop_pairs)
+
+
 def test_an_accumulator_another_name_may_share_is_not_added_in_place():
     shared_by_copy = """
     def f(W, h, g):
