@@ -19,6 +19,7 @@ from .rules import _is_number
 def run(fn):
     """Every pass, in order, on one generated function."""
     drop_dead(fn)
+    first_slice_accumulations(fn)
     if read_shapes_of_sources(fn):
         drop_dead(fn)  # a value read for its shape alone may now be unread
     inline_temporaries(fn)
@@ -558,6 +559,94 @@ def first_accumulations(fn):
                     break
         return [s for i, s in enumerate(stmts) if i not in drop]
     return _rewrite_blocks(fn, block)
+
+
+def first_slice_accumulations(fn):
+    """`A = zeros_like(x) ... A[a:b] = A[a:b] + e` -> `... A[a:b] = e`, where no statement
+    between mentions A but such sums into slices that cannot overlap this one.
+
+    A value cut into slices (an LSTM's gates: `gates[0:n]`, `gates[n:2 * n]`, ...) gets its
+    adjoint back slice by slice, each sum reading zeros and making a new array to copy in
+    (LSTM, h = 32: 4 a step, about 0.2 ms of 4.4). The slices' bounds must be multiples
+    k * n (k >= 0, written out or in a temporary the block computes) of one name n that
+    nothing reassigns meanwhile, or constants: slices [p * n:q * n] with p <= q that are apart
+    for n >= 0 stay apart for n < 0, where all but one of them are empty."""
+    def block(stmts):
+        out = list(stmts)
+        for i, s in enumerate(stmts):
+            if _zeros_like_of(s) is None:
+                continue
+            v, unit, taken, first = s.targets[0].id, None, [], None
+            for j in range(i + 1, len(stmts)):
+                later = stmts[j]
+                sliced = _slice_accumulation(later, v)
+                bounds = sliced and _multiples(sliced, stmts, j)
+                if bounds is None:
+                    if _mentions(later, v):
+                        break
+                    continue
+                (p, q), its_unit, since = bounds
+                if its_unit is not None and unit not in (None, its_unit) or p > q \
+                        or any(p < b and a < q for a, b in taken) \
+                        or any(_assigns(stmts[k], its_unit) for k in range(min(since, first or j), j)):
+                    break   # (n must keep one value from the first slice's bounds to this one's)
+                unit, first = its_unit or unit, first or j
+                taken.append((p, q))
+                out[j] = copy.copy(later)
+                out[j].value = later.value.right
+        return out
+    return _rewrite_blocks(fn, block)
+
+
+def _slice_accumulation(s, v):
+    """`v[a:b] = v[a:b] + e` (e not mentioning v) -> the slice, else None."""
+    if not (isinstance(s, gast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], gast.Subscript)
+            and isinstance(s.value, gast.BinOp) and isinstance(s.value.op, gast.Add)):
+        return None
+    t, left = s.targets[0], s.value.left
+    if not (isinstance(t.value, gast.Name) and t.value.id == v and isinstance(t.slice, gast.Slice)
+            and t.slice.step is None and gast.dump(left) == gast.dump(gast.Subscript(
+                value=t.value, slice=t.slice, ctx=gast.Load())) and not _mentions(s.value.right, v)):
+        return None
+    return t.slice
+
+
+def _multiples(sl, stmts, j):
+    """The bounds of slice `sl` (in stmts[j]) as ((p, q), n, since) for [p * n:q * n], p and q
+    constants >= 0, n the name they count (None for [0:0], "1" for constants), `since` the
+    first statement read for them (temporaries computed in the block), else None."""
+    since = j
+
+    def bound(e, k):
+        nonlocal since
+        if e is None:
+            return 0, None
+        if isinstance(e, gast.Constant) and type(e.value) is int and e.value >= 0:
+            return e.value, None
+        if isinstance(e, gast.BinOp) and isinstance(e.op, gast.Mult):
+            for c, n in ((e.left, e.right), (e.right, e.left)):
+                if isinstance(c, gast.Constant) and type(c.value) is int and c.value >= 0 \
+                        and isinstance(n, gast.Name):
+                    return c.value, n.id
+        if not isinstance(e, gast.Name):
+            return None
+        for m in range(k - 1, -1, -1):   # its last assignment before stmts[k], in this block
+            if _assigns(stmts[m], e.id):
+                s = stmts[m]
+                plain = isinstance(s, gast.Assign) and len(s.targets) == 1 and \
+                    isinstance(s.targets[0], gast.Name) and s.targets[0].id == e.id
+                multiple = bound(s.value, m) if plain and not _mentions(s.value, e.id) else None
+                since = min(since, m if multiple else m + 1)
+                return multiple or (1, e.id)   # a temporary k * n, else a name of its own
+        return 1, e.id
+
+    lo, hi = bound(sl.lower, j), bound(sl.upper, j)
+    if lo is None or hi is None or sl.upper is None:
+        return None
+    names = {lo[1], hi[1]} - {None}
+    if len(names) > 1 or names and (lo[0] and lo[1] is None or hi[0] and hi[1] is None):
+        return None   # two names, or a name and a nonzero constant: no order known
+    return (lo[0], hi[0]), (names.pop() if names else "1" if lo[0] or hi[0] else None), since
 
 
 def filled_by_loops(fn):

@@ -6,6 +6,8 @@ import textwrap
 
 import gast
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from s2sad import emit, optimize, runtime
 
@@ -384,6 +386,100 @@ def test_tape_pairs_whose_values_nothing_reads_are_dropped():
         if read.startswith("x_bar = "):
             kept = kept.replace("return x_bar", "return x_bar, s")
         assert "pop_shape(_tape, s)" in rewritten(kept, drop_pairs)
+
+
+def test_sums_into_slices_of_a_zeroed_array_that_cannot_overlap_become_stores():
+    src = """
+    def f(x, n, e):
+        A = np.zeros_like(x, dtype=np.float64)
+        _t8 = 2 * n
+        A[n:_t8] = A[n:_t8] + e[0]
+        A[0:n] = A[0:n] + e[1]
+        _t10 = 3 * n
+        A[_t8:_t10] = A[_t8:_t10] + e[2]
+        A[0:n] = A[0:n] + e[3]
+        return A
+    """
+    text = rewritten(src, optimize.first_slice_accumulations)
+    assert body_of(text)[2:6] == ["A[n:_t8] = e[0]", "A[0:n] = e[1]", "_t10 = 3 * n", "A[_t8:_t10] = e[2]"], text
+    assert "A[0:n] = A[0:n] + e[3]" in text   # a second sum into [0:n]
+    # a bound computed in the block counts as a name of its own from there on
+    computed = src.replace("_t8 = 2 * n", "m = x.shape[0] // 4\n        _t8 = 2 * m").replace("A[0:n]", "A[0:m]")
+    computed = computed.replace("A[n:_t8]", "A[m:_t8]").replace("_t10 = 3 * n", "_t10 = 3 * m")
+    assert "A[m:_t8] = e[0]" in rewritten(computed, optimize.first_slice_accumulations)
+    ns_old, ns_new = {"np": np}, {"np": np}
+    exec(textwrap.dedent(src), ns_old)
+    exec(text, ns_new)
+    x = np.zeros(12)
+    for n in (-5, -3, -1, 0, 1, 3, 4, 5, 7):   # a negative n wraps around: all but [0:n] are empty
+        e = [np.arange(len(x[sl])) + 1.0 + k for k, sl in
+             enumerate((slice(n, 2 * n), slice(0, n), slice(2 * n, 3 * n), slice(0, n)))]
+        np.testing.assert_array_equal(ns_new["f"](x, n, e), ns_old["f"](x, n, e))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 4), st.booleans()), min_size=1, max_size=6),
+       st.integers(-7, 7), st.integers(0, 12))
+def test_stores_into_slices_give_the_sums_numbers(slices, n, length):
+    # random sums into slices [p * n:q * n] (or constant ones [p:q]) of a zeroed array, for
+    # every sign of n: the rewrite, whichever it makes stores, gives the same array
+    lines = ["def f(x, n, e):", "    A = np.zeros_like(x, dtype=np.float64)"]
+    for k, (p, q, constant) in enumerate(slices):
+        lo, hi = (str(p), str(q)) if constant else (f"{p} * n", f"{q} * n")
+        lines.append(f"    A[{lo}:{hi}] = A[{lo}:{hi}] + e[{k}]")
+    src = "\n".join(lines + ["    return A"])
+    text = rewritten(src, optimize.first_slice_accumulations)
+    ns_old, ns_new = {"np": np}, {"np": np}
+    exec(src, ns_old)
+    exec(text, ns_new)
+    x = np.zeros(length)
+    e = [k + 1.0 for k in range(len(slices))]   # broadcast into each slice
+    np.testing.assert_array_equal(ns_new["f"](x, n, e), ns_old["f"](x, n, e))
+
+
+def test_sums_into_slices_that_may_overlap_stay_sums():
+    overlapping = """
+    def f(x, n, e):
+        A = np.zeros_like(x, dtype=np.float64)
+        A[0:2 * n] = A[0:2 * n] + e
+        A[n:3 * n] = A[n:3 * n] + e
+        return A
+    """
+    constant_and_multiple = """
+    def f(x, n, e):
+        A = np.zeros_like(x, dtype=np.float64)
+        A[2:3] = A[2:3] + e
+        A[0:n] = A[0:n] + e
+        return A
+    """
+    n_changes = """
+    def f(x, n, e):
+        A = np.zeros_like(x, dtype=np.float64)
+        A[0:n] = A[0:n] + e
+        n = n + 1
+        A[n:2 * n] = A[n:2 * n] + e
+        return A
+    """
+    read_between = """
+    def f(x, n, e):
+        A = np.zeros_like(x, dtype=np.float64)
+        A[0:n] = A[0:n] + e
+        y = A * 2.0
+        A[n:2 * n] = A[n:2 * n] + y[0:n]
+        return A
+    """
+    computed_between = """
+    def f(x, n, e):
+        A = np.zeros_like(x, dtype=np.float64)
+        m = n
+        A[0:m] = A[0:m] + e
+        m = n + 1
+        A[m:2 * m] = A[m:2 * m] + e
+        return A
+    """
+    for src in (overlapping, constant_and_multiple, n_changes, read_between, computed_between):
+        text = rewritten(src, optimize.first_slice_accumulations)
+        assert len([line for line in body_of(text) if "] + " in line]) == 1, text  # the first alone is a store
 
 
 def test_an_accumulator_another_name_may_share_is_not_added_in_place():
