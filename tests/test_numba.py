@@ -665,6 +665,19 @@ def test_a_factor_a_matrix_product_reads_for_its_rank_alone_tapes_only_its_shape
                                s2sad.jvp(lambda x: g(x, W), (x,), (np.ones(3),))[1], rtol=1e-12)
 
 
+def test_an_outer_product_added_to_an_accumulator_of_another_shape_broadcasts_as_numpy():
+    # numba_backend._add_outer's fallback (a loop: NumPy's array expression took 2.4 s to compile)
+    from s2sad.numba_backend import _add_outer
+    rng = np.random.default_rng(0)
+    for acc_shape, m, k in [((1, 4), 3, 4), ((3, 1), 3, 4), ((1, 1), 3, 4), ((3, 4), 1, 4), ((3, 4), 3, 1),
+                            ((3, 4), 1, 1), ((3, 4), 3, 4)]:
+        acc, a, b = rng.standard_normal(acc_shape), rng.standard_normal(m), rng.standard_normal(k)
+        expected = acc + np.outer(a, b)
+        np.testing.assert_array_equal(_add_outer(acc.copy(), a, b), expected)
+    with pytest.raises(ValueError, match="broadcast"):
+        _add_outer(np.zeros((2, 3)), np.ones(3), np.ones(3))
+
+
 def rnn_both_sides(W, V, xs):
     """W's adjoint gains g h^T a trip (W @ h), V's gains h g^T (h @ V)."""
     h = np.zeros(W.shape[0])
