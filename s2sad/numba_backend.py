@@ -560,29 +560,25 @@ def _outer_rows(acc, trips):
 @overload(runtime.later_dot_adjoint_x)
 def _later_dot_adjoint_x(stash, acc, g, x, y):
     if _ndim(x) == 2 and _ndim(y) == 1 and _ndim(g) == 1 and _writable_float64(acc, 2):
-        def impl(stash, acc, g, x, y):
-            if _stash_fits(stash, acc, g, y):
-                return _stash_outer(stash, acc, g, y)
-            return _add_outer(acc, g, y)   # what add_dot_adjoint_x does for these types
-        return impl
+        return lambda stash, acc, g, x, y: _stash_or_add_outer(stash, acc, g, y)
     return lambda stash, acc, g, x, y: runtime.add_dot_adjoint_x(acc, g, x, y)
 
 
 @overload(runtime.later_dot_adjoint_y)
 def _later_dot_adjoint_y(stash, acc, g, x, y):
     if _ndim(x) == 1 and _ndim(y) == 2 and _ndim(g) == 1 and _writable_float64(acc, 2):
-        def impl(stash, acc, g, x, y):
-            if _stash_fits(stash, acc, x, g):
-                return _stash_outer(stash, acc, x, g)
-            return _add_outer(acc, x, g)
-        return impl
+        return lambda stash, acc, g, x, y: _stash_or_add_outer(stash, acc, x, g)
     return lambda stash, acc, g, x, y: runtime.add_dot_adjoint_y(acc, g, x, y)
 
 
 @njit
-def _stash_fits(stash, acc, a, b):
+def _stash_or_add_outer(stash, acc, a, b):
+    """acc + np.outer(a, b): stashed where it fits the stash, else added now (as add_dot_adjoint_x
+    and _y do for these types)."""
     left, right, _ = stash
-    return acc.shape[0] == left.shape[1] == a.shape[0] and acc.shape[1] == right.shape[1] == b.shape[0]
+    if acc.shape[0] == left.shape[1] == a.shape[0] and acc.shape[1] == right.shape[1] == b.shape[0]:
+        return _stash_outer(stash, acc, a, b)
+    return _add_outer(acc, a, b)
 
 
 # (element by element below: Numba's row setitem `left[n] = a` and in-place `acc += p` take

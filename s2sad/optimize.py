@@ -351,26 +351,8 @@ def _trips_commute(loop):
 
 
 def _read_after(fn, target):
-    """Names read by what may run after the statement `target`: the rest of its block and of
-    each enclosing block, and the whole body of each enclosing loop (its next trip)."""
-    def find(stmts, chain):
-        for k, s in enumerate(stmts):
-            if s is target:
-                return chain + [(stmts, k, None)]
-            for field in ("body", "orelse"):
-                inner = getattr(s, field, None)
-                if isinstance(inner, list) and not isinstance(s, gast.FunctionDef):
-                    found = find(inner, chain + [(stmts, k, s)])
-                    if found:
-                        return found
-        return None
-    names = set()
-    for stmts, k, owner in find(fn.body, []) or []:
-        for later in stmts[k + 1:]:
-            names |= _names(later)
-        if isinstance(owner, (gast.For, gast.While)):
-            names |= {n.id for n in _walk_except(owner, target) if isinstance(n, gast.Name)}
-    return names
+    """Names read by what may run after the statement `target` (see _after), but target itself."""
+    return {n.id for s in _after(fn, target) for n in _walk_except(s, target) if isinstance(n, gast.Name)}
 
 
 _POP_OF = {"push": "pop", "push_shape": "pop_shape"}

@@ -30,20 +30,14 @@ rule(runtime.dot_adjoint_x, params="g, x, y", adjoint={},
      tangent={"g": "dot_adjoint_x(g_dot, x, y)", "y": "dot_adjoint_x(g, x, y_dot)"}, result=_like("x"))
 rule(runtime.dot_adjoint_y, params="g, x, y", adjoint={},
      tangent={"g": "dot_adjoint_y(g_dot, x, y)", "x": "dot_adjoint_y(g, x_dot, y)"}, result=_like("y"))
-rule(runtime.add_dot_adjoint_x, params="acc, g, x, y", adjoint={},
-     tangent={"acc": "acc_dot", "g": "dot_adjoint_x(g_dot, x, y)", "y": "dot_adjoint_x(g, x, y_dot)"},
-     result=_like("x"))
-rule(runtime.add_dot_adjoint_y, params="acc, g, x, y", adjoint={},
-     tangent={"acc": "acc_dot", "g": "dot_adjoint_y(g_dot, x, y)", "x": "dot_adjoint_y(g, x_dot, y)"},
-     result=_like("y"))
+_ADD_DOT_X = {"acc": "acc_dot", "g": "dot_adjoint_x(g_dot, x, y)", "y": "dot_adjoint_x(g, x, y_dot)"}
+_ADD_DOT_Y = {"acc": "acc_dot", "g": "dot_adjoint_y(g_dot, x, y)", "x": "dot_adjoint_y(g, x_dot, y)"}
+rule(runtime.add_dot_adjoint_x, params="acc, g, x, y", adjoint={}, tangent=_ADD_DOT_X, result=_like("x"))
+rule(runtime.add_dot_adjoint_y, params="acc, g, x, y", adjoint={}, tangent=_ADD_DOT_Y, result=_like("y"))
 # a stashed outer product: its tangent is added at once (the stash is the primal's alone; the
 # accumulator is read only after add_outer_rows, by when both are whole)
-rule(runtime.later_dot_adjoint_x, params="stash, acc, g, x, y", adjoint={},
-     tangent={"acc": "acc_dot", "g": "dot_adjoint_x(g_dot, x, y)", "y": "dot_adjoint_x(g, x, y_dot)"},
-     result=_like("x"))
-rule(runtime.later_dot_adjoint_y, params="stash, acc, g, x, y", adjoint={},
-     tangent={"acc": "acc_dot", "g": "dot_adjoint_y(g_dot, x, y)", "x": "dot_adjoint_y(g, x_dot, y)"},
-     result=_like("y"))
+rule(runtime.later_dot_adjoint_x, params="stash, acc, g, x, y", adjoint={}, tangent=_ADD_DOT_X, result=_like("x"))
+rule(runtime.later_dot_adjoint_y, params="stash, acc, g, x, y", adjoint={}, tangent=_ADD_DOT_Y, result=_like("y"))
 rule(runtime.add_outer_rows, params="acc, stash", adjoint={}, tangent={"acc": "acc_dot"}, result=_same("acc"))
 rule(runtime.reshape, params="x, shape", adjoint={}, tangent={"x": "reshape(x_dot, shape)"},
      result=lambda a, c: T.UNKNOWN if a["shape"].kind != "tuple" else T.array("f", len(a["shape"].items)))

@@ -354,7 +354,8 @@ def _along_axis_part(used, have):
     for name in _closure(["overload_along_axis"], defs):
         if defs[name][0] not in have + chunks:
             chunks.append(defs[name][0])
-    return chunks + [f"overload_along_axis([{', '.join(map(repr, names))}])\n".replace("'", '"')]
+    quoted = ", ".join(f'"{name}"' for name in names)
+    return chunks + [f"overload_along_axis([{quoted}])\n"]
 
 
 # ---- user globals ---------------------------------------------------------------------------
