@@ -790,7 +790,8 @@ def _compiled_unbroadcast():
 @pytest.mark.parametrize("g_shape, x_shape", [
     ((1000, 25), (1, 25)), ((1000, 25), (1000, 1)), ((1000, 25), (25,)), ((1000, 25), (1, 1)),
     ((3, 4, 5), (4, 1)), ((3, 4, 5), (3, 1, 5)), ((3, 4, 5), (1, 4, 1)), ((2, 3), ()), ((5,), (1,)),
-    ((0, 3), (1, 3)), ((4, 3), (3,)), ((4, 3), (4, 3))])
+    ((0, 3), (1, 3)), ((4, 3), (3,)), ((4, 3), (4, 3)), ((5,), (5,)), ((0,), (1,)), ((4, 3), (1,)),
+    ((0, 3), (3,)), ((4, 1), (1,)), ((1, 3), (1, 3)), ((4, 1), (4, 1)), ((1, 1), (1, 1)), ((4, 3), (1, 1))])
 def test_unbroadcast_under_numba_sums_what_numpy_broadcast(g_shape, x_shape):
     # the compiled unbroadcast adds rows of g's last axis; the reference is its NumPy version
     g = np.random.default_rng(1).standard_normal(g_shape)
