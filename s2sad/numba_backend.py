@@ -566,6 +566,8 @@ def _dot_adjoint_x(g, x, y):
             outer = _outer(g, y)
             return lambda g, x, y: outer(g, y)
         return lambda g, x, y: g * y
+    if yn > 2:
+        return None   # a stack of matrices: Numba's np.dot takes none
     if xn == 1:
         if _blas_ready(y, g):
             return lambda g, x, y: np.dot(y, g)
@@ -582,6 +584,8 @@ def _dot_adjoint_y(g, x, y):
     xn, yn = _ndim(x), _ndim(y)
     if xn == 0 or yn == 0:
         return lambda g, x, y: runtime.unbroadcast(g * x, y)
+    if xn > 2 or yn > 2:
+        return None
     if xn == 1:
         if yn > 1:
             outer = _outer(x, g)
@@ -591,6 +595,20 @@ def _dot_adjoint_y(g, x, y):
         if _blas_ready(x, g):
             return lambda g, x, y: np.dot(x.T, g)
         return lambda g, x, y: np.dot(_f64(x.T), _f64(g))
+    return None
+
+
+@overload(runtime.matmul_adjoint_x)
+def _matmul_adjoint_x(g, x, y):
+    if _ndim(x) <= 2 and _ndim(y) <= 2:   # as np.dot; Numba multiplies no stacks of matrices
+        return lambda g, x, y: runtime.dot_adjoint_x(g, x, y)
+    return None
+
+
+@overload(runtime.matmul_adjoint_y)
+def _matmul_adjoint_y(g, x, y):
+    if _ndim(x) <= 2 and _ndim(y) <= 2:
+        return lambda g, x, y: runtime.dot_adjoint_y(g, x, y)
     return None
 
 

@@ -1011,7 +1011,7 @@ def drop_unused(fn):
 # adjoint with respect to one factor multiplies by the other and needs only the rank of its own
 SHAPE_ARGS = {"unbroadcast": 1, "sum_adjoint": 1, "dot_adjoint_x": 1, "dot_adjoint_y": 2,
               "inner_adjoint_x": 1, "inner_adjoint_y": 2, "add_dot_adjoint_x": 2, "add_dot_adjoint_y": 3,
-              "later_dot_adjoint_x": 3, "later_dot_adjoint_y": 4}
+              "later_dot_adjoint_x": 3, "later_dot_adjoint_y": 4, "matmul_adjoint_x": 1, "matmul_adjoint_y": 2}
 # ... and every call that reads only the shape of its argument at this position
 _SHAPE_READS = {**SHAPE_ARGS, "zeros_like": 0, "push_shape": 1, "pop_shape": 1}
 _NP_SHAPE_READS = {"zeros_like", "empty_like", "ones_like", "shape"}

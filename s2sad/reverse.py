@@ -469,7 +469,8 @@ class Reverse:
             if param not in rule.adjoint and bound.get(param) is not None and self.active(bound[param]):
                 raise NonDifferentiableError(f"no reverse-mode rule for argument `{param}` of this call; "
                                              "use forward mode (jvp/jacfwd)")
-        for param, template in rule.adjoint.items():
+        operands = [b for b in bound.values() if b is not None and not isinstance(b, gast.Constant)]
+        for param, template in rule.adjoint_for([self.ty(b) for b in operands]).items():
             operand = bound.get(param)
             if operand is None or not self.active(operand):
                 continue

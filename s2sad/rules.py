@@ -116,14 +116,23 @@ class Rule:
     tangent: {param: template of the contribution of param_dot to ans_dot}
     result: (arg types by name, constant values by name) -> result Ty
     broadcasts: contributions must be summed back to the argument's shape.
+    stacked: adjoint templates for operands that are stacks of matrices (more than two axes,
+        or of a rank not known), where those differ from `adjoint`.
     """
 
-    def __init__(self, params, adjoint, tangent, result, broadcasts=False):
+    def __init__(self, params, adjoint, tangent, result, broadcasts=False, stacked=None):
         self.params, self.defaults = _parse_params(params)
         self.adjoint = {k: _template(v) for k, v in adjoint.items()}
         self.tangent = {k: _template(v) for k, v in tangent.items()}
         self.result = result
         self.broadcasts = broadcasts
+        self.stacked = {k: _template(v) for k, v in (stacked or {}).items()}
+
+    def adjoint_for(self, operand_types):
+        """The adjoint templates for operands of these types."""
+        if self.stacked and not all(t.known and t.ndim <= 2 for t in operand_types):
+            return self.stacked
+        return self.adjoint
 
     @property
     def differentiable(self):
@@ -198,6 +207,14 @@ def dot_result(args, consts):
     return T.array("f", a.ndim + b.ndim - 2)
 
 
+def matmul_result(args, consts):
+    a, b = args[list(args)[0]], args[list(args)[1]]
+    if not (a.numeric and b.numeric) or a.ndim == 0 or b.ndim == 0:
+        return dot_result(args, consts)
+    # a vector is a one-row (a) or one-column (b) matrix whose axis the result drops
+    return T.array("f", max(a.ndim, b.ndim, 2) - (a.ndim == 1) - (b.ndim == 1))
+
+
 def with_ndim(ndim_of):
     def result(args, consts):
         n = ndim_of(args, consts)
@@ -270,11 +287,11 @@ for _f in (np.sign, np.floor, np.ceil, np.round, np.rint, np.trunc, operator.flo
 
 
 # ---- everything else: adjoint and tangent per argument -------------------
-def rule(*funcs, params, adjoint, tangent, result, broadcasts=False):
+def rule(*funcs, params, adjoint, tangent, result, broadcasts=False, stacked=None):
     # templates say `ans` for the call's result (and `g` for its adjoint in reverse mode): a
     # parameter of that name would be shadowed by it
     assert "ans" not in _parse_params(params)[0], f"{funcs}: a rule's parameter may not be named `ans`"
-    _register(funcs, Rule(params, adjoint, tangent, result, broadcasts))
+    _register(funcs, Rule(params, adjoint, tangent, result, broadcasts, stacked))
 
 
 rule(np.sum, params="x, axis=None",
@@ -301,9 +318,11 @@ rule(np.cumsum, params="x, axis=None",
 rule(np.dot, params="x, y",
      adjoint={"x": "dot_adjoint_x(g, x, y)", "y": "dot_adjoint_y(g, x, y)"},
      tangent={"x": "np.dot(x_dot, y)", "y": "np.dot(x, y_dot)"}, result=dot_result)
+# matmul is np.dot on vectors and matrices; on stacks of matrices it multiplies them pairwise
 rule(operator.matmul, np.matmul, params="x, y",
      adjoint={"x": "dot_adjoint_x(g, x, y)", "y": "dot_adjoint_y(g, x, y)"},
-     tangent={"x": "x_dot @ y", "y": "x @ y_dot"}, result=dot_result)
+     stacked={"x": "matmul_adjoint_x(g, x, y)", "y": "matmul_adjoint_y(g, x, y)"},
+     tangent={"x": "x_dot @ y", "y": "x @ y_dot"}, result=matmul_result)
 rule(np.inner, params="x, y",
      adjoint={"x": "inner_adjoint_x(g, x, y)", "y": "inner_adjoint_y(g, x, y)"},
      tangent={"x": "np.inner(x_dot, y)", "y": "np.inner(x, y_dot)"}, result=dot_result)

@@ -175,25 +175,62 @@ def cumsum_adjoint(g, x, axis):
 
 
 def dot_adjoint_x(g, x, y):
+    """np.dot(x, y) sums x's last axis against y's second to last: g has the shape
+    x.shape[:-1] + y.shape[:-2] + y.shape[-1:], and x's adjoint contracts g's axes after x's
+    own leading ones with every axis of y but that one."""
     x, y = np.asarray(x), np.asarray(y)
     if x.ndim == 0 or y.ndim == 0:
         return unbroadcast(g * y, x)
     if y.ndim == 1:
         return np.multiply.outer(g, y) if x.ndim > 1 or np.ndim(g) > 0 else g * y
-    if x.ndim == 1:
-        return np.dot(y, g)
-    return np.dot(g, np.swapaxes(y, -1, -2))
+    if y.ndim == 2:
+        return np.dot(y, g) if x.ndim == 1 else np.dot(g, y.T)
+    y_axes = [d for d in range(y.ndim) if d != y.ndim - 2]
+    return np.tensordot(g, y, axes=(list(range(x.ndim - 1, np.ndim(g))), y_axes))
 
 
 def dot_adjoint_y(g, x, y):
+    """As dot_adjoint_x: y's adjoint contracts x's leading axes with g's, and puts the axis
+    of x's last in the place of y's second to last."""
     x, y = np.asarray(x), np.asarray(y)
     if x.ndim == 0 or y.ndim == 0:
         return unbroadcast(g * x, y)
-    if x.ndim == 1:
+    if x.ndim == 1 and y.ndim <= 2:
         return np.multiply.outer(x, g) if y.ndim > 1 else g * x
+    if x.ndim == 2 and y.ndim <= 2:
+        return np.dot(x.T, g)
+    lead = list(range(x.ndim - 1))
+    product = np.tensordot(x, g, axes=(lead, lead))      # x's last axis, then g's others
+    return np.moveaxis(product, 0, -2) if y.ndim > 1 else product
+
+
+def matmul_adjoint_x(g, x, y):
+    """x @ y with a stack of matrices on either side (more than two axes): the matrices of the
+    stacks multiply pairwise, their leading axes broadcast, and a vector stands for one row
+    (x) or column (y). Either adjoint is the matrix adjoint in the stack, summed back over
+    what broadcast."""
+    x, y = np.asarray(x), np.asarray(y)
+    g = _as_matrices(g, x, y)
+    ys = y[:, None] if y.ndim == 1 else y
+    return unbroadcast(g @ np.swapaxes(ys, -1, -2), x[None, :] if x.ndim == 1 else x).reshape(x.shape)
+
+
+def matmul_adjoint_y(g, x, y):
+    """As matmul_adjoint_x."""
+    x, y = np.asarray(x), np.asarray(y)
+    g = _as_matrices(g, x, y)
+    xs = x[None, :] if x.ndim == 1 else x
+    return unbroadcast(np.swapaxes(xs, -1, -2) @ g, y[:, None] if y.ndim == 1 else y).reshape(y.shape)
+
+
+def _as_matrices(g, x, y):
+    """g with the axes NumPy's matmul drops for a vector operand put back (length 1)."""
+    g = np.asarray(g, dtype=np.float64)
+    if x.ndim == 1:
+        g = np.expand_dims(g, -1 if y.ndim == 1 else -2)
     if y.ndim == 1:
-        return np.dot(np.swapaxes(x, -1, -2), g)
-    return np.dot(np.swapaxes(x, -1, -2), g)
+        g = np.expand_dims(g, -1)
+    return g
 
 
 def add_dot_adjoint_x(acc, g, x, y):

@@ -30,6 +30,10 @@ rule(runtime.dot_adjoint_x, params="g, x, y", adjoint={},
      tangent={"g": "dot_adjoint_x(g_dot, x, y)", "y": "dot_adjoint_x(g, x, y_dot)"}, result=_like("x"))
 rule(runtime.dot_adjoint_y, params="g, x, y", adjoint={},
      tangent={"g": "dot_adjoint_y(g_dot, x, y)", "x": "dot_adjoint_y(g, x_dot, y)"}, result=_like("y"))
+rule(runtime.matmul_adjoint_x, params="g, x, y", adjoint={},
+     tangent={"g": "matmul_adjoint_x(g_dot, x, y)", "y": "matmul_adjoint_x(g, x, y_dot)"}, result=_like("x"))
+rule(runtime.matmul_adjoint_y, params="g, x, y", adjoint={},
+     tangent={"g": "matmul_adjoint_y(g_dot, x, y)", "x": "matmul_adjoint_y(g, x_dot, y)"}, result=_like("y"))
 _ADD_DOT_X = {"acc": "acc_dot", "g": "dot_adjoint_x(g_dot, x, y)", "y": "dot_adjoint_x(g, x, y_dot)"}
 _ADD_DOT_Y = {"acc": "acc_dot", "g": "dot_adjoint_y(g_dot, x, y)", "x": "dot_adjoint_y(g, x_dot, y)"}
 rule(runtime.add_dot_adjoint_x, params="acc, g, x, y", adjoint={}, tangent=_ADD_DOT_X, result=_like("x"))

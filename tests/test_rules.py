@@ -563,6 +563,18 @@ for _label, _f in (("np.dot", np_dot), ("x.dot", method_dot), ("x@y", op_matmul)
     for _sid, _xs, _ys, _rs in PRODUCT_SHAPES:
         PRODUCT_CASES.append(case(f"{_label}[{_sid}]", _f, uniform(*GENERAL, *_xs), uniform(*GENERAL, *_ys),
                                   weights(*_rs), argnums=(0, 1)))
+# stacks of matrices (more than two axes): np.dot sums x's last axis against y's second to
+# last, over every pair of leading indices; matmul multiplies the stacks' matrices pairwise,
+# broadcasting their leading axes
+STACKED_SHAPES = [("3d.1d", (2, 3, 4), (4,)), ("1d.3d", (4,), (2, 4, 3)), ("3d.2d", (2, 3, 4), (4, 2)),
+                  ("2d.3d", (3, 4), (2, 4, 5)), ("3d.3d", (2, 3, 4), (2, 4, 3))]
+for _label, _f, _product, _more in (
+        ("np.dot", np_dot, np.dot, [("4d.3d", (2, 1, 3, 4), (2, 4, 2))]),
+        ("x@y", op_matmul, np.matmul, [("broadcast", (1, 3, 4), (2, 4, 2)), ("4d.3d", (2, 1, 3, 4), (3, 4, 2))])):
+    for _sid, _xs, _ys in STACKED_SHAPES + _more:
+        _x, _y = uniform(*GENERAL, *_xs), uniform(*GENERAL, *_ys)
+        PRODUCT_CASES.append(case(f"{_label}[{_sid}]", _f, _x, _y, weights(*np.shape(_product(_x, _y))),
+                                  argnums=(0, 1)))
 PRODUCT_CASES += [
     case("np.dot[scalar.1d]", np_dot, 0.7, uniform(*GENERAL, 4), weights(4), argnums=(0, 1)),
     # np.outer flattens its arguments: result is (x.size, y.size)
@@ -965,3 +977,27 @@ def test_scipy_is_imported_by_the_users_code_not_by_s2sad(tmp_path):
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env,
                          timeout=300, check=False)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stdout + out.stderr
+
+
+def stacked_attention(q, k, v):
+    # scores of every query against every key, per head: stacks of matrices on both sides of @
+    s = np.tanh(q @ np.swapaxes(k, -1, -2))
+    return np.sum(np.sin(s @ v)) + np.sum(np.dot(q, k[0, 0]) ** 2)
+
+
+def test_stacks_of_matrices_agree_in_both_modes_and_to_second_order():
+    q, k, v = uniform(*GENERAL, 2, 3, 4), uniform(*GENERAL, 2, 5, 4), uniform(*GENERAL, 2, 5, 3)
+    args = (q, k, v)
+    grads = s2sad.grad(stacked_attention, argnums=(0, 1, 2))(*args)
+    for i in range(3):
+        assert_grad_matches(grads[i], stacked_attention, args, i)
+    # forward mode: the same gradient, column by column
+    np.testing.assert_allclose(s2sad.jacfwd(stacked_attention)(*args), grads[0], rtol=1e-10, atol=1e-12)
+    # second order: forward over reverse through matmul_adjoint_x/_y, against differences of the gradient
+    hessian = s2sad.hessian(stacked_attention)(*args)
+    assert hessian.shape == q.shape * 2
+    d = uniform(-1.0, 1.0, *q.shape)
+    gq = s2sad.grad(stacked_attention)
+    eps = 1e-6
+    want = (gq(q + eps * d, k, v) - gq(q - eps * d, k, v)) / (2 * eps)
+    np.testing.assert_allclose(np.tensordot(hessian, d, axes=3), want, rtol=1e-6, atol=1e-8)

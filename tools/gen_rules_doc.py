@@ -91,7 +91,10 @@ def rows():
         groups.setdefault(id(rule), (rule, []))[1].append(names[key])
     out = []
     for rule, funcs in groups.values():
-        row = [params(rule), per_param(rule.adjoint, rule), per_param(rule.tangent, rule),
+        adjoint = per_param(rule.adjoint, rule)
+        if rule.stacked:
+            adjoint += "<br>stacks of matrices (over two axes):<br>" + per_param(rule.stacked, rule)
+        row = [params(rule), adjoint, per_param(rule.tangent, rule),
                "yes" if rule.broadcasts else ""]
         if out and out[-1][1:] == row:
             out[-1][0].extend(funcs)
