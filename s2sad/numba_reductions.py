@@ -183,6 +183,9 @@ def along_axis(kind, a):
             return whole(a)
         return impl1
 
+    if nd == 2:     # a matrix, nearly every call: 2-d loops compile in a third of the time
+        return _along_matrix(kind, dtype, row, fold, identity)
+
     def impl(a, axis=None):
         ax = axis + nd if axis < 0 else axis
         if ax < 0 or ax >= nd:
@@ -213,6 +216,38 @@ def along_axis(kind, a):
             out /= n
         return out.reshape(to_fixed_tuple(drop_axis(a.shape, ax), m))
     return impl
+
+
+def _along_matrix(kind, dtype, row, fold, identity):
+    start = 1 if fold else 0
+
+    def impl2(a, axis=None):
+        ax = axis + 2 if axis < 0 else axis
+        if ax != 0 and ax != 1:
+            raise ValueError("axis is out of bounds for the array")
+        n, other = a.shape[ax], a.shape[1 - ax]
+        if fold and n == 0 and other > 0:
+            raise ValueError("zero-size array to reduction operation which has no identity")
+        out = np.empty(other, dtype=dtype)
+        if ax == 1:     # along the rows
+            for o in range(other):
+                if row is not None and n >= _LONG_ROW:
+                    out[o] = row(a[o])
+                    continue
+                acc = a[o, 0] if fold else identity
+                for j in range(start, n):
+                    acc = _combine(kind, acc, a[o, j])
+                out[o] = acc
+        else:           # down the columns: row j of a combined into out, a vector operation
+            for i in range(other):
+                out[i] = a[0, i] if fold else identity
+            for j in range(start, n):
+                for i in range(other):
+                    out[i] = _combine(kind, out[i], a[j, i])
+        if kind == MEAN:
+            out /= n
+        return out
+    return impl2
 
 
 @njit
