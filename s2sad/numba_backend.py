@@ -834,6 +834,26 @@ def _add_at(target, index, g):
     return None
 
 
+@overload(runtime.scatter_adjoint)
+def _scatter_adjoint(g, index):
+    if not (isinstance(g, types.Array) and isinstance(index, types.Array)
+            and isinstance(index.dtype, types.Integer) and index.ndim == 1):
+        return None
+
+    def impl(g, index):
+        n = g.shape[0]
+        last = np.full(n, -1, dtype=np.int64)   # the position in index of each row's last write
+        for k in range(index.shape[0]):
+            last[index[k] + n if index[k] < 0 else index[k]] = k
+        out = np.zeros((index.shape[0],) + g.shape[1:])
+        for k in range(index.shape[0]):
+            j = index[k] + n if index[k] < 0 else index[k]
+            if last[j] == k:
+                out[k] = g[j]
+        return out
+    return impl
+
+
 @overload(runtime.astype)
 def _astype(x, dtype):
     if isinstance(x, types.Array):

@@ -397,8 +397,13 @@ class Reverse:
                 slot = gast.Subscript(value=name(self.bar(y)), slice=copy.deepcopy(idx), ctx=gast.Load())
                 if self.active(rhs):
                     contribution = slot
+                    parts = idx.elts if isinstance(idx, gast.Tuple) else [idx]
+                    if not all(self.basic_index(p) for p in parts):
+                        # an element named twice keeps one of the values written (NumPy's last)
+                        contribution = gast.Call(func=name("scatter_adjoint"),
+                                                 args=[name(self.bar(y)), _index_value(idx)], keywords=[])
                     if self.ty(rhs).is_scalar and not self._selects_scalar(y, idx):
-                        contribution = gast.Call(func=parse_expr("np.sum"), args=[slot], keywords=[])
+                        contribution = gast.Call(func=parse_expr("np.sum"), args=[contribution], keywords=[])
                     out.append(self.accumulate(rhs.id, contribution))
                 store = copy.deepcopy(slot)
                 store.ctx = gast.Store()
@@ -517,10 +522,11 @@ class Reverse:
             raise NonDifferentiableError(
                 f"{where}: s2sad cannot yet differentiate through an element of a tuple value\n"
                 f"    {where.line.strip()}\n  hint: unpack the tuple where it is made: `a, b = f(...)`")
-        if any(self.ty(p).is_array for p in (rhs.slice.elts if isinstance(rhs.slice, gast.Tuple) else [rhs.slice])
-               if not isinstance(p, gast.Slice)):
+        parts = rhs.slice.elts if isinstance(rhs.slice, gast.Tuple) else [rhs.slice]
+        if not all(self.basic_index(p) for p in parts):
+            # an index array or list may name an element twice: its adjoint adds up (np.add.at)
             return [assign(self.bar(x.id), gast.Call(func=name("add_at"), args=[
-                name(self.bar(x.id)), copy.deepcopy(rhs.slice), g], keywords=[]))]
+                name(self.bar(x.id)), _index_value(rhs.slice), g], keywords=[]))]
         back = _view_inverse(rhs.slice)
         if back is not None:  # x[None, :] is all of x with an axis added: take the axis off g
             return [self.accumulate(x.id, gast.Subscript(value=g, slice=back, ctx=gast.Load()))]
@@ -528,6 +534,13 @@ class Reverse:
         store = copy.deepcopy(slot)
         store.ctx = gast.Store()
         return [assign(store, gast.BinOp(left=slot, op=gast.Add(), right=g))]
+
+    def basic_index(self, p):
+        """Does index part `p` pick each element at most once: a slice, None, `...` or an int?"""
+        if isinstance(p, gast.Slice) or (isinstance(p, gast.Constant) and (p.value is None or p.value is Ellipsis)):
+            return True
+        t = self.ty(p)
+        return t.is_scalar and t.kind == "i"
 
     def user_adjoint(self, call, g):
         arg_types = [self.ty(a) for a in call.args]
@@ -763,6 +776,19 @@ class Reverse:
             new = gast.While(test=s.test, body=body, orelse=[])
             return pre + [assign(counter, const(0)), gast.copy_location(new, s)]
         raise AssertionError(type(s).__name__)
+
+
+def _index_value(index):
+    """An index as a value to pass: `x[:, i]` -> `(slice(None, None, None), i)`."""
+    def value(p):
+        if not isinstance(p, gast.Slice):
+            return copy.deepcopy(p)
+        bounds = [copy.deepcopy(b) if b is not None else gast.Constant(value=None, kind=None)
+                  for b in (p.lower, p.upper, p.step)]
+        return gast.Call(func=name("slice"), args=bounds, keywords=[])
+    if isinstance(index, gast.Tuple):
+        return gast.Tuple(elts=[value(p) for p in index.elts], ctx=gast.Load())
+    return value(index)
 
 
 def _view_inverse(index):

@@ -376,6 +376,17 @@ def add_at(target, index, g):
     return out
 
 
+def scatter_adjoint(g, index):
+    """The adjoint of `value` in `y[index] = value`: g[index], but 0 where the index names an
+    element again later on, since NumPy keeps one write of each element (the last one; the
+    same assignment decides here which write that is)."""
+    picked = np.asarray(g)[index]
+    order = np.arange(picked.size, dtype=np.int64).reshape(np.shape(picked))
+    writer = np.full(np.shape(g), -1, dtype=np.int64)
+    writer[index] = order
+    return np.where(writer[index] == order, picked, 0.0)
+
+
 def astype(x, dtype):
     return np.asarray(x).astype(dtype)
 

@@ -60,6 +60,19 @@ rule(runtime.solve_adjoint_a, params="g, a, solved", adjoint={},
 rule(runtime.add_at, params="target, index, g", adjoint={},
      tangent={"target": "np.copy(target_dot)", "g": "add_at(np.zeros_like(target), index, g_dot)"},
      result=_like("target"))
+def _picked(a, c):
+    g, index = a["g"], a["index"]
+    if not g.numeric:
+        return T.UNKNOWN
+    if index.is_scalar:
+        return T.array("f", g.ndim - 1)
+    if index.is_array and index.kind == "i" and index.ndim == 1:
+        return T.array("f", g.ndim)
+    return T.UNKNOWN
+
+
+rule(runtime.scatter_adjoint, params="g, index", adjoint={}, tangent={"g": "scatter_adjoint(g_dot, index)"},
+     result=_picked)
 rule(runtime.astype, params="x, dtype", adjoint={"x": "g"}, tangent={"x": "np.copy(x_dot)"}, result=_like("x"))
 # the user's 1 / (1 + exp(-x)), recognized by normalize
 rules.E(runtime.logistic)("x", x="ans * (1 - ans)")

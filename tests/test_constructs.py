@@ -453,6 +453,37 @@ def test_subscript_augmented_assignment():
     check(subscript_augassign, (X5,))
 
 
+def repeated_indices(x):
+    # writes naming an element twice: NumPy keeps the last value written, plain and augmented
+    idx = np.array([3, 0, 3, -1])
+    y = np.zeros(5)
+    y[idx] = x[idx] * x[1:5]
+    y[np.array([1, 1, 2])] += x[0:3] ** 2
+    return np.sum(np.sin(y) * WEIGHTS) + np.sum(np.sin(x[np.array([4, 4, 1])]))
+
+
+def repeated_in_a_list(M):
+    # a list among slices (Numba takes no list index)
+    picked = np.sin(M[:, [0, 2, 2], 1])
+    return np.sum(picked * picked)
+
+
+@pytest.mark.parametrize("backend", ["python", "numba"])
+def test_index_arrays_that_repeat_an_element(backend):
+    g = s2sad.grad(repeated_indices, backend=backend)(X5)
+    assert_grad_matches(g, repeated_indices, (X5,))
+    # forward mode and second order agree
+    np.testing.assert_allclose(s2sad.jacfwd(repeated_indices, backend=backend)(X5), g, rtol=1e-12)
+    h = s2sad.hessian(repeated_indices, backend=backend)(X5)
+    d, eps = WEIGHTS / 3.0, 1e-6
+    grad = s2sad.grad(repeated_indices, backend="python")
+    np.testing.assert_allclose(h @ d, (grad(X5 + eps * d) - grad(X5 - eps * d)) / (2 * eps), rtol=1e-6, atol=1e-8)
+
+
+def test_an_index_list_that_repeats_an_element():
+    check(repeated_in_a_list, (RNG.normal(size=(2, 3, 2)),))
+
+
 def inplace_on_local(x, w):
     y = np.ones(x.shape[0])
     y += x
