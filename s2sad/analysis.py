@@ -391,6 +391,27 @@ def check_differentiable(analysis, where):
                 "differentiated")
 
 
+def check_rule_arguments(analysis, where):
+    """Refuse a call that passes an argument its derivative rule does not take (np.linalg.norm's
+    `axis`): the rule would differentiate another function, silently."""
+    for targets, rhs, stmt in _assignments(analysis.fn.body):
+        if not (isinstance(rhs, gast.Call) and not is_user_call(rhs) and not is_nested_call(rhs)):
+            continue
+        rule = rules.lookup(call_func(rhs))
+        if rule is None or not any(atom_name(a) in analysis.active for a in rhs.args + [k.value for k in rhs.keywords]):
+            continue
+        extra = [k.arg for k in rhs.keywords if k.arg not in rule.params]
+        if len(rhs.args) > len(rule.params):
+            extra.insert(0, f"{len(rhs.args)} positional arguments")
+        if extra:
+            spelled = gast.unparse(rhs.func) if hasattr(gast, "unparse") else getattr(call_func(rhs), "__name__", "?")
+            raise NonDifferentiableError(
+                f"{where(stmt)}: s2sad's derivative of `{spelled}` takes ({', '.join(rule.params)}) and this call "
+                f"passes {', '.join(f'`{e}`' if ' ' not in e else e for e in extra)}\n    {where(stmt).line.strip()}\n"
+                "  hint: write the computation out with the arguments s2sad takes (docs/rules.md), e.g. "
+                "`np.sqrt(np.sum(x * x, axis=1))` for a norm along an axis")
+
+
 FRESH_CALLS = ("np.zeros", "np.ones", "np.empty", "np.full", "np.zeros_like", "np.ones_like", "np.empty_like",
                "np.copy", "np.array", "np.eye", "np.arange", "np.linspace", "astype")
 

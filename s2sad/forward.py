@@ -262,8 +262,10 @@ class Forward:
         if getattr(rule, "joint_tangent", None) is not None:  # custom_jvp: one rule for all tangents
             return (rules.expand(rule.joint_tangent, mapping), False) if active else (None, False)
         terms, uses_ans = [], False
+        tangents = rule.tangent_for([self.ty(b) for b in bound.values()
+                                     if b is not None and not isinstance(b, gast.Constant)])
         for param in active:
-            template = rule.tangent.get(param)
+            template = tangents.get(param)
             if template is None:
                 continue
             uses_ans = uses_ans or any(isinstance(n, gast.Name) and n.id == "ans" for n in gast.walk(template))

@@ -804,7 +804,7 @@ class Normalizer:
                 out.append(assign(tmp, args[1], expr))
                 args[1] = name(tmp)
             keywords = [gast.keyword(arg=k.arg, value=self.atom(k.value, out)) for k in expr.keywords]
-            return _call(canonical_name(method), args, method, expr, keywords)
+            return self.kept_dims(_call(canonical_name(method), args, method, expr, keywords), out, expr)
         obj = self.transform_object(func) if isinstance(func, gast.Call) else self.resolve(func)
         if obj is None:
             raise self.error("a call of a local variable", expr, "call functions by their global name")
@@ -828,11 +828,31 @@ class Normalizer:
         if spelled is not None or not inspect.isfunction(obj) or _has_rule(obj):
             if spelled is None:
                 spelled = _spell(func)
-            return _call(spelled, args, obj, expr, keywords)
+            return self.kept_dims(_call(spelled, args, obj, expr, keywords), out, expr)
         positional = self.bind(obj, args, keywords, expr)
         node = _call(_spell(func), positional, obj, expr)
         node.s2sad_user = True
         return node
+
+    def kept_dims(self, call, out, expr):
+        """`np.sum(x, axis=a, keepdims=True)` -> `np.expand_dims(np.sum(x, axis=a), a)`: the reductions'
+        rules take no keepdims (softmax code keeps the axis to broadcast against x)."""
+        keep = [k for k in call.keywords if k.arg == "keepdims"]
+        if not keep or call.s2sad_func not in _REDUCTIONS:
+            return call
+        call.keywords = [k for k in call.keywords if k.arg != "keepdims"]
+        value = keep[0].value
+        if isinstance(value, gast.Constant) and value.value is False:
+            return call
+        axis = call.args[1] if len(call.args) > 1 else next((k.value for k in call.keywords if k.arg == "axis"), None)
+        if not (isinstance(value, gast.Constant) and value.value is True) or axis is None \
+                or not (isinstance(axis, gast.Name) or isinstance(axis, gast.Constant) and type(axis.value) is int):
+            raise self.error("`keepdims` other than `keepdims=True` with one integer axis", expr,
+                             "reduce along one axis and put it back: `np.expand_dims(np.sum(x, axis=1), 1)`")
+        tmp = self.fresh("t")
+        self.locals.add(tmp)
+        out.append(assign(tmp, call, expr))
+        return _call("np.expand_dims", [name(tmp), copy.deepcopy(axis)], np.expand_dims, expr)
 
     def bind(self, fn, args, keywords, expr):
         """The atoms of a call of a user function, keywords and defaults bound to positions."""
@@ -946,6 +966,9 @@ def _is_one(node):
 def _binop(left, op, right, like):
     node = gast.BinOp(left=left, op=op, right=right)
     return gast.copy_location(node, like)
+
+
+_REDUCTIONS = (np.sum, np.mean, np.max, np.amax, np.min, np.amin, np.prod)
 
 
 def _call(spelled, args, obj, like=None, keywords=()):

@@ -116,23 +116,31 @@ class Rule:
     tangent: {param: template of the contribution of param_dot to ans_dot}
     result: (arg types by name, constant values by name) -> result Ty
     broadcasts: contributions must be summed back to the argument's shape.
-    stacked: adjoint templates for operands that are stacks of matrices (more than two axes,
-        or of a rank not known), where those differ from `adjoint`.
+    stacked_adjoint, stacked_tangent: templates for operands that are stacks of matrices (more
+        than two axes, or of a rank not known), where those differ from `adjoint` and `tangent`.
     """
 
-    def __init__(self, params, adjoint, tangent, result, broadcasts=False, stacked=None):
+    def __init__(self, params, adjoint, tangent, result, broadcasts=False, stacked_adjoint=None,
+                 stacked_tangent=None):
         self.params, self.defaults = _parse_params(params)
         self.adjoint = {k: _template(v) for k, v in adjoint.items()}
         self.tangent = {k: _template(v) for k, v in tangent.items()}
         self.result = result
         self.broadcasts = broadcasts
-        self.stacked = {k: _template(v) for k, v in (stacked or {}).items()}
+        self.stacked_adjoint = {k: _template(v) for k, v in (stacked_adjoint or {}).items()}
+        self.stacked_tangent = {k: _template(v) for k, v in (stacked_tangent or {}).items()}
 
     def adjoint_for(self, operand_types):
         """The adjoint templates for operands of these types."""
-        if self.stacked and not all(t.known and t.ndim <= 2 for t in operand_types):
-            return self.stacked
-        return self.adjoint
+        return self.stacked_adjoint if self.stacked_adjoint and _stacked(operand_types) else self.adjoint
+
+    def tangent_for(self, operand_types):
+        """The tangent templates for operands of these types."""
+        return self.stacked_tangent if self.stacked_tangent and _stacked(operand_types) else self.tangent
+
+
+def _stacked(types):
+    return not all(t.known and t.ndim <= 2 for t in types)
 
     @property
     def differentiable(self):
@@ -287,11 +295,11 @@ for _f in (np.sign, np.floor, np.ceil, np.round, np.rint, np.trunc, operator.flo
 
 
 # ---- everything else: adjoint and tangent per argument -------------------
-def rule(*funcs, params, adjoint, tangent, result, broadcasts=False, stacked=None):
+def rule(*funcs, params, adjoint, tangent, result, broadcasts=False, stacked_adjoint=None, stacked_tangent=None):
     # templates say `ans` for the call's result (and `g` for its adjoint in reverse mode): a
     # parameter of that name would be shadowed by it
     assert "ans" not in _parse_params(params)[0], f"{funcs}: a rule's parameter may not be named `ans`"
-    _register(funcs, Rule(params, adjoint, tangent, result, broadcasts, stacked))
+    _register(funcs, Rule(params, adjoint, tangent, result, broadcasts, stacked_adjoint, stacked_tangent))
 
 
 rule(np.sum, params="x, axis=None",
@@ -321,7 +329,7 @@ rule(np.dot, params="x, y",
 # matmul is np.dot on vectors and matrices; on stacks of matrices it multiplies them pairwise
 rule(operator.matmul, np.matmul, params="x, y",
      adjoint={"x": "dot_adjoint_x(g, x, y)", "y": "dot_adjoint_y(g, x, y)"},
-     stacked={"x": "matmul_adjoint_x(g, x, y)", "y": "matmul_adjoint_y(g, x, y)"},
+     stacked_adjoint={"x": "matmul_adjoint_x(g, x, y)", "y": "matmul_adjoint_y(g, x, y)"},
      tangent={"x": "x_dot @ y", "y": "x @ y_dot"}, result=matmul_result)
 rule(np.inner, params="x, y",
      adjoint={"x": "inner_adjoint_x(g, x, y)", "y": "inner_adjoint_y(g, x, y)"},
@@ -383,17 +391,24 @@ rule(np.full, params="shape, fill_value",
      adjoint={"fill_value": "np.sum(g)"},
      tangent={"fill_value": "np.full(shape, fill_value_dot)"},
      result=with_ndim(lambda a, c: _shape_len(a["shape"])))
+# the trace of a stack of matrices (more than two axes) is an array: x's first two axes summed
 rule(np.trace, params="x",
-     adjoint={"x": "g * np.eye(np.shape(x)[0])"},
-     tangent={"x": "np.trace(x_dot)"}, result=scalar_result)
+     adjoint={"x": "g * np.eye(np.shape(x)[0], np.shape(x)[1])"},
+     stacked_adjoint={"x": "np.multiply.outer(np.eye(np.shape(x)[0], np.shape(x)[1]), g)"},
+     tangent={"x": "np.trace(x_dot)"}, result=lambda a, c: T.array("f", max(a["x"].ndim - 2, 0)))
 rule(np.linalg.norm, params="x",
      adjoint={"x": "g * x / ans"},
      tangent={"x": "np.sum(x * x_dot) / ans"}, result=scalar_result)
+# np.linalg's functions take stacks of matrices too (the last two axes), one matrix at a time
 rule(np.linalg.det, params="x",
      adjoint={"x": "g * ans * np.transpose(np.linalg.inv(x))"},
-     tangent={"x": "ans * np.trace(np.linalg.solve(x, x_dot))"}, result=scalar_result)
+     stacked_adjoint={"x": "(g * ans)[..., None, None] * np.swapaxes(np.linalg.inv(x), -1, -2)"},
+     tangent={"x": "ans * np.trace(np.linalg.solve(x, x_dot))"},
+     stacked_tangent={"x": "ans * np.trace(np.linalg.solve(x, x_dot), axis1=-2, axis2=-1)"},
+     result=lambda a, c: T.array("f", max(a["x"].ndim - 2, 0)))
 rule(np.linalg.inv, params="x",
      adjoint={"x": "-(np.transpose(ans) @ g @ np.transpose(ans))"},
+     stacked_adjoint={"x": "-(np.swapaxes(ans, -1, -2) @ g @ np.swapaxes(ans, -1, -2))"},
      tangent={"x": "-(ans @ x_dot @ ans)"}, result=same_as("x"))
 rule(np.linalg.solve, params="a, b",
      adjoint={"a": "solve_adjoint_a(g, a, ans)", "b": "np.linalg.solve(np.transpose(a), g)"},

@@ -142,7 +142,7 @@ def unbroadcast(g, x):
 
 def sum_adjoint(g, x, axis):
     """Spread the adjoint of a sum back over the summed array."""
-    if axis is None:
+    if axis is None or np.ndim(g) == 0:   # a scalar g: the same for every element (a tangent's 1.0)
         return g + np.zeros(np.shape(x))
     return np.expand_dims(g, axis) + np.zeros(np.shape(x))
 

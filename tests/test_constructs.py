@@ -484,6 +484,21 @@ def test_an_index_list_that_repeats_an_element():
     check(repeated_in_a_list, (RNG.normal(size=(2, 3, 2)),))
 
 
+def softmax_kept_axes(X, w):
+    e = np.exp(X - np.max(X, axis=1, keepdims=True))
+    p = e / e.sum(axis=-1, keepdims=True)
+    return np.sum(p @ w) + np.sum(np.mean(X, axis=0, keepdims=False) ** 2)
+
+
+@pytest.mark.parametrize("backend", ["python", "numba"])
+def test_reductions_that_keep_their_axis(backend):
+    X, w = RNG.normal(size=(4, 5)), WEIGHTS
+    g = s2sad.grad(softmax_kept_axes, argnums=(0, 1), backend=backend)(X, w)
+    for i in range(2):
+        assert_grad_matches(g[i], softmax_kept_axes, (X, w), i)
+    np.testing.assert_allclose(s2sad.jacfwd(softmax_kept_axes, backend=backend)(X, w), g[0], rtol=1e-10)
+
+
 def inplace_on_local(x, w):
     y = np.ones(x.shape[0])
     y += x

@@ -170,6 +170,30 @@ def test_call_without_derivative_rule_names_the_line(fn, marker, spelled):
     assert spelled in message
 
 
+def uses_norm_along_an_axis(x):
+    X = np.reshape(x, (3, 2))
+    return np.sum(np.linalg.norm(X, axis=1))  # MARK:norm_axis
+
+
+def uses_keepdims_of_everything(x):
+    return np.sum(x / np.sum(x * x, keepdims=True))  # MARK:keepdims
+
+
+@pytest.mark.parametrize("fn, marker, words", [
+    (uses_norm_along_an_axis, "norm_axis", ["np.linalg.norm", "takes (x)", "`axis`"]),
+    (uses_keepdims_of_everything, "keepdims", ["keepdims", "one integer axis"])])
+def test_an_argument_a_rule_does_not_take_is_refused_not_dropped(fn, marker, words):
+    # the rule once ignored the argument: the gradient of another function, silently
+    lineno = marked_line(fn, marker)
+    for transform in (s2sad.grad, s2sad.jacfwd):
+        with pytest.raises(s2sad.S2SADError) as info:
+            transform(fn)(np.arange(1.0, 7.0))
+        message = str(info.value)
+        assert f"{__file__}:{lineno}:" in message and line_text(fn, lineno) in message and "hint:" in message
+        for word in words:
+            assert word in message
+
+
 def test_no_rule_hint_names_only_existing_api():
     with pytest.raises(s2sad.NonDifferentiableError) as info:
         s2sad.grad(uses_sort)(np.array([3.0, 1.0, 2.0]))

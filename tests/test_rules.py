@@ -979,6 +979,21 @@ def test_scipy_is_imported_by_the_users_code_not_by_s2sad(tmp_path):
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stdout + out.stderr
 
 
+def linalg_on_stacks(x):
+    # np.linalg's functions and np.trace on stacks of matrices, np.prod along an axis, a trace
+    # of a matrix that is not square
+    a = x[:, :, :3] + 3.0 * np.eye(3)
+    return (np.sum(np.linalg.det(a) ** 2) + np.sum(np.sin(np.linalg.inv(a))) + np.sum(np.trace(x) ** 2)
+            + np.trace(x[0]) + np.sum(np.prod(x, axis=1) ** 2))
+
+
+def test_stacks_of_matrices_in_linalg_trace_and_products_along_an_axis():
+    x = uniform(*GENERAL, 2, 3, 4)
+    g = s2sad.grad(linalg_on_stacks)(x)
+    assert_grad_matches(g, linalg_on_stacks, (x,))
+    np.testing.assert_allclose(s2sad.jacfwd(linalg_on_stacks)(x), g, rtol=1e-9, atol=1e-12)
+
+
 def stacked_attention(q, k, v):
     # scores of every query against every key, per head: stacks of matrices on both sides of @
     s = np.tanh(q @ np.swapaxes(k, -1, -2))

@@ -91,10 +91,13 @@ def rows():
         groups.setdefault(id(rule), (rule, []))[1].append(names[key])
     out = []
     for rule, funcs in groups.values():
-        adjoint = per_param(rule.adjoint, rule)
-        if rule.stacked:
-            adjoint += "<br>stacks of matrices (over two axes):<br>" + per_param(rule.stacked, rule)
-        row = [params(rule), adjoint, per_param(rule.tangent, rule),
+        adjoint, tangent = per_param(rule.adjoint, rule), per_param(rule.tangent, rule)
+        stacks = "<br>stacks of matrices (over two axes):<br>"
+        if rule.stacked_adjoint:
+            adjoint += stacks + per_param(rule.stacked_adjoint, rule)
+        if rule.stacked_tangent:
+            tangent += stacks + per_param(rule.stacked_tangent, rule)
+        row = [params(rule), adjoint, tangent,
                "yes" if rule.broadcasts else ""]
         if out and out[-1][1:] == row:
             out[-1][0].extend(funcs)
