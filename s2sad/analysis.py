@@ -188,8 +188,8 @@ class Analysis:
         parts = index.elts if isinstance(index, gast.Tuple) else [index]
         ndim = base.ndim
         for p in parts:
-            if isinstance(p, gast.Slice):
-                continue
+            if isinstance(p, gast.Slice) or isinstance(p, gast.Constant) and p.value is Ellipsis:
+                continue    # keeps its axes (`...` all those the other parts leave)
             if isinstance(p, gast.Constant) and p.value is None:
                 ndim += 1
                 continue

@@ -31,6 +31,7 @@ import types
 import gast
 import numpy as np
 
+from .definitions import DEFINITIONS
 from .errors import UnsupportedSyntaxError
 
 # ndarray methods rewritten to NumPy functions: `x.sum(axis=0)` -> `np.sum(x, axis=0)`
@@ -796,6 +797,11 @@ class Normalizer:
             if method is None:
                 raise self.error(f"the method `.{func.attr}()`", expr,
                                  "call the NumPy function instead, e.g. `np.sum(x)`")
+            if method in DEFINITIONS:   # x.var(axis=0): the definition's call, x its first argument
+                call = gast.Call(func=gast.Attribute(value=gast.Name(id="np", ctx=gast.Load(), annotation=None,
+                                                                   type_comment=None), attr=func.attr, ctx=gast.Load()),
+                                 args=[func.value] + expr.args, keywords=expr.keywords)
+                return self.defined_call(DEFINITIONS[method], gast.copy_location(call, expr), out)
             receiver = self.atom(func.value, out)
             args = [receiver] + [self.atom(a, out) for a in expr.args]
             if func.attr in ("reshape", "transpose") and len(expr.args) > 1:
@@ -815,6 +821,15 @@ class Normalizer:
         args = [self.atom(a, out) for a in expr.args]
         keywords = [gast.keyword(arg=k.arg, value=self.atom(k.value, out)) for k in expr.keywords]
         spelled = canonical_name(obj)
+        if obj in DEFINITIONS:
+            return self.defined_call(DEFINITIONS[obj], expr, out, args, keywords)
+        if obj in (builtins.max, builtins.min) and len(args) > 2 and not keywords:
+            # max(a, b, c) -> max(max(a, b), c): the rule takes two
+            for k in range(len(args) - 2):
+                tmp = self.fresh("t")
+                self.locals.add(tmp)
+                out.append(assign(tmp, _call(obj.__name__, args[:2], obj, expr), expr))
+                args = [name(tmp)] + args[2:]
         if _is_jvp(obj):  # jvp(f, (x, y), (dx, dy)) inside differentiated code: one call of JvpOf(f)
             return self.nested_jvp(expr, out)
         if _is_transformed(obj):  # nested AD: grad(f)(x) inside the function being differentiated
@@ -831,6 +846,25 @@ class Normalizer:
             return self.kept_dims(_call(spelled, args, obj, expr, keywords), out, expr)
         positional = self.bind(obj, args, keywords, expr)
         node = _call(_spell(func), positional, obj, expr)
+        node.s2sad_user = True
+        return node
+
+    def defined_call(self, definitions, expr, out, args=None, keywords=None):
+        """A call of a NumPy function s2sad differentiates through its definition (definitions.py):
+        a call of the definition, as of a helper of the user's. The call as written chooses the
+        definition: along an axis only where it gives an axis other than the default one."""
+        if args is None:
+            args = [self.atom(a, out) for a in expr.args]
+            keywords = [gast.keyword(arg=k.arg, value=self.atom(k.value, out)) for k in expr.keywords]
+        plain, along, at, default = definitions
+        axis = args[at] if len(args) > at else next((k.value for k in keywords if k.arg == "axis"), None)
+        if axis is None or isinstance(axis, gast.Constant) and axis.value == default:
+            definition = plain
+            args = args[:at] + args[at + 1:]
+            keywords = [k for k in keywords if k.arg != "axis"]
+        else:
+            definition = along
+        node = _call(definition.__name__, self.bind(definition, args, keywords, expr), definition, expr)
         node.s2sad_user = True
         return node
 

@@ -24,6 +24,7 @@ import types as pytypes
 import warnings
 import weakref
 
+import gast
 import llvmlite.binding as llvm
 import numpy as np
 from llvmlite import ir
@@ -1213,6 +1214,22 @@ _unswitch_budget = _UnswitchBudget()
 nb_event.register("numba:compile", _unswitch_budget)
 
 
+def _recursive(module):
+    """Names of the module's functions that call themselves, directly or through others."""
+    names = {tree.name for tree in module.functions}
+    calls = {tree.name: {n.id for n in gast.walk(tree) if isinstance(n, gast.Name) and n.id in names}
+             for tree in module.functions}
+    def reaches(start):
+        seen, todo = set(), list(calls[start])
+        while todo:
+            n = todo.pop()
+            if n not in seen:
+                seen.add(n)
+                todo += calls[n]
+        return seen
+    return {n for n in names if n in reaches(n)}
+
+
 def compile_module(namespace, name, module, explicit=False):
     """njit every generated function of `module` and return the one called `name`.
 
@@ -1236,11 +1253,16 @@ def compile_module(namespace, name, module, explicit=False):
     nb_namespace["Tape"] = Tape
     nb_namespace["np"] = NUMPY
     nb_namespace["logistic"] = numba_math.logistic   # a ufunc: fused with the arithmetic around it
+    # The helpers (the user's functions the derivative calls, and their derivatives) are inlined
+    # into their callers: Numba optimizes each compiled function with everything it calls linked
+    # in, so a chain of helpers compiled one by one optimized the code at its bottom once per
+    # level (np.std along an axis, three levels: 19 s). A recursive one is compiled on its own.
+    inline = set(names) - {name} - _recursive(module)
     for fn_name in names:
         fn = namespace[fn_name]
         clone = pytypes.FunctionType(fn.__code__, nb_namespace, fn.__name__, fn.__defaults__, fn.__closure__)
         clone.__qualname__ = fn.__qualname__
-        nb_namespace[fn_name] = njit(clone, cache=cached)
+        nb_namespace[fn_name] = njit(clone, cache=cached, inline="always" if fn_name in inline else "never")
         _unswitch_budget.ours.add(nb_namespace[fn_name])
     compiled = Compiled(name, nb_namespace[name], namespace[name], _strict(explicit))
     compiled.cached = cached

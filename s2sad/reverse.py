@@ -157,8 +157,10 @@ class Reverse:
         return gast.copy_location(new, fn)
 
     def placeholder(self, v):
-        """Give a taped variable a value of its type before its first push."""
-        value = T.placeholder(self.ty(v))
+        """Give a taped variable a value of its type before its first push (None where its type is
+        not known: bound at least, for plain Python)."""
+        ty = self.ty(v)
+        value = T.placeholder(ty) or (None if ty.known else "None")
         return None if value is None else parse_stmt(f"{v} = {value}")
 
     # ---- adjoint initialization ---------------------------------------------------

@@ -391,6 +391,9 @@ rule(np.full, params="shape, fill_value",
      adjoint={"fill_value": "np.sum(g)"},
      tangent={"fill_value": "np.full(shape, fill_value_dot)"},
      result=with_ndim(lambda a, c: _shape_len(a["shape"])))
+rule(np.full_like, params="x, fill_value",
+     adjoint={"fill_value": "np.sum(g)"},
+     tangent={"fill_value": "np.full(np.shape(x), fill_value_dot)"}, result=same_as("x"))
 # the trace of a stack of matrices (more than two axes) is an array: x's first two axes summed
 rule(np.trace, params="x",
      adjoint={"x": "g * np.eye(np.shape(x)[0], np.shape(x)[1])"},

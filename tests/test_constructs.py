@@ -499,6 +499,57 @@ def test_reductions_that_keep_their_axis(backend):
     np.testing.assert_allclose(s2sad.jacfwd(softmax_kept_axes, backend=backend)(X, w), g[0], rtol=1e-10)
 
 
+def normalized_and_smoothed(X, x):
+    # np.var, np.std and np.diff, which s2sad differentiates through their definitions in
+    # s2sad/definitions.py: along an axis and over everything, as functions and as methods
+    Z = (X - np.mean(X, axis=1)[:, None]) / (np.std(X, axis=1)[:, None] + 0.1)
+    return (np.sum(np.tanh(Z)) + np.var(X) + X.var(axis=0, ddof=1).sum() + x.std(ddof=1)
+            + np.sum(np.diff(x) ** 2) + np.sum(np.sin(np.diff(X, axis=0))) + np.sum(np.diff(X, n=2) ** 2))
+
+
+def test_numpy_functions_differentiated_through_their_definitions():
+    X = RNG.normal(size=(4, 6))
+    grad = s2sad.grad(normalized_and_smoothed, argnums=(0, 1))
+    g = grad(X, X5)
+    for i in range(2):
+        assert_grad_matches(g[i], normalized_and_smoothed, (X, X5), i)
+    np.testing.assert_allclose(s2sad.jacfwd(normalized_and_smoothed, argnums=1)(X, X5), g[1], rtol=1e-10)
+    assert "def var_along(" in s2sad.source(grad)
+
+
+def spread_and_steps(x):
+    return np.std(x) + np.var(x, ddof=1) + np.sum(np.diff(x) ** 2)
+
+
+def test_definitions_compile_under_numba():
+    # (vectors: a gradient with np.std of a matrix along an axis takes Numba 10-30 s to compile)
+    g = s2sad.grad(spread_and_steps, backend="numba")(X5)
+    np.testing.assert_allclose(g, s2sad.grad(spread_and_steps, backend="python")(X5), rtol=1e-12, atol=1e-14)
+    assert_grad_matches(g, spread_and_steps, (X5,))
+
+
+def max_of_three_and_full_like(x):
+    # max/min of three or more (the rule takes two: folded), np.full_like of a differentiated value
+    return max(x[0], x[1], x[2] * 2.0) * min(x[3], x[4], 0.1, x[2]) + np.sum(np.full_like(x, x[1] * x[2]) * x)
+
+
+def test_max_of_three_and_full_like():
+    g = check(max_of_three_and_full_like, (X5,))
+    np.testing.assert_allclose(s2sad.jacfwd(max_of_three_and_full_like)(X5), g, rtol=1e-12)
+
+
+def list_index_in_a_loop(x):
+    # the type of x[[...]] is not known to s2sad; the names taped in the loop still start bound
+    b = x
+    for _ in range(2):
+        b = np.sin(b[[0, 1, 2, 3]]) * b[[1, 2, 3, 0]]
+    return np.sum(b)
+
+
+def test_a_value_of_unknown_type_taped_in_a_loop():
+    check(list_index_in_a_loop, (X5[:4],))
+
+
 def inplace_on_local(x, w):
     y = np.ones(x.shape[0])
     y += x

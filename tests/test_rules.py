@@ -816,6 +816,10 @@ def np_full(x, w):
     return np.sum(np.full((2, 3), x) * w)
 
 
+def np_full_like(x, w):
+    return np.sum(np.full_like(w, x) * w * x)
+
+
 INDEX_CASES = [
     case("x[2]", index_constant, uniform(*GENERAL, 5), weights()),
     case("x[-1]", index_negative, uniform(*GENERAL, 5), weights()),
@@ -835,6 +839,7 @@ INDEX_CASES = [
     case("np.asarray", np_asarray, uniform(*GENERAL, 4), weights(4)),
     case("x.astype(float)", method_astype, uniform(*GENERAL, 2, 3), weights(2, 3)),
     case("np.full(shape,x)", np_full, 0.7, weights(2, 3)),
+    case("np.full_like(w,x)", np_full_like, 0.7, weights(2, 3), argnums=(0, 1)),
 ]
 
 

@@ -141,6 +141,19 @@ def render():
         "",
         nondiff,
         "",
+        "## Differentiated through a definition",
+        "",
+        "These NumPy functions have no rule: s2sad reads a call of one as a call of its",
+        "definition in plain NumPy in `s2sad/definitions.py`, and differentiates (and",
+        "compiles) that like a function of yours; generated code calls it by that name.",
+        "",
+    ]
+    from s2sad.definitions import DEFINITIONS
+    for func, (plain, along, at, default) in DEFINITIONS.items():
+        lines.append(f"- `{names_by_key().get(rules._key(func), 'np.' + func.__name__)}`: `{plain.__name__}`, "
+                     f"or `{along.__name__}` where the call gives an axis other than `{default}`")
+    lines += [
+        "",
         "Any other call is either a user function (s2sad differentiates its source",
         "too) or an error naming the call and its line.",
         "",
