@@ -391,6 +391,14 @@ def check_differentiable(analysis, where):
                 "differentiated")
 
 
+def _float_dtype(node):
+    value = node.value if isinstance(node, gast.Constant) else getattr(node, "s2sad_obj", None)
+    try:
+        return value is not None and np.dtype(value).kind == "f"
+    except TypeError:
+        return False
+
+
 def check_rule_arguments(analysis, where):
     """Refuse a call that passes an argument its derivative rule does not take (np.linalg.norm's
     `axis`): the rule would differentiate another function, silently."""
@@ -400,7 +408,9 @@ def check_rule_arguments(analysis, where):
         rule = rules.lookup(call_func(rhs))
         if rule is None or not any(atom_name(a) in analysis.active for a in rhs.args + [k.value for k in rhs.keywords]):
             continue
-        extra = [k.arg for k in rhs.keywords if k.arg not in rule.params]
+        # a float dtype changes no derivative (np.array(x, dtype=np.float64)); an int one would
+        extra = [k.arg for k in rhs.keywords if k.arg not in rule.params
+                 and not (k.arg == "dtype" and _float_dtype(k.value))]
         if len(rhs.args) > len(rule.params):
             extra.insert(0, f"{len(rhs.args)} positional arguments")
         if extra:

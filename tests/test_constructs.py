@@ -538,6 +538,22 @@ def test_max_of_three_and_full_like():
     np.testing.assert_allclose(s2sad.jacfwd(max_of_three_and_full_like)(X5), g, rtol=1e-12)
 
 
+def float_dtypes_given(x):
+    y = np.array(x, dtype=np.float64) * 2.0
+    z = np.asarray(x, dtype=float)
+    return np.sum(y * z, dtype=np.float64) + np.mean(x, axis=0, dtype="float64")
+
+
+def int_dtype_given(x):
+    return np.sum(np.array(x, dtype=int) * x)
+
+
+def test_a_float_dtype_is_taken_and_an_int_one_refused():
+    check(float_dtypes_given, (X5,))
+    with pytest.raises(s2sad.NonDifferentiableError, match="passes `dtype`"):
+        s2sad.grad(int_dtype_given)(X5)
+
+
 def list_index_in_a_loop(x):
     # the type of x[[...]] is not known to s2sad; the names taped in the loop still start bound
     b = x
