@@ -1059,6 +1059,17 @@ def _zeros_like_tuple(x):
     return None
 
 
+@overload(runtime.add_tuples)
+def _add_tuples(a, b):
+    if not (isinstance(a, types.BaseTuple) and isinstance(b, types.BaseTuple) and len(a) == len(b)):
+        return None
+    items = [f"add_tuples(a[{i}], b[{i}])" if isinstance(t, types.BaseTuple) else f"a[{i}] + b[{i}]"
+             for i, t in enumerate(a)]
+    ns = {"add_tuples": runtime.add_tuples}
+    exec("def impl(a, b):\n    return (" + "".join(f"{item}, " for item in items) + ")", ns)
+    return ns["impl"]
+
+
 @overload(runtime.prod_adjoint)
 def _prod_adjoint(g, x, axis):
     if not isinstance(x, types.Array):

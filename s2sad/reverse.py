@@ -434,7 +434,10 @@ class Reverse:
         return assign(self.bar(v), parse_expr(f"np.zeros_like({self.bar(v)})"))
 
     def accumulate(self, v, contribution):
-        """`v_bar = v_bar + contribution`."""
+        """`v_bar = v_bar + contribution` (`add_tuples(v_bar, contribution)` for a tuple v)."""
+        if self.ty(v).kind == "tuple":
+            return assign(self.bar(v), gast.Call(func=name("add_tuples"), args=[name(self.bar(v)), contribution],
+                                                 keywords=[]))
         return assign(self.bar(v), gast.BinOp(left=name(self.bar(v)), op=gast.Add(), right=contribution))
 
     def adjoint(self, rhs, g, ans):

@@ -117,6 +117,12 @@ class TupleAdjoint(tuple):
     __radd__ = __add__
 
 
+def add_tuples(a, b):
+    """The sum of two adjoints of a tuple, item by item (`a + b` would join them): generated
+    code accumulates a tuple's adjoint with it, the compiled code's tuples being plain ones."""
+    return TupleAdjoint(add_tuples(x, y) if isinstance(x, tuple) else x + y for x, y in zip(a, b))
+
+
 def zeros_like(x):
     if isinstance(x, np.ndarray):
         return np.zeros(x.shape)

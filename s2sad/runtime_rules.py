@@ -73,6 +73,9 @@ def _picked(a, c):
 
 rule(runtime.scatter_adjoint, params="g, index", adjoint={}, tangent={"g": "scatter_adjoint(g_dot, index)"},
      result=_picked)
+# linear in both: one tangent for both (forward mode would add two terms with `+`, which joins tuples)
+rule(runtime.add_tuples, params="a, b", adjoint={}, tangent={"a": "a_dot", "b": "b_dot"}, result=_same("a"))
+rules.RULES[rules._key(runtime.add_tuples)].joint_tangent = rules._template("add_tuples(a_dot, b_dot)")
 rule(runtime.astype, params="x, dtype", adjoint={"x": "g"}, tangent={"x": "np.copy(x_dot)"}, result=_like("x"))
 # the user's 1 / (1 + exp(-x)), recognized by normalize
 rules.E(runtime.logistic)("x", x="ans * (1 - ans)")

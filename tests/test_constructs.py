@@ -554,6 +554,24 @@ def test_a_float_dtype_is_taken_and_an_int_one_refused():
         s2sad.grad(int_dtype_given)(X5)
 
 
+def joined_twice(x):
+    # one tuple read by three joins: its adjoint is accumulated three times, item by item
+    parts = (x, x * x)
+    return (np.sum(np.concatenate(parts) * np.arange(10.0)) + np.sum(np.sin(np.stack(parts, axis=1)))
+            + np.max(np.vstack(parts)))
+
+
+@pytest.mark.parametrize("backend", ["python", "numba"])
+def test_the_adjoint_of_a_tuple_adds_item_by_item(backend):
+    # under Numba the accumulation `xs_bar + split_like(...)` joined the tuples: a zero gradient
+    assert_grad_matches(s2sad.grad(joined_twice, backend=backend)(X5), joined_twice, (X5,))
+    if backend == "python":
+        h = s2sad.hessian(joined_twice)(X5)
+        d, eps = WEIGHTS / 3.0, 1e-6
+        grad = s2sad.grad(joined_twice)
+        np.testing.assert_allclose(h @ d, (grad(X5 + eps * d) - grad(X5 - eps * d)) / (2 * eps), rtol=1e-6, atol=1e-8)
+
+
 def list_index_in_a_loop(x):
     # the type of x[[...]] is not known to s2sad; the names taped in the loop still start bound
     b = x
