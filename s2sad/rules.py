@@ -380,7 +380,7 @@ rule(np.stack, params="xs, axis=0",
      tangent={"xs": "np.stack(xs_dot, axis=axis)"},
      result=lambda a, c: T.array("f", a["xs"].items[0].ndim + 1) if a["xs"].kind == "tuple" else T.UNKNOWN)
 rule(np.hstack, params="xs",
-     adjoint={"xs": "split_like(g, xs, 0 if np.ndim(xs[0]) == 1 else 1)"},
+     adjoint={"xs": "split_like(g, xs, 0 if xs[0].ndim == 1 else 1)"},
      tangent={"xs": "np.hstack(xs_dot)"},
      result=lambda a, c: a["xs"].items[0] if a["xs"].kind == "tuple" else T.UNKNOWN)
 rule(np.vstack, params="xs",

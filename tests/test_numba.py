@@ -283,6 +283,22 @@ def test_adjoint_of_a_list_display_compiles():
     assert g[0] == pytest.approx(numerical_grad(list_display_of_scalars, (0.4, -1.3), 0), rel=1e-7)
 
 
+def side_by_side(x, A):
+    return np.sum(np.hstack((x, x * x)) * np.arange(10.0)) + np.sum(np.sin(np.hstack((A, A * 2.0))))
+
+
+def test_the_adjoint_of_hstack_compiles():
+    # its rule read np.ndim, which Numba lacks: the gradient ran as Python
+    x, A = X, np.arange(6.0).reshape(2, 3) / 7
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        g = s2sad.grad(side_by_side, argnums=(0, 1), backend="numba")(x, A)
+    want = s2sad.grad(side_by_side, argnums=(0, 1), backend="python")(x, A)
+    for i in range(2):
+        np.testing.assert_allclose(g[i], want[i], rtol=1e-12)
+        np.testing.assert_allclose(g[i], numerical_grad(side_by_side, (x, A), i), rtol=1e-6, atol=1e-8)
+
+
 def pair_of(p, q):
     return np.sin(p) * q, p + q * q
 
