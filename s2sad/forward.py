@@ -262,8 +262,7 @@ class Forward:
         if getattr(rule, "joint_tangent", None) is not None:  # custom_jvp: one rule for all tangents
             return (rules.expand(rule.joint_tangent, mapping), False) if active else (None, False)
         terms, uses_ans = [], False
-        tangents = rule.tangent_for([self.ty(b) for b in bound.values()
-                                     if b is not None and not isinstance(b, gast.Constant)])
+        tangents = rule.tangent_for(bound, self.ty)
         for param in active:
             template = tangents.get(param)
             if template is None:

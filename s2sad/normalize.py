@@ -825,7 +825,7 @@ class Normalizer:
             return self.defined_call(DEFINITIONS[obj], expr, out, args, keywords)
         if obj in (builtins.max, builtins.min) and len(args) > 2 and not keywords:
             # max(a, b, c) -> max(max(a, b), c): the rule takes two
-            for k in range(len(args) - 2):
+            for _ in range(len(args) - 2):
                 tmp = self.fresh("t")
                 self.locals.add(tmp)
                 out.append(assign(tmp, _call(obj.__name__, args[:2], obj, expr), expr))
@@ -857,7 +857,7 @@ class Normalizer:
             args = [self.atom(a, out) for a in expr.args]
             keywords = [gast.keyword(arg=k.arg, value=self.atom(k.value, out)) for k in expr.keywords]
         plain, along, at, default = definitions
-        axis = args[at] if len(args) > at else next((k.value for k in keywords if k.arg == "axis"), None)
+        axis = _axis_argument(args, keywords, at)
         if axis is None or isinstance(axis, gast.Constant) and axis.value == default:
             definition = plain
             args = args[:at] + args[at + 1:]
@@ -878,7 +878,7 @@ class Normalizer:
         value = keep[0].value
         if isinstance(value, gast.Constant) and value.value is False:
             return call
-        axis = call.args[1] if len(call.args) > 1 else next((k.value for k in call.keywords if k.arg == "axis"), None)
+        axis = _axis_argument(call.args, call.keywords, 1)
         if not (isinstance(value, gast.Constant) and value.value is True) or axis is None \
                 or not (isinstance(axis, gast.Name) or isinstance(axis, gast.Constant) and type(axis.value) is int):
             raise self.error("`keepdims` other than `keepdims=True` with one integer axis", expr,
@@ -1003,6 +1003,11 @@ def _binop(left, op, right, like):
 
 
 _REDUCTIONS = (np.sum, np.mean, np.max, np.amax, np.min, np.amin, np.prod)
+
+
+def _axis_argument(args, keywords, at):
+    """A call's `axis` argument, positional at `at` or a keyword; None where it is not given."""
+    return args[at] if len(args) > at else next((k.value for k in keywords if k.arg == "axis"), None)
 
 
 def _call(spelled, args, obj, like=None, keywords=()):

@@ -983,7 +983,7 @@ def _tuple_impl(name, count, body, extra=""):
     """Build `impl` for a tuple of `count` arrays from a per-item expression (Numba needs a fixed arity)."""
     lines = [f"def impl({name}):", extra]
     lines += [body(i) for i in range(count)]
-    lines.append("    return (" + ", ".join(f"p{i}" for i in range(count)) + ",)")
+    lines.append("    return (" + "".join(f"p{i}, " for i in range(count)) + ")")
     ns = {"np": np, "_range_along": _range_along, "to_fixed_tuple": to_fixed_tuple, "_put_axis": _put_axis}
     exec("\n".join(lines), ns)
     return ns["impl"]
@@ -1051,11 +1051,9 @@ def _zeros_like_tuple(x):
     if isinstance(x, types.NoneType):
         return lambda x: None  # a gradient's value that was not computed
     if isinstance(x, types.BaseTuple):  # a helper's results: arrays, numbers, tuples of them, None
-        lines = ["def impl(x):"] + [f"    p{i} = zeros_like(x[{i}])" for i in range(len(x))]
-        lines.append("    return (" + "".join(f"p{i}, " for i in range(len(x))) + ")")
-        ns = {"zeros_like": runtime.zeros_like}
-        exec("\n".join(lines), ns)
-        return ns["impl"]
+        impl = _tuple_impl("x", len(x), lambda i: f"    p{i} = zeros_like(x[{i}])")
+        impl.__globals__["zeros_like"] = runtime.zeros_like
+        return impl
     return None
 
 
@@ -1065,11 +1063,11 @@ def _add_tuples(a, b):
         return lambda a, b: a + b   # a list of numbers: its adjoint is an array here (zeros_like)
     if not (isinstance(a, types.BaseTuple) and isinstance(b, types.BaseTuple) and len(a) == len(b)):
         return None
-    items = [f"add_tuples(a[{i}], b[{i}])" if isinstance(t, types.BaseTuple) else f"a[{i}] + b[{i}]"
-             for i, t in enumerate(a)]
-    ns = {"add_tuples": runtime.add_tuples}
-    exec("def impl(a, b):\n    return (" + "".join(f"{item}, " for item in items) + ")", ns)
-    return ns["impl"]
+    def item(i):
+        return f"    p{i} = " + (f"add_tuples(a[{i}], b[{i}])" if isinstance(a[i], types.BaseTuple) else f"a[{i}] + b[{i}]")
+    impl = _tuple_impl("a, b", len(a), item)
+    impl.__globals__["add_tuples"] = runtime.add_tuples
+    return impl
 
 
 @overload(runtime.prod_adjoint)

@@ -399,8 +399,7 @@ class Reverse:
                 slot = gast.Subscript(value=name(self.bar(y)), slice=copy.deepcopy(idx), ctx=gast.Load())
                 if self.active(rhs):
                     contribution = slot
-                    parts = idx.elts if isinstance(idx, gast.Tuple) else [idx]
-                    if not all(self.basic_index(p) for p in parts):
+                    if not self.picks_each_once(idx):
                         # an element named twice keeps one of the values written (NumPy's last)
                         contribution = gast.Call(func=name("scatter_adjoint"),
                                                  args=[name(self.bar(y)), _index_value(idx)], keywords=[])
@@ -479,8 +478,7 @@ class Reverse:
             if param not in rule.adjoint and bound.get(param) is not None and self.active(bound[param]):
                 raise NonDifferentiableError(f"no reverse-mode rule for argument `{param}` of this call; "
                                              "use forward mode (jvp/jacfwd)")
-        operands = [b for b in bound.values() if b is not None and not isinstance(b, gast.Constant)]
-        for param, template in rule.adjoint_for([self.ty(b) for b in operands]).items():
+        for param, template in rule.adjoint_for(bound, self.ty).items():
             operand = bound.get(param)
             if operand is None or not self.active(operand):
                 continue
@@ -527,8 +525,7 @@ class Reverse:
             raise NonDifferentiableError(
                 f"{where}: s2sad cannot yet differentiate through an element of a tuple value\n"
                 f"    {where.line.strip()}\n  hint: unpack the tuple where it is made: `a, b = f(...)`")
-        parts = rhs.slice.elts if isinstance(rhs.slice, gast.Tuple) else [rhs.slice]
-        if not all(self.basic_index(p) for p in parts):
+        if not self.picks_each_once(rhs.slice):
             # an index array or list may name an element twice: its adjoint adds up (np.add.at)
             return [assign(self.bar(x.id), gast.Call(func=name("add_at"), args=[
                 name(self.bar(x.id)), _index_value(rhs.slice), g], keywords=[]))]
@@ -540,12 +537,15 @@ class Reverse:
         store.ctx = gast.Store()
         return [assign(store, gast.BinOp(left=slot, op=gast.Add(), right=g))]
 
-    def basic_index(self, p):
-        """Does index part `p` pick each element at most once: a slice, None, `...` or an int?"""
-        if isinstance(p, gast.Slice) or (isinstance(p, gast.Constant) and (p.value is None or p.value is Ellipsis)):
-            return True
-        t = self.ty(p)
-        return t.is_scalar and t.kind == "i"
+    def picks_each_once(self, index):
+        """Does `index` pick each element at most once: is every part of it a slice, None, `...`
+        or an int?"""
+        def basic(p):
+            if isinstance(p, gast.Slice) or isinstance(p, gast.Constant) and (p.value is None or p.value is Ellipsis):
+                return True
+            t = self.ty(p)
+            return t.is_scalar and t.kind == "i"
+        return all(basic(p) for p in (index.elts if isinstance(index, gast.Tuple) else [index]))
 
     def user_adjoint(self, call, g):
         arg_types = [self.ty(a) for a in call.args]

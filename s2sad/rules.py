@@ -130,21 +130,23 @@ class Rule:
         self.stacked_adjoint = {k: _template(v) for k, v in (stacked_adjoint or {}).items()}
         self.stacked_tangent = {k: _template(v) for k, v in (stacked_tangent or {}).items()}
 
-    def adjoint_for(self, operand_types):
-        """The adjoint templates for operands of these types."""
-        return self.stacked_adjoint if self.stacked_adjoint and _stacked(operand_types) else self.adjoint
-
-    def tangent_for(self, operand_types):
-        """The tangent templates for operands of these types."""
-        return self.stacked_tangent if self.stacked_tangent and _stacked(operand_types) else self.tangent
-
-
-def _stacked(types):
-    return not all(t.known and t.ndim <= 2 for t in types)
-
     @property
     def differentiable(self):
         return tuple(self.adjoint)
+
+    def adjoint_for(self, bound, ty):
+        """The adjoint templates for this call: `bound` its operands by parameter, `ty` their types."""
+        return self.stacked_adjoint if self.stacked_adjoint and _stacked(bound, ty) else self.adjoint
+
+    def tangent_for(self, bound, ty):
+        """The tangent templates for this call, as adjoint_for."""
+        return self.stacked_tangent if self.stacked_tangent and _stacked(bound, ty) else self.tangent
+
+
+def _stacked(bound, ty):
+    """Is an operand a stack of matrices, or of a rank not known?"""
+    types = [ty(b) for b in bound.values() if b is not None and not isinstance(b, gast.Constant)]
+    return not all(t.known and t.ndim <= 2 for t in types)
 
 
 RULES = {}          # function object -> Rule

@@ -91,9 +91,10 @@ def build(text, name):
 
 
 def reference(f, args):
-    """Central differences at two step sizes; None where they disagree (a max's tie nearby)."""
-    fine = [numerical_grad(f, args, i, eps=1e-6) for i in range(3)]
-    coarse = [numerical_grad(f, args, i, eps=4e-6) for i in range(3)]
+    """Central differences at two step sizes; None where they disagree (too rough a point: a
+    max's tie nearby)."""
+    fine = [numerical_grad(f, args, i, eps=1e-6) for i in range(len(args))]
+    coarse = [numerical_grad(f, args, i, eps=4e-6) for i in range(len(args))]
     if not all(np.allclose(a, b, rtol=1e-5, atol=1e-7) for a, b in zip(fine, coarse)):
         return None
     return fine

@@ -32,8 +32,7 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 import s2sad
-from fd import numerical_grad
-from test_random_programs import load   # writes the text to a file: s2sad reads source
+from test_random_arrays import build, reference   # build writes the text to a file: s2sad reads source
 
 ARGS = {"A": (2, 3, 4), "B": (2, 4, 3), "C": (3, 4), "D": (1, 4, 4), "u": (4,), "w": (3,)}
 NAMES = tuple(ARGS)
@@ -143,26 +142,13 @@ def direction(seed):
     return [rng.uniform(-1, 1, s) for s in ARGS.values()]
 
 
-def build(text, name):
-    return getattr(load("import numpy as np\n\n\n" + text + "\n"), name)
-
-
-def reference(f, args):
-    """Central differences at two step sizes; None where they disagree (too rough a point)."""
-    fine = [numerical_grad(f, args, i, eps=1e-6) for i in range(len(args))]
-    coarse = [numerical_grad(f, args, i, eps=4e-6) for i in range(len(args))]
-    if not all(np.allclose(a, b, rtol=1e-5, atol=1e-7) for a, b in zip(fine, coarse)):
-        return None
-    return fine
-
-
 def _copies(args):
     return [a.copy() for a in args]
 
 
-@settings(max_examples=40, **COMMON)
-@given(programs(), st.integers(0, 10_000))
-def test_reverse_and_forward_agree_with_finite_differences(program, seed):
+def _run(program, seed, bound):
+    """(text, function, its arguments, its value) of a drawn program, its value finite and
+    below `bound`."""
     text, name, stacked = program
     assert stacked, text                # every program multiplies a stack of matrices
     for kind in stacked:
@@ -170,7 +156,14 @@ def test_reverse_and_forward_agree_with_finite_differences(program, seed):
     f = build(text, name)
     args = inputs(seed)
     value = f(*args)
-    assume(np.isfinite(value) and abs(value) < 1e6)
+    assume(np.isfinite(value) and abs(value) < bound)
+    return text, f, args, value
+
+
+@settings(max_examples=40, **COMMON)
+@given(programs(), st.integers(0, 10_000))
+def test_reverse_and_forward_agree_with_finite_differences(program, seed):
+    text, f, args, value = _run(program, seed, 1e6)
     fd = reference(f, args)
     assume(fd is not None)
     g = s2sad.grad(f, argnums=tuple(range(len(args))), backend="python")(*_copies(args))
@@ -197,14 +190,7 @@ def _gradient_differences(grad_f, args, d, eps):
 @settings(max_examples=15, **COMMON)
 @given(programs(), st.integers(0, 10_000))
 def test_second_order_agrees_with_differences_of_the_gradient(program, seed):
-    text, name, stacked = program
-    assert stacked, text                # every program multiplies a stack of matrices
-    for kind in stacked:
-        event(kind)
-    f = build(text, name)
-    args = inputs(seed)
-    value = f(*args)
-    assume(np.isfinite(value) and abs(value) < 1e4)
+    text, f, args, _ = _run(program, seed, 1e4)
     everything = tuple(range(len(args)))
     grad_f = s2sad.grad(f, argnums=everything, backend="python")
     d = direction(seed)
