@@ -286,6 +286,15 @@ _NUMBA_IMPORTS = [
 ]
 
 
+# Defs that replace numba_backend's in an emitted module. Numba's object-mode block in
+# _grow_floats (which takes a large tape buffer from a pool kept between calls) looks up its
+# globals by importing the function's module, and a module run with runpy.run_path is not
+# importable once it has run (NameError: _pooled_floats): emitted code grows its tapes afresh.
+_STANDALONE_DEFS = {name: (text, ast.parse(text).body[0]) for name, text in [
+    ("_grow_floats", "_grow_floats = _grow\n"),
+]}
+
+
 def _runtime_part(used, use_numba):
     """Source of the runtime helpers named in `used` (and their numba overloads), and warnings."""
     rt = _top_level_defs(runtime)
@@ -297,6 +306,7 @@ def _runtime_part(used, use_numba):
         return chunks, warnings
     from . import numba_backend
     nb = _with_imported_defs(numba_backend)
+    nb.update(_STANDALONE_DEFS)
     overloads = {}   # runtime helper name -> overload function name in numba_backend
     for name, (_, node) in nb.items():
         for dec in getattr(node, "decorator_list", []):

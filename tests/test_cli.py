@@ -64,6 +64,13 @@ USER = textwrap.dedent("""\
     def spread(X):
         spread = np.sum(np.sum(X * X, axis=0) * np.sum(np.tanh(X), axis=1)[0])
         return spread + np.sum(np.max(X, axis=1) * np.mean(X, axis=1)) + np.sum(np.prod(X, axis=0))
+
+
+    def chain(x):
+        s = 0.5
+        for i in range(x.shape[0]):
+            s = np.sin(s) * x[i] + 0.5
+        return s
 """)
 
 
@@ -295,6 +302,35 @@ def test_emit_numba_of_a_weight_used_in_a_loop(user, tmp_path):
                        for d in np.eye(9)]).reshape(3, 3)
         assert np.allclose(g, fd, atol=1e-6), (g, fd)
         assert ns['grad_rnn'].signatures, 'not compiled'
+        print('OK')
+    """)
+    r = run_isolated(code, cwd=tmp_path / "emitted")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert_lint_clean(out)
+
+
+@pytest.mark.slow
+def test_emit_numba_of_a_long_tape_run_as_a_script(user, tmp_path):
+    # a tape past 1 MiB grows differently inside s2sad (from a pool of buffers, through Numba's
+    # object mode, which finds its globals by importing the module: runpy's is gone by then, and
+    # the emitted gradient raised NameError); the emitted module grows it afresh
+    pytest.importorskip("numba")
+    out = emit(user, tmp_path, "chain", "--numba", "--signature", "x: float64[:]")
+    code = textwrap.dedent(f"""\
+        import runpy
+        import numpy as np
+        ns = runpy.run_path({str(out)!r})
+        x = np.random.default_rng(0).uniform(0.5, 1.0, 300_000)   # 2.4 MB of taped s
+        s = np.empty(x.size + 1)
+        s[0] = 0.5
+        for i in range(x.size):
+            s[i + 1] = np.sin(s[i]) * x[i] + 0.5
+        ref, s_bar = np.empty(x.size), 1.0        # the adjoint, by hand
+        for i in range(x.size - 1, -1, -1):
+            ref[i] = s_bar * np.sin(s[i])
+            s_bar = s_bar * np.cos(s[i]) * x[i]
+        g = ns['grad_chain'](x)
+        assert np.allclose(g, ref, rtol=1e-12, atol=1e-300), np.max(np.abs(g - ref))
         print('OK')
     """)
     r = run_isolated(code, cwd=tmp_path / "emitted")
