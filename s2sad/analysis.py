@@ -10,11 +10,14 @@ Out: `Analysis` with
 Next stage: `reverse` or `forward`.
 """
 
+import inspect
+
 import gast
 import numpy as np
 
 from . import rules, runtime
 from . import typesys as T
+from .definitions import INTEGER_ARGUMENTS
 from .errors import NonDifferentiableError
 
 _BINOPS = {gast.Add: "add", gast.Sub: "sub", gast.Mult: "mul", gast.Div: "truediv", gast.Pow: "pow",
@@ -403,6 +406,8 @@ def check_rule_arguments(analysis, where):
     """Refuse a call that passes an argument its derivative rule does not take (np.linalg.norm's
     `axis`): the rule would differentiate another function, silently."""
     for targets, rhs, stmt in _assignments(analysis.fn.body):
+        if is_user_call(rhs) and call_func(rhs) in INTEGER_ARGUMENTS:
+            _check_integer_argument(analysis, rhs, where(stmt))
         if not (isinstance(rhs, gast.Call) and not is_user_call(rhs) and not is_nested_call(rhs)):
             continue
         rule = rules.lookup(call_func(rhs))
@@ -420,6 +425,20 @@ def check_rule_arguments(analysis, where):
                 f"passes {', '.join(f'`{e}`' if ' ' not in e else e for e in extra)}\n    {where(stmt).line.strip()}\n"
                 "  hint: write the computation out with the arguments s2sad takes (docs/rules.md), e.g. "
                 "`np.sqrt(np.sum(x * x, axis=1))` for a norm along an axis")
+
+
+def _check_integer_argument(analysis, call, where):
+    """np.repeat and np.tile are differentiated for a number of repeats, not a sequence of them."""
+    definition = call_func(call)
+    param = INTEGER_ARGUMENTS[definition]
+    ty = analysis.type_of(call.args[list(inspect.signature(definition).parameters).index(param)])
+    if ty.known and not (ty.kind in ("i", "b") and ty.ndim == 0):
+        numpy_name = definition.__name__.split("_")[0]
+        raise NonDifferentiableError(
+            f"{where}: s2sad differentiates np.{numpy_name} for one integer `{param}`, and this call "
+            f"passes a {ty!r}\n    {where.line.strip()}\n"
+            "  hint: give one integer, or pick the elements wanted with an index array instead "
+            "(`x[np.array([0, 0, 1])]`)")
 
 
 FRESH_CALLS = ("np.zeros", "np.ones", "np.empty", "np.full", "np.zeros_like", "np.ones_like", "np.empty_like",

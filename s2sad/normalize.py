@@ -37,7 +37,8 @@ from .errors import UnsupportedSyntaxError
 # ndarray methods rewritten to NumPy functions: `x.sum(axis=0)` -> `np.sum(x, axis=0)`
 METHODS = {name: getattr(np, name) for name in (
     "sum", "mean", "prod", "max", "min", "dot", "reshape", "transpose", "copy", "ravel",
-    "cumsum", "clip", "squeeze", "swapaxes", "std", "var", "argmax", "argmin", "any", "all")}
+    "cumsum", "cumprod", "clip", "squeeze", "swapaxes", "std", "var", "repeat", "argmax", "argmin", "any",
+    "all")}
 METHODS["flatten"] = np.ravel
 # attributes kept as they are (all non-differentiable), and those turned into calls
 ATTRIBUTES = {"shape", "size", "ndim", "dtype"}
@@ -849,21 +850,26 @@ class Normalizer:
         node.s2sad_user = True
         return node
 
-    def defined_call(self, definitions, expr, out, args=None, keywords=None):
+    def defined_call(self, how, expr, out, args=None, keywords=None):
         """A call of a NumPy function s2sad differentiates through its definition (definitions.py):
-        a call of the definition, as of a helper of the user's. The call as written chooses the
-        definition: along an axis only where it gives an axis other than the default one."""
+        a call of the definition, as of a helper of the user's. `how` (a Definition) says which
+        definition the call as written chooses: along an axis only where it gives an axis other
+        than the default one."""
         if args is None:
             args = [self.atom(a, out) for a in expr.args]
             keywords = [gast.keyword(arg=k.arg, value=self.atom(k.value, out)) for k in expr.keywords]
-        plain, along, at, default = definitions
-        axis = _axis_argument(args, keywords, at)
-        if axis is None or isinstance(axis, gast.Constant) and axis.value == default:
-            definition = plain
+        at = how.axis_at
+        axis = None if at is None else _axis_argument(args, keywords, at)
+        constant = isinstance(axis, gast.Constant)
+        if axis is None or constant and axis.value == how.default_axis:
+            definition = how.plain
+        elif constant and axis.value is None and how.flat is not None:
+            definition = how.flat
+        else:
+            definition = how.along
+        if definition is not how.along and at is not None:
             args = args[:at] + args[at + 1:]
             keywords = [k for k in keywords if k.arg != "axis"]
-        else:
-            definition = along
         node = _call(definition.__name__, self.bind(definition, args, keywords, expr), definition, expr)
         node.s2sad_user = True
         return node

@@ -491,6 +491,48 @@ def _extreme_adjoint(g, x, ans, axis):
     return impl
 
 
+@overload(runtime.take_along_axis_adjoint)
+def _take_along_axis_adjoint(g, x, indices, axis):
+    """Vectors, and matrices along either axis: added element by element (an index may repeat)."""
+    if not isinstance(x, types.Array) or x.ndim > 2 or not isinstance(axis, types.Integer):
+        return None
+    if x.ndim == 1:
+        def impl1(g, x, indices, axis):
+            out = np.zeros(x.shape)
+            for k in range(indices.shape[0]):
+                out[indices[k]] += g[k]
+            return out
+        return impl1
+
+    def impl(g, x, indices, axis):
+        out = np.zeros(x.shape)
+        along_rows = axis == 1 or axis == -1
+        for i in range(indices.shape[0]):
+            for j in range(indices.shape[1]):
+                if along_rows:
+                    out[i, indices[i, j]] += g[i, j]
+                else:
+                    out[indices[i, j], j] += g[i, j]
+        return out
+    return impl
+
+
+@overload(runtime.diag_adjoint)
+def _diag_adjoint(g, v, k):
+    if not isinstance(v, types.Array):
+        return None
+    if v.ndim == 1:
+        return lambda g, v, k: np.diag(g, k)
+
+    def impl(g, v, k):
+        out = np.zeros(v.shape)
+        row, col = max(-k, 0), max(k, 0)
+        for i in range(g.shape[0]):
+            out[row + i, col + i] = g[i]
+        return out
+    return impl
+
+
 @overload(runtime.cumsum_adjoint)
 def _cumsum_adjoint(g, x, axis):
     if not isinstance(g, types.Array):

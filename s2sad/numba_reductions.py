@@ -148,7 +148,7 @@ def drop_axis(shape, axis):
     return out
 
 
-SUM, MAX, MIN, MEAN, PROD = range(5)
+SUM, MAX, MIN, MEAN, PROD, ARGSORT = range(6)   # ARGSORT: no reduction, a per-row sort
 _ROW = {SUM: _sum_1d, MAX: _max_1d, MIN: _min_1d, MEAN: _sum_1d}   # a whole row of float64, vectorized
 _LONG_ROW = 32   # shorter rows are reduced in line: a call per row costs more than the vector adds save
 
@@ -167,6 +167,8 @@ def _result_dtype(kind, dtype):
 
 def along_axis(kind, a):
     """The Numba implementation of reduction `kind` of array type `a` along an integer axis."""
+    if kind == ARGSORT:
+        return _argsort_along(a)
     nd, m = a.ndim, a.ndim - 1
     dtype = _result_dtype(kind, as_dtype(a.dtype))
     row = _ROW.get(kind) if a.dtype == types.float64 else None
@@ -336,8 +338,34 @@ def _extreme_ov(fast, slow):
 overload(max)(_extreme_ov(_max_c, np.max))
 overload(min)(_extreme_ov(_min_c, np.min))
 
+def _argsort_along(a):
+    """np.argsort(a, axis) (np.sort's definition calls it; Numba sorts a vector's one axis only):
+    row by row, the axis moved last."""
+    if a.ndim == 1:
+        def impl1(a, axis=None):
+            if axis != 0 and axis != -1:
+                raise ValueError("axis is out of bounds for the array")
+            return np.argsort(a)
+        return impl1
+
+    def impl(a, axis=None):
+        last = a.ndim - 1
+        ax = axis + a.ndim if axis < 0 else axis
+        if ax < 0 or ax > last:
+            raise ValueError("axis is out of bounds for the array")
+        b = np.ascontiguousarray(np.swapaxes(a, ax, last))
+        n = b.shape[last]
+        out = np.zeros(b.shape, np.intp)
+        if n > 0:
+            rows, ranks = b.reshape((b.size // n, n)), out.reshape((b.size // n, n))
+            for i in range(rows.shape[0]):
+                ranks[i] = np.argsort(rows[i])
+        return np.swapaxes(out, ax, last)
+    return impl
+
+
 # the NumPy functions given an integer-axis version, by their name in np
-ALONG = {"max": MAX, "amax": MAX, "min": MIN, "amin": MIN, "mean": MEAN, "prod": PROD}
+ALONG = {"max": MAX, "amax": MAX, "min": MIN, "amin": MIN, "mean": MEAN, "prod": PROD, "argsort": ARGSORT}
 
 
 def overload_along_axis(names):

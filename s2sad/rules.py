@@ -419,6 +419,14 @@ rule(np.linalg.solve, params="a, b",
      adjoint={"a": "solve_adjoint_a(g, a, ans)", "b": "np.linalg.solve(np.transpose(a), g)"},
      tangent={"a": "-np.linalg.solve(a, a_dot @ ans)", "b": "np.linalg.solve(a, b_dot)"},
      result=same_as("b"))
+# the index arrays are constants: argsort's result, wherever a sort is differentiable
+rule(np.take_along_axis, params="x, indices, axis",
+     adjoint={"x": "take_along_axis_adjoint(g, x, indices, axis)"},
+     tangent={"x": "np.take_along_axis(x_dot, indices, axis)"},
+     result=lambda a, c: T.array("f", 1 if "axis" in c and c["axis"] is None else a["x"].ndim))
+rule(np.diag, params="v, k=0",
+     adjoint={"v": "diag_adjoint(g, v, k)"},
+     tangent={"v": "np.diag(v_dot, k)"}, result=lambda a, c: T.array("f", 3 - a["v"].ndim))
 rule("astype", params="x, dtype",
      adjoint={"x": "g"}, tangent={"x": "np.copy(x_dot)"}, result=float_same_as("x"))
 

@@ -330,6 +330,30 @@ def inner_adjoint_y(g, x, y):
     return np.tensordot(g, x, axes=(list(range(k)), list(range(k))))
 
 
+def take_along_axis_adjoint(g, x, indices, axis):
+    """x's adjoint from np.take_along_axis(x, indices, axis): g added at the places its elements
+    were taken from (by np.add.at: indices may name a place twice)."""
+    out = np.zeros(np.shape(x))
+    if axis is None:
+        np.add.at(out.reshape(-1), indices, g)
+        return out
+    at = list(np.indices(np.shape(indices), sparse=True))
+    at[axis] = indices
+    np.add.at(out, tuple(at), g)
+    return out
+
+
+def diag_adjoint(g, v, k):
+    """v's adjoint from np.diag(v, k): of a vector (set on the k-th diagonal of a matrix), g's
+    k-th diagonal; of a matrix (whose k-th diagonal is read), a matrix holding g there."""
+    if np.ndim(v) == 1:
+        return np.diag(g, k)
+    out = np.zeros(np.shape(v))
+    i = np.arange(np.size(g))
+    out[i + max(-k, 0), i + max(k, 0)] = g
+    return out
+
+
 def reshape(x, shape):
     return np.reshape(np.ascontiguousarray(x), shape)
 

@@ -26,6 +26,10 @@ rule(runtime.extreme_adjoint, params="g, x, extreme, axis", adjoint={},
      tangent={"g": "extreme_adjoint(g_dot, x, extreme, axis)"}, result=_like("x"))
 rule(runtime.cumsum_adjoint, params="g, x, axis", adjoint={}, tangent={"g": "cumsum_adjoint(g_dot, x, axis)"},
      result=_like("x"))
+rule(runtime.take_along_axis_adjoint, params="g, x, indices, axis", adjoint={},
+     tangent={"g": "take_along_axis_adjoint(g_dot, x, indices, axis)"}, result=_like("x"))
+rule(runtime.diag_adjoint, params="g, v, k", adjoint={}, tangent={"g": "diag_adjoint(g_dot, v, k)"},
+     result=_like("v"))
 rule(runtime.dot_adjoint_x, params="g, x, y", adjoint={},
      tangent={"g": "dot_adjoint_x(g_dot, x, y)", "y": "dot_adjoint_x(g, x, y_dot)"}, result=_like("x"))
 rule(runtime.dot_adjoint_y, params="g, x, y", adjoint={},

@@ -528,6 +528,109 @@ def test_definitions_compile_under_numba():
     assert_grad_matches(g, spread_and_steps, (X5,))
 
 
+def flipped(x):
+    return np.sum(np.flip(x) * np.arange(x.size).reshape(x.shape) * x)
+
+
+def flipped_along(x):
+    return np.sum(np.flip(x, axis=-1) * np.sin(x)) + np.sum(np.flipud(x) * x)
+
+
+def flipped_left_right(X):
+    return np.sum(np.fliplr(X) * np.cos(X))
+
+
+def rolled(x):
+    return np.sum(np.roll(x, 3) * np.cos(x) * np.arange(x.size).reshape(x.shape))
+
+
+def rolled_along(x):
+    return np.sum(np.roll(x, -2, axis=-1) * np.cos(x)) + np.sum(np.roll(x, 1, 0) * x)
+
+
+def repeated(x):
+    return np.sum(np.repeat(x, 3) ** 2 * np.arange(3 * x.size)) + np.sum(x.repeat(2) ** 3)
+
+
+def repeated_along(x):
+    return np.sum(np.repeat(x, 2, axis=-1) ** 3 * np.arange(2 * x.shape[-1]))
+
+
+def tiled(x):
+    return np.sum(np.tile(x, 3) ** 3 * np.arange(3 * x.shape[-1]))
+
+
+def running_products(x):
+    return np.sum(np.cumprod(x) * np.arange(x.size)) + np.sum(x.cumprod() ** 2)
+
+
+def running_products_along(x):
+    return np.sum(np.cumprod(x, axis=0) ** 2) + np.sum(np.cumprod(x, -1) * x)
+
+
+def sorted_(x):
+    return np.sum(np.sort(x) * np.arange(x.shape[-1])) + np.sum(np.sort(x, axis=None) ** 3)
+
+
+def sorted_along(x):
+    return np.sum(np.sort(x, axis=0) ** 3 * np.cos(x))
+
+
+def taken_along(x):
+    return np.sum(np.take_along_axis(x, np.argsort(x, axis=0)[::-1], axis=0) ** 3 * np.sin(x))
+
+
+def diagonal(x):
+    if x.ndim == 2:
+        return np.sum(np.diag(x) ** 3) + np.sum(np.diag(x, 1) * 2.0) + np.sum(np.diag(x, -1) ** 2)
+    return np.sum(np.diag(x) @ np.arange(2.0 * x.size).reshape(x.size, 2)) + np.sum(np.diag(x, 2) ** 2)
+
+
+# np.flip, np.roll, np.repeat, np.tile, np.cumprod and np.sort (definitions.py), np.diag and
+# np.take_along_axis (rules): on vectors and matrices, along each axis and over all elements
+REARRANGING = [flipped, flipped_along, flipped_left_right, rolled, rolled_along, repeated, repeated_along,
+               tiled, running_products, running_products_along, sorted_, sorted_along, taken_along, diagonal]
+VECTOR = np.array([0.8, -0.3, 1.7, 0.05, -1.1, 0.6])   # distinct values: sorts are differentiable
+MATRIX = np.array([[0.9, -0.2, 0.4, 1.3], [-0.7, 0.25, 1.1, -1.4], [0.15, 0.6, -0.5, 0.35]])
+
+
+@pytest.mark.parametrize("x", [VECTOR, MATRIX], ids=["vector", "matrix"])
+@pytest.mark.parametrize("f", REARRANGING, ids=lambda f: f.__name__)
+def test_rearranging_functions(f, x):
+    if f is flipped_left_right and x.ndim == 1:
+        pytest.skip("np.fliplr takes two axes or more")
+    g = check(f, (x,))
+    np.testing.assert_allclose(s2sad.jacfwd(f)(x), g, rtol=1e-10, atol=1e-12)
+    H = s2sad.hessian(f)(x)     # second order: the rules' own helpers differentiated again
+    grad, e = s2sad.grad(f), 1e-5
+    dg = [(grad(x + e * d) - grad(x - e * d)) / (2 * e) for d in np.eye(x.size).reshape((-1,) + x.shape)]
+    np.testing.assert_allclose(H.reshape(x.size, x.size), np.reshape(dg, (x.size, x.size)), atol=1e-6)
+
+
+def rearranged_vector(x):
+    s = np.sort(x)
+    median = s[s.size // 2]
+    return (median * np.sum(np.roll(x, 2) * np.flip(x)) + np.sum(np.cumprod(x) * np.repeat(x, 2)[::2])
+            + np.sum(np.tile(x, 2)[1:-1] ** 2) + np.sum(np.diag(x) @ x))
+
+
+def rearranged_matrix(X):
+    # (the helpers that have Numba versions of their own; the definitions along an axis of a
+    # matrix compile too, but slowly: Numba took a minute over this function with all of them)
+    return np.sum(np.sort(X, axis=0) * X) + np.sum(np.diag(X) ** 2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("f, x", [(rearranged_vector, VECTOR), (rearranged_matrix, MATRIX)], ids=["vector", "matrix"])
+def test_rearranging_functions_compile_under_numba(f, x):
+    # Numba's np.argsort takes no axis (s2sad gives it one) and the adjoints of np.diag and
+    # np.take_along_axis have Numba versions: no fallback to Python, in either mode
+    g = s2sad.grad(f, backend="numba")(x)
+    np.testing.assert_allclose(g, s2sad.grad(f, backend="python")(x), rtol=1e-12, atol=1e-14)
+    assert_grad_matches(g, f, (x,))
+    np.testing.assert_allclose(s2sad.jacfwd(f, backend="numba")(x), g, rtol=1e-10, atol=1e-12)
+
+
 def max_of_three_and_full_like(x):
     # max/min of three or more (the rule takes two: folded), np.full_like of a differentiated value
     return max(x[0], x[1], x[2] * 2.0) * min(x[3], x[4], 0.1, x[2]) + np.sum(np.full_like(x, x[1] * x[2]) * x)

@@ -149,9 +149,17 @@ def render():
         "",
     ]
     from s2sad.definitions import DEFINITIONS
-    for func, (plain, along, at, default) in DEFINITIONS.items():
-        lines.append(f"- `{names_by_key().get(rules._key(func), 'np.' + func.__name__)}`: `{plain.__name__}`, "
-                     f"or `{along.__name__}` where the call gives an axis other than `{default}`")
+    from s2sad.definitions import INTEGER_ARGUMENTS
+    for func, how in DEFINITIONS.items():
+        line = f"- `{names_by_key().get(rules._key(func), 'np.' + func.__name__)}`: `{how.plain.__name__}`"
+        if how.along is not None:
+            line += f", or `{how.along.__name__}` where the call gives an axis other than `{how.default_axis}`"
+        if how.flat is not None:
+            line += f", `{how.flat.__name__}` where it gives `axis=None`"
+        counts = [f"`{p}`" for d, p in INTEGER_ARGUMENTS.items() if d in (how.plain, how.along)]
+        if counts:
+            line += f" ({counts[0]} an integer)"
+        lines.append(line)
     lines += [
         "",
         "Any other call is either a user function (s2sad differentiates its source",
