@@ -20,6 +20,7 @@ import re
 import sys
 import threading
 import time
+import traceback
 import types as pytypes
 import warnings
 import weakref
@@ -1167,9 +1168,25 @@ def _strict(explicit):
 
 
 def _reason(exc, lines=12):
+    if not isinstance(exc, nb_errors.NumbaError):   # an internal error of Numba's, often with no message
+        last = traceback.extract_tb(exc.__traceback__)[-1]
+        return (f"{type(exc).__name__} inside Numba's compiler ({os.path.basename(last.filename)}:{last.lineno}, "
+                f"{last.name}) {exc}").strip()
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()
     text = [t for t in text if t.strip()]
     return "\n".join(text[:lines])
+
+
+def _raised_compiling(exc):
+    """Was `exc` raised by Numba compiling, not by the compiled code running? Numba lets some
+    internal errors through as they are (an AssertionError lowering a boolean mask of two axes):
+    they come from inside the dispatcher's compile for the arguments."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == "_compile_for_args":
+            return True
+        tb = tb.tb_next
+    return False
 
 
 class Compiled:
@@ -1195,7 +1212,9 @@ class Compiled:
                 if self.watch:
                     return self._watched(args)
                 return self.dispatcher(*args)
-            except nb_errors.NumbaError as exc:
+            except Exception as exc:
+                if not (isinstance(exc, nb_errors.NumbaError) or _raised_compiling(exc)):
+                    raise   # an error of the computation (generated code reached a NumPy check)
                 reason = _reason(exc)
                 if self.strict:
                     raise S2SADError(f"Numba cannot compile the generated {self.name}:\n{reason}\n"

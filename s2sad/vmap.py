@@ -378,8 +378,10 @@ class _NumbaRunner:
         outs = [np.empty((n,) + s, dtype=d) for s, d in zip(plan.out_shapes, plan.out_dtypes)]
         try:
             self.batch(n, *ins, *outs)
-        except nb_errors.NumbaError as exc:
-            from .numba_backend import _reason
+        except Exception as exc:
+            from .numba_backend import _raised_compiling, _reason
+            if not (isinstance(exc, nb_errors.NumbaError) or _raised_compiling(exc)):
+                raise
             raise S2SADError(f"Numba cannot compile the generated vmap loop:\n{_reason(exc)}\n"
                              "(see .source of the vmap'ed function; backend='python' runs it without Numba)") from None
         return outs

@@ -239,6 +239,34 @@ def test_strict_env_raises(monkeypatch):
         s2sad.grad(not_numba)(X)
 
 
+def positive_squares(X):
+    return np.sum(X[X > 0] ** 2)
+
+
+def mismatched_product(x, y):
+    return np.sum(np.dot(x, y))
+
+
+def test_an_internal_error_of_numba_compiling_is_a_fallback_too(monkeypatch):
+    # Numba types a boolean mask of two axes and then fails an assertion lowering it: that too
+    # is "Numba cannot compile" (a warning and the Python version, or an S2SADError when strict)
+    monkeypatch.setenv("S2SAD_BACKEND", "numba")
+    monkeypatch.delenv("S2SAD_STRICT", raising=False)
+    M = np.array([[0.5, -1.0, 2.0], [-0.3, 0.8, 1.5]])
+    with pytest.warns(RuntimeWarning, match="AssertionError inside Numba's compiler"):
+        got = s2sad.jacfwd(positive_squares)(M)
+    np.testing.assert_allclose(got, 2 * M * (M > 0), rtol=1e-12)
+    with pytest.raises(s2sad.S2SADError, match="AssertionError inside Numba's compiler"):
+        s2sad.jacfwd(positive_squares, backend="numba")(M)
+    # an error of the compiled code running (here NumPy's shape check) is the user's to see
+    g = s2sad.grad(mismatched_product, backend="numba")
+    g(np.ones(3), np.ones(3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError):
+            g(np.ones(3), np.ones(4))
+
+
 def test_python_backend_untouched_by_numba_import():
     from s2sad import numba_backend  # noqa: F401  (registers the overloads)
     tape = runtime.Tape()
