@@ -423,6 +423,12 @@ class Normalizer:
 
     def stmt_If(self, s, out):
         test = self.atom(s.test, out)
+        if isinstance(test, gast.Name) and _assigns(s.body + s.orelse, test.id):
+            # `if c: c = ...`: the reverse sweep decides which branch to undo by the test's value
+            # after the `if`, so the test is a copy that neither branch assigns
+            flag = self.fresh("t")
+            out.append(assign(flag, test, s))
+            test = name(flag)
         node = gast.If(test=test, body=self.block(s.body) or [gast.Pass()], orelse=self.block(s.orelse))
         gast.copy_location(node, s)
         out.append(node)
@@ -777,12 +783,12 @@ class Normalizer:
         for value in expr.values[1:]:
             body = []
             body.append(assign(tmp, self.rhs(value, body), expr))
-            test = name(tmp)
-            if isinstance(expr.op, gast.Or):
-                neg = self.fresh("t")
-                out.append(assign(neg, gast.UnaryOp(op=gast.Not(), operand=name(tmp)), expr))
-                test = name(neg)
-            node = gast.If(test=test, body=body, orelse=[])
+            # the `if` tests a flag of its own, not `tmp`, which its body assigns: the reverse
+            # sweep decides which branch to undo by the test's value after the `if`
+            flag = self.fresh("t")
+            more = name(tmp) if isinstance(expr.op, gast.And) else gast.UnaryOp(op=gast.Not(), operand=name(tmp))
+            out.append(assign(flag, more, expr))
+            node = gast.If(test=name(flag), body=body, orelse=[])
             out.append(gast.copy_location(node, expr))
         return name(tmp)
 
@@ -1009,6 +1015,12 @@ def _binop(left, op, right, like):
 
 
 _REDUCTIONS = (np.sum, np.mean, np.max, np.amax, np.min, np.amin, np.prod)
+
+
+def _assigns(stmts, target):
+    """Do `stmts` (at any depth) assign the name `target`?"""
+    return any(isinstance(n, gast.Name) and n.id == target and isinstance(n.ctx, gast.Store)
+               for s in stmts for n in gast.walk(s))
 
 
 def _axis_argument(args, keywords, at):

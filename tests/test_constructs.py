@@ -412,6 +412,54 @@ def test_helpers_called_from_several_places_in_loops_with_keywords_calling_helpe
     check(many_helper_calls, (np.array([0.3, -0.5, 0.8]),), rtol=1e-6)
 
 
+# Conditions that short-circuit, in a loop: `a and b` is spelled with an `if` that assigns the
+# flag it tests, and the reverse sweep decided which branch to undo by the flag's value after
+# that `if` (the second test's): silently wrong where the first test held and the second did not
+def in_band_chained(x):
+    s = 0.0
+    for i in range(len(x)):
+        if -0.5 < x[i] <= 0.5:
+            s = s + np.cos(x[i]) * x[i]
+    return s
+
+
+def in_band_and(x):
+    s = 0.0
+    for i in range(len(x)):
+        if x[i] > -0.5 and x[i] <= 0.5 and x[i] != 0.25:
+            s = s + np.cos(x[i]) * x[i]
+    return s
+
+
+def in_band_conditional_expression(x):
+    s = 0.0
+    for i in range(len(x)):
+        s = s + (x[i] ** 3 if -0.5 < x[i] < 0.5 else np.sin(x[i]))
+    return s
+
+
+def flag_reassigned_in_its_branch(x):
+    s = 0.0
+    for i in range(len(x)):
+        c = x[i] > -0.5
+        if c:
+            c = x[i] < 0.5
+            s = s + x[i] * x[i]
+        if c:
+            s = s + np.sin(x[i])
+    return s
+
+
+@pytest.mark.parametrize("f", [in_band_chained, in_band_and, in_band_conditional_expression,
+                               flag_reassigned_in_its_branch], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("backend", ["python", pytest.param("numba", marks=pytest.mark.slow)])
+def test_short_circuit_conditions_in_a_loop(f, backend):
+    x = np.array([0.09, 0.87, 0.63, -0.99, -0.2, 0.45, 1.3])   # 0.87, 0.63, 1.3: the first test alone holds
+    g = s2sad.grad(f, backend=backend)(x)
+    assert_grad_matches(g, f, (x,))
+    np.testing.assert_allclose(s2sad.jacfwd(f, backend=backend)(x), g, rtol=1e-12)
+
+
 # ---- subscripts ----------------------------------------------------------------------------------
 
 def subscript_reads(x, M, k):

@@ -168,8 +168,15 @@ class Gen:
             return f"{h}(q={a()}, p={a()})"
         return f"np.tanh({a()})"
 
-    def cond(self, env):
-        kind = self.integer(0, 2)
+    def cond(self, env, joined=True):
+        # joined conditions short-circuit: normalize spells `a and b` and `lo < e <= hi` with an `if`
+        kind = self.integer(0, 5 if joined else 2)
+        if kind == 3:
+            return f"{self.pick(['-0.5', '-1.0', '0.1'])} < {self.expr(env, 1)} <= {self.pick(['0.3', '0.8', '1.5'])}"
+        if kind == 4:
+            return f"{self.cond(env, False)} and {self.cond(env, False)}"
+        if kind == 5:
+            return f"{self.cond(env, False)} or not {self.cond(env, False)}"
         if kind == 0:
             return f"{self.expr(env, 1)} > {self.pick(['0.0', '0.2', '-0.3', '0.5'])}"
         if kind == 1:
