@@ -79,6 +79,7 @@ class Module:
         self.in_progress = set()
         self.recursive = set()
         self.tangent_from_vjp = False  # forward mode went through a custom_vjp's reverse rule
+        self.not_for_numba = []  # why Numba would run this code wrongly, where it would (it runs as Python)
 
     # ---- used by analysis and reverse for calls to user functions ---------------
     def result_type(self, fn, arg_types):

@@ -1198,6 +1198,7 @@ class Compiled:
         self.python = python
         self.strict = strict
         self.failed = None
+        self.refused = None    # why the code must run as Python, known before Numba is tried
         self.watch = True      # time the first call, which compiles
         self.cached = False
         self.describe = "generated code"
@@ -1207,7 +1208,9 @@ class Compiled:
         return self.failed is None and bool(self.dispatcher.signatures)
 
     def __call__(self, *args):
-        if self.failed is None:
+        if self.failed is None and self.refused is not None:
+            self._fall_back(self.refused, "s2sad says")
+        elif self.failed is None:
             try:
                 if self.watch:
                     return self._watched(args)
@@ -1215,15 +1218,17 @@ class Compiled:
             except Exception as exc:
                 if not (isinstance(exc, nb_errors.NumbaError) or _raised_compiling(exc)):
                     raise   # an error of the computation (generated code reached a NumPy check)
-                reason = _reason(exc)
-                if self.strict:
-                    raise S2SADError(f"Numba cannot compile the generated {self.name}:\n{reason}\n"
-                                     "(see s2sad.source(...) for the generated code; backend='python' runs it "
-                                     "without Numba)") from None
-                self.failed = reason
-                warnings.warn(f"s2sad: Numba cannot compile the generated {self.name}; running it as plain "
-                              f"Python instead. Numba says:\n{reason}", RuntimeWarning, stacklevel=3)
+                self._fall_back(_reason(exc), "Numba says")
         return self.python(*args)
+
+    def _fall_back(self, reason, who):
+        if self.strict:
+            raise S2SADError(f"Numba cannot compile the generated {self.name}:\n{reason}\n"
+                             "(see s2sad.source(...) for the generated code; backend='python' runs it "
+                             "without Numba)") from None
+        self.failed = reason
+        warnings.warn(f"s2sad: Numba cannot compile the generated {self.name}; running it as plain "
+                      f"Python instead. {who}:\n{reason}", RuntimeWarning, stacklevel=4)
 
     def _watched(self, args):
         """The first call: Numba compiles (or loads from its cache). Log one line if that takes long."""
@@ -1337,6 +1342,7 @@ def compile_module(namespace, name, module, explicit=False):
         nb_namespace[fn_name] = njit(clone, cache=cached, inline="always" if fn_name in inline else "never")
         _unswitch_budget.ours.add(nb_namespace[fn_name])
     compiled = Compiled(name, nb_namespace[name], namespace[name], _strict(explicit))
+    compiled.refused = "\n".join(dict.fromkeys(module.not_for_numba)) or None
     compiled.cached = cached
     compiled.describe = (f"{len(names)} generated function(s), "
                          f"{sum(len(t.body) for t in module.functions)} top-level statements")

@@ -427,6 +427,11 @@ class Reverse:
         ty = self.ty(v)
         if ty.is_scalar:
             return assign(self.bar(v), const(0.0))
+        if restored and not ty.known:
+            # a name holding a number and then an array (`v = x[0]`, then `v = v * np.ones(3)`):
+            # zeros like the older value, whichever it is
+            self.read_shape(v)
+            return assign(self.bar(v), parse_expr(f"zeros_like({v})"))
         if restored and ty.is_array:
             self.read_shape(v)
             return assign(self.bar(v), parse_expr(f"np.zeros_like({v}, dtype=np.float64)"))
@@ -622,6 +627,11 @@ class Reverse:
                     kind, what = r
                     if kind == "name" and self.needs_push(what):
                         out.append(parse_stmt(f"{what} = pop(_tape, {what})"))
+                        if self.ty(what).mixed:
+                            self.compiler.not_for_numba.append(
+                                f"`{what}` in {self.parsed.name} holds values of different ranks in turn (a number, "
+                                "then an array), and the compiled tape would read an older value back as the "
+                                "newer one's type; give the values names of their own to compile it")
                     elif kind == "name" and self.needs_shape(what):
                         out.append(parse_stmt(f"{what} = pop_shape(_tape, {what})"))
                     elif kind == "item" and what[0] in self.reads:
@@ -732,7 +742,9 @@ class Reverse:
 
     def needs_shape(self, v):
         """v is overwritten and the reverse sweep reads its shape only: tape the shape."""
-        return v in self.shape_reads and v not in self.reads and self.an.overwritten(v) and v not in self.remat
+        # (a value the reverse sweep could recompute is not, for its shape alone: the shape is
+        # taped, since it may change from trip to trip, as x[:i + 1]'s does)
+        return v in self.shape_reads and v not in self.reads and self.an.overwritten(v)
 
     def tape_old(self, v):
         """The push that saves what an assignment to v overwrites, if the reverse sweep needs it."""

@@ -37,6 +37,12 @@ class Ty:
     def known(self):
         return self.kind != "?"
 
+    @property
+    def mixed(self):
+        """Unknown because a name holds values of different ranks in turn (a number, then an
+        array), not for want of information."""
+        return self.kind == "?" and self.value == "mixed"
+
     def __eq__(self, other):
         return isinstance(other, Ty) and (self.kind, self.ndim, self.items) == (other.kind, other.ndim, other.items)
 
@@ -53,6 +59,7 @@ class Ty:
 
 
 FLOAT, INT, BOOL, UNKNOWN, OBJ = Ty("f"), Ty("i"), Ty("b"), Ty("?"), Ty("obj")
+MIXED = Ty("?", value="mixed")     # numbers and arrays, or arrays of different ranks, in turn
 BOTTOM = Ty("bottom")  # no information yet (a recursive call being inferred): joins to the other type
 
 
@@ -91,12 +98,14 @@ def _kind(dtype):
 
 def join(a, b):
     """The type of a variable that may hold either."""
+    if a is not None and a.mixed or b is not None and b.mixed:
+        return MIXED
     if a is None or a.kind == "bottom":
         return b
     if b is None or b.kind == "bottom" or a == b:
         return a
-    if a.numeric and b.numeric and a.ndim == b.ndim:
-        return Ty(max_kind(a.kind, b.kind), a.ndim)
+    if a.numeric and b.numeric:
+        return Ty(max_kind(a.kind, b.kind), a.ndim) if a.ndim == b.ndim else MIXED
     if a.kind == b.kind == "tuple" and len(a.items) == len(b.items):
         return tuple_of(join(x, y) for x, y in zip(a.items, b.items))
     return UNKNOWN

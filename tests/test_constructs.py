@@ -735,6 +735,43 @@ def test_a_value_of_unknown_type_taped_in_a_loop():
     check(list_index_in_a_loop, (X5[:4],))
 
 
+def number_then_array(x):
+    v = 0
+    v = x[0]                # one name: an int, a float, an array, and a float again
+    v = v * np.ones(3)
+    v = np.sum(v * x)
+    return v
+
+
+def test_a_name_holding_a_number_and_then_an_array(recwarn):
+    # v's adjoint was reset to zeros like its newer value (an array) where its older one (a
+    # number) was due: an internal ValueError in Python; under Numba the tape read the array
+    # back as one float, a silently wrong gradient. Numba is not used for such code now
+    x = np.array([0.3, 0.2, 0.9])
+    want = np.array([2 * x[0] + x[1] + x[2], x[0], x[0]])
+    np.testing.assert_allclose(s2sad.grad(number_then_array, backend="python")(x), want, rtol=1e-12)
+    np.testing.assert_allclose(s2sad.jacfwd(number_then_array, backend="python")(x), want, rtol=1e-12)
+    with pytest.raises(s2sad.S2SADError, match="`v` in number_then_array holds values of different ranks"):
+        s2sad.grad(number_then_array, backend="numba")(x)
+
+
+def growing_slices(x):
+    s = 0.0
+    for i in range(len(x)):
+        s = s + np.sum(x[:i + 1] ** 2) + np.max(np.sin(x[i:]) * 2.0) * np.mean(x[: i + 1] * x[0])
+    return s
+
+
+@pytest.mark.parametrize("backend", ["python", pytest.param("numba", marks=pytest.mark.slow)])
+def test_a_value_read_for_its_shape_that_changes_each_trip(backend):
+    # x[:i + 1] ** 2 is recomputed in the reverse loop where its value is read; np.sum's adjoint
+    # reads its shape alone, and it was the last trip's (an internal broadcasting ValueError)
+    x = np.array([0.3, -0.4, 0.8, 1.1])
+    g = s2sad.grad(growing_slices, backend=backend)(x)
+    assert_grad_matches(g, growing_slices, (x,))
+    np.testing.assert_allclose(s2sad.jacfwd(growing_slices, backend=backend)(x), g, rtol=1e-12)
+
+
 def inplace_on_local(x, w):
     y = np.ones(x.shape[0])
     y += x

@@ -864,6 +864,15 @@ def linalg_solve(a, b, w):
     return np.sum(np.linalg.solve(a, b) * w)
 
 
+def np_diag(x, w):
+    return np.sum(np.diag(x) * w) + np.sum(np.diag(x, 1) ** 2)
+
+
+def take_along_axis(x, w):
+    # the order np.argsort finds, reversed along the rows (an index array that is constant)
+    return np.sum(np.take_along_axis(x, np.argsort(x, axis=1)[:, ::-1], axis=1) * w)
+
+
 def _well_conditioned(n):
     return uniform(*GENERAL, n, n) + 3.0 * np.eye(n)
 
@@ -875,6 +884,9 @@ LINALG_CASES = [
     case("np.linalg.det", linalg_det, _well_conditioned(3), weights()),
     case("np.linalg.det[negative]", linalg_det, _well_conditioned(3)[::-1].copy(), weights()),
     case("np.linalg.inv", linalg_inv, _well_conditioned(3), weights(3, 3)),
+    case("np.diag[vector]", np_diag, uniform(*GENERAL, 3), weights(3, 3)),
+    case("np.diag[matrix]", np_diag, uniform(*GENERAL, 3, 4), weights(3)),
+    case("np.take_along_axis", take_along_axis, uniform(*GENERAL, 3, 4), weights(3, 4)),
     case("np.linalg.solve[1d b]", linalg_solve, _well_conditioned(3), uniform(*GENERAL, 3), weights(3),
          argnums=(0, 1)),
     case("np.linalg.solve[2d b]", linalg_solve, _well_conditioned(3), uniform(*GENERAL, 3, 2), weights(3, 2),
