@@ -545,18 +545,22 @@ class Normalizer:
         """(start, stop, step, body prefix, index name) of a for loop over anything."""
         it, target = s.iter, s.target
         func = self.resolve(it.func) if isinstance(it, gast.Call) else None
-        if func is range:
+        backwards = func is reversed and len(it.args) == 1 and isinstance(it.args[0], gast.Call) \
+            and self.resolve(it.args[0].func) is range
+        if func is range or backwards:
             if not isinstance(target, gast.Name):
                 raise self.error("unpacking a `range` loop variable", target)
-            args = [self.atom(a, out) for a in it.args]
+            args = [self.atom(a, out) for a in (it.args[0].args if backwards else it.args)]
             if len(args) == 1:
                 args = [const(0)] + args
             if len(args) == 2:
                 args.append(const(1))
-            return args[0], args[1], args[2], [], target.id
+            if not backwards:
+                return args[0], args[1], args[2], [], target.id
         from . import runtime
-        if func is runtime.reversed_range:  # generated adjoint code, transformed again: a range loop
-            start, stop, step = [self.atom(a, out) for a in it.args]
+        if func is runtime.reversed_range or backwards:
+            # `reversed(range(...))`, and generated adjoint code transformed again: a range loop
+            start, stop, step = args if backwards else [self.atom(a, out) for a in it.args]
             first, end, back = self.fresh("k"), self.fresh("k"), self.fresh("k")
             out.append(assign(first, _call("reversed_first", [start, stop, step], runtime.reversed_first), s))
             out.append(assign(end, _binop(start, gast.Sub(), copy.deepcopy(step), s), s))

@@ -263,6 +263,24 @@ def test_range_start_stop_step_and_negative_step():
     np.testing.assert_allclose(s2sad.grad(range_forms)(X5), expected)
 
 
+def reversed_ranges(x, n):
+    s = 0.5
+    for i in reversed(range(len(x))):          # 4, 3, 2, 1, 0: order matters to s
+        s = np.sin(s) * x[i] + 1.0
+    for i in reversed(range(1, len(x), 2)):    # 3, 1
+        s = s * x[i] + x[i - 1]
+    for i in reversed(range(n)):               # none when n = 0
+        s = s * x[i]
+    return s
+
+
+@pytest.mark.parametrize("n", [0, 2])
+def test_reversed_range(n):
+    # (generated code once reached len() of a range iterator)
+    g = check(reversed_ranges, (X5, n))
+    np.testing.assert_allclose(s2sad.jacfwd(reversed_ranges)(X5, n), g, rtol=1e-12)
+
+
 def early_returns(x):
     if x < 0.0:
         return -x
