@@ -906,6 +906,11 @@ class Normalizer:
 
     def bind(self, fn, args, keywords, expr):
         """The atoms of a call of a user function, keywords and defaults bound to positions."""
+        if isinstance(fn, np.ufunc):   # grad(np.tanh)(x): the inputs alone (not `out=`, `where=`, ...)
+            if len(args) != fn.nin or keywords:
+                raise self.error(f"a call of the derivative of `np.{fn.__name__}` with other than its "
+                                 f"{fn.nin} input(s)", expr)
+            return list(args)
         try:
             bound = inspect.signature(fn).bind(*args, **{k.arg: k.value for k in keywords})
         except TypeError as err:

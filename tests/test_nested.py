@@ -184,3 +184,18 @@ def test_forward_mode_over_a_nested_grad_compiles_under_numba():
     want = numerical_grad(nested_grad_of_a_constant_argument, (0.4, -0.7), 0)
     assert s2sad.jacfwd(nested_grad_of_a_constant_argument, backend="numba")(0.4, -0.7) == pytest.approx(want, rel=1e-6)
     assert s2sad.grad(nested_grad_of_a_constant_argument, backend="numba")(0.4, -0.7) == pytest.approx(want, rel=1e-6)
+
+
+def slope_of_tanh_times(a):
+    return s2sad.grad(np.tanh)(a) * a + s2sad.grad(np.arctan2)(a, 2.0)
+
+
+def test_grad_of_a_numpy_function_inside_differentiated_code():
+    # the nested call was bound to np.tanh's whole signature (out=, where=, ...): eight arguments
+    # for a derivative that takes one, an error naming a line of generated code
+    a = 0.4
+    t = np.tanh(a)
+    want = (1 - t * t) - 2 * a * t * (1 - t * t) - 4.0 * a / (a * a + 4.0) ** 2
+    for backend in ("python", "numba"):
+        assert s2sad.grad(slope_of_tanh_times, backend=backend)(a) == pytest.approx(want, rel=1e-12)
+    assert s2sad.jacfwd(slope_of_tanh_times)(a) == pytest.approx(want, rel=1e-12)
