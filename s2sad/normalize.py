@@ -841,6 +841,13 @@ class Normalizer:
                 self.locals.add(tmp)
                 out.append(assign(tmp, _call(obj.__name__, args[:2], obj, expr), expr))
                 args = [name(tmp)] + args[2:]
+        from . import custom
+        if obj is custom.jvp_transpose:   # the reverse rule of a custom_jvp function, differentiated again
+            rule = _spell(expr.args[0]) if expr.args else "its rule"
+            raise self.error(f"a second derivative through a custom_jvp function (its rule `{rule}`): s2sad "
+                             "transposes that rule to get the first one, which it cannot differentiate again",
+                             expr, "define the function's derivative with s2sad.custom_vjp instead (s2sad "
+                             "differentiates its backward rule again), or drop the custom rule")
         if _is_jvp(obj):  # jvp(f, (x, y), (dx, dy)) inside differentiated code: one call of JvpOf(f)
             return self.nested_jvp(expr, out)
         if _is_transformed(obj):  # nested AD: grad(f)(x) inside the function being differentiated

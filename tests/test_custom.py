@@ -80,6 +80,18 @@ def test_custom_jvp_in_forward_and_reverse_mode():
                                       numerical_grad(uses_scaled_exp, args, 1)), rel=1e-6)
 
 
+def test_a_second_derivative_through_a_custom_jvp_is_refused_with_a_hint():
+    # reverse mode transposes the rule one input direction at a time (custom.jvp_transpose, which
+    # takes the rule as an argument): s2sad once parsed that helper and stopped at its generator
+    # expression, naming a line of s2sad's own source
+    for second in (lambda: s2sad.grad(s2sad.grad(uses_scaled_exp))(1.2, 0.4),
+                   lambda: s2sad.hessian(uses_scaled_exp)(1.2, 0.4)):
+        with pytest.raises(s2sad.S2SADError, match="second derivative through a custom_jvp function "
+                                                   r"\(its rule `scaled_exp_jvp`\)") as info:
+            second()
+        assert "hint: define the function's derivative with s2sad.custom_vjp" in str(info.value)
+
+
 def test_check_grads_catches_a_wrong_custom_rule():
     with pytest.raises(AssertionError, match="finite differences"):
         s2sad.check_grads(lambda x: wrong_square(x), (1.3,), order=1, modes=("rev",))
