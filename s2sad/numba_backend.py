@@ -33,11 +33,11 @@ from numba import njit, objmode, types
 from numba.core import errors as nb_errors
 from numba.core import event as nb_event
 from numba.experimental import jitclass
-from numba.extending import intrinsic, overload
+from numba.extending import intrinsic, overload, typeof_impl
 from numba.np.numpy_support import as_dtype
 from numba.np.unsafe.ndarray import to_fixed_tuple
 
-from . import numba_math, runtime
+from . import custom, numba_math, runtime
 from .numba_math import flat_elements
 from .numba_reductions import drop_axis, split_shape
 from .errors import S2SADError
@@ -993,6 +993,38 @@ def _logsumexp(a, axis=None):
     return impl
 
 
+# ---- custom_vjp / custom_jvp ----------------------------------------------------------------
+@typeof_impl.register(custom._Custom)
+def _typeof_custom(value, context):
+    """A custom_vjp/custom_jvp function read by compiled code (its rules call it): its function,
+    compiled."""
+    compiled = value.__dict__.get("_compiled")
+    if compiled is None:
+        compiled = value._compiled = njit(value.fun)
+    return typeof_impl(compiled, context)
+
+
+@overload(custom.scalar_output_tangent)
+def _scalar_output_tangent(row, x_dot, ans):
+    if isinstance(ans, types.Array):
+        def refuse(row, x_dot, ans):
+            raise ValueError("forward mode through a custom_vjp function needs a scalar output; "
+                             "define a custom_jvp for it instead")
+        return refuse
+    return lambda row, x_dot, ans: np.sum(row * x_dot)
+
+
+@overload(custom.jvp_transpose)
+def _jvp_transpose(rule, primals, i, g):
+    """For numbers (arrays take the Python version): the rule's tangent for the unit tangent of input i."""
+    if not isinstance(primals, types.BaseTuple) or not all(_is_scalar(p) for p in primals):
+        return None
+    units = ", ".join(f"1.0 if i == {k} else 0.0" for k in range(len(primals)))
+    scope = {"np": np}
+    exec(f"def impl(rule, primals, i, g):\n    return np.sum(g * rule(primals, ({units},))[1])\n", scope)
+    return scope["impl"]
+
+
 _scipy_overloaded = False
 
 
@@ -1327,6 +1359,12 @@ def compile_module(namespace, name, module, explicit=False):
         nb_namespace = nb_module.__dict__
     else:
         nb_namespace = dict(namespace)
+    # user functions generated code calls as they are (a custom_vjp's primal and rules; a custom_jvp's
+    # rule): Numba needs them compiled too
+    for key, value in list(nb_namespace.items()):
+        if isinstance(value, pytypes.FunctionType) and key not in names \
+                and not (value.__module__ or "").startswith("s2sad"):
+            nb_namespace[key] = njit(value)
     nb_namespace["Tape"] = Tape
     nb_namespace["np"] = NUMPY
     nb_namespace["logistic"] = numba_math.logistic   # a ufunc: fused with the arithmetic around it

@@ -80,6 +80,22 @@ def test_custom_jvp_in_forward_and_reverse_mode():
                                       numerical_grad(uses_scaled_exp, args, 1)), rel=1e-6)
 
 
+def test_custom_rules_compile_under_numba():
+    # the user's functions that generated code calls as they are (the primal, fwd and bwd rules,
+    # a jvp rule) are compiled too, and the custom_vjp object their rules call is its function:
+    # no fallback to Python (backend="numba" makes one an error)
+    g = s2sad.grad(softplus_sum, backend="numba")
+    assert g(0.3) == pytest.approx(numerical_grad(softplus_sum, (0.3,)), rel=1e-6)
+    assert g(0.3) == s2sad.grad(softplus_sum, backend="python")(0.3)
+    assert s2sad.jacfwd(softplus_sum, backend="numba")(0.3) == pytest.approx(g(0.3), rel=1e-12)
+    d2 = s2sad.grad(s2sad.grad(softplus_sum, backend="numba"), backend="numba")(0.3)
+    assert d2 == pytest.approx(numerical_grad(s2sad.grad(softplus_sum, backend="python"), (0.3,)), rel=1e-5)
+    args = (1.2, 0.4)
+    got = s2sad.grad(uses_scaled_exp, argnums=(0, 1), backend="numba")(*args)
+    assert got == pytest.approx([numerical_grad(uses_scaled_exp, args, i) for i in range(2)], rel=1e-6)
+    assert s2sad.jvp(uses_scaled_exp, args, (0.0, 1.0), backend="numba")[1] == pytest.approx(got[1], rel=1e-12)
+
+
 def test_a_second_derivative_through_a_custom_jvp_is_refused_with_a_hint():
     # reverse mode transposes the rule one input direction at a time (custom.jvp_transpose, which
     # takes the rule as an argument): s2sad once parsed that helper and stopped at its generator
