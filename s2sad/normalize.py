@@ -569,16 +569,24 @@ class Normalizer:
         if func is enumerate:
             if not (isinstance(target, gast.Tuple) and len(target.elts) == 2):
                 raise self.error("`enumerate` without `i, value` unpacking", target, "write `for i, v in enumerate(xs)`")
-            seq = self.hoist(it.args[0], out)
-            start = self.atom(it.args[1], out) if len(it.args) > 1 else const(0)
             index, value = target.elts
-            stop = self.fresh("n")
-            out.append(assign(stop, self.len_of(seq), s))
+            inner = it.args[0]
+            if isinstance(inner, gast.Call) and self.resolve(inner.func) is zip:   # enumerate(zip(xs, ys))
+                if not (isinstance(value, gast.Tuple) and len(value.elts) == len(inner.args)):
+                    raise self.error("`zip` without one loop variable per sequence", value)
+                seqs, values = [self.hoist(a, out) for a in inner.args], value.elts
+            else:
+                seqs, values = [self.hoist(inner, out)], [value]
+            start = self.atom(it.args[1], out) if len(it.args) > 1 else const(0)
+            stop = self.shortest(seqs, s, out)
+
+            def unpack(position):
+                return [stmt for t, seq in zip(values, seqs) for stmt in self.unpack_item(t, seq, position, s)]
             if isinstance(start, gast.Constant) and start.value == 0:
-                return const(0), name(stop), const(1), self.unpack_item(value, seq, name(index.id), s), index.id
+                return const(0), name(stop), const(1), unpack(name(index.id)), index.id
             shifted = self.fresh("k")
             prefix = [assign(shifted, _binop(name(index.id), gast.Sub(), start, s), s)]
-            prefix += self.unpack_item(value, seq, name(shifted), s)
+            prefix += unpack(name(shifted))
             end = self.fresh("n")
             out.append(assign(end, _binop(name(stop), gast.Add(), start, s), s))
             return start, name(end), const(1), prefix, index.id
@@ -587,12 +595,7 @@ class Normalizer:
                 raise self.error("`zip` without one loop variable per sequence", target)
             seqs = [self.hoist(a, out) for a in it.args]
             index = self.fresh("i")
-            stop = self.fresh("n")
-            out.append(assign(stop, self.len_of(seqs[0]), s))
-            for other in seqs[1:]:
-                length = self.fresh("n")
-                out.append(assign(length, self.len_of(other), s))
-                out.append(assign(stop, _call("min", [name(stop), name(length)], min), s))
+            stop = self.shortest(seqs, s, out)
             prefix = []
             for t, seq in zip(target.elts, seqs):
                 prefix += self.unpack_item(t, seq, name(index), s)
@@ -602,6 +605,16 @@ class Normalizer:
         stop = self.fresh("n")
         out.append(assign(stop, self.len_of(seq), s))
         return const(0), name(stop), const(1), self.unpack_item(target, seq, name(index), s), index
+
+    def shortest(self, seqs, s, out):
+        """A name bound to the length of the shortest of `seqs` (zip's)."""
+        stop = self.fresh("n")
+        out.append(assign(stop, self.len_of(seqs[0]), s))
+        for other in seqs[1:]:
+            length = self.fresh("n")
+            out.append(assign(length, self.len_of(other), s))
+            out.append(assign(stop, _call("min", [name(stop), name(length)], min), s))
+        return stop
 
     def hoist(self, expr, out):
         atom = self.atom(expr, out)

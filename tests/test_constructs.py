@@ -241,6 +241,22 @@ def test_for_zip():
     check(for_zip, (X5, WEIGHTS), 1)
 
 
+def enumerate_zip(x, w):
+    s = 0.0
+    for i, (a, b) in enumerate(zip(x, w)):
+        s = s + np.sin(a) * b * i
+    for i, (a, b) in enumerate(zip(x[1:], w[:3]), 1):   # the shorter sets the length, counted from 1
+        s = s + a * b * i * s
+    return s
+
+
+def test_enumerate_zip():
+    # (was: "no derivative rule for `zip`")
+    for i in range(2):
+        g = check(enumerate_zip, (X5, WEIGHTS), i)
+        np.testing.assert_allclose(s2sad.jacfwd(enumerate_zip, argnums=i)(X5, WEIGHTS), g, rtol=1e-12)
+
+
 def range_forms(x):
     total = 0.0
     for i in range(1, 5, 2):       # 1, 3
