@@ -4,6 +4,7 @@ A hypothesis strategy draws the text of a function `f(A, B, v)` of two (m, n) fl
 and an (n,) float array, written the way NumPy models are: elementwise arithmetic with
 broadcasting (`X * v[None, :]`, `X - r[:, None]`), exp/tanh/log of bounded values, sums,
 means and maxima along an axis (`np.sum(X, axis=1)`), matrix products (`X @ v`, `X.T @ Y`),
+rearrangements (np.flip, np.roll, np.sort, np.cumprod, np.repeat, np.tile along an axis),
 and a scalar result. Reverse mode is compared with finite differences and with forward
 mode (`jvp`) on every example; compiled by Numba, the gradient must equal the Python
 backend's on a few (`slow`: each compile takes seconds).
@@ -41,7 +42,7 @@ def programs(draw):
 
     for _ in range(draw(st.integers(2, 7))):
         X, Y = draw(st.sampled_from(mats)), draw(st.sampled_from(mats))
-        choice = draw(st.integers(0, 11))
+        choice = draw(st.integers(0, 12))
         if choice == 0:
             op = draw(st.sampled_from(["+", "-", "*"]))
             lines.append(f"{new('X')} = {X} {op} {Y}")
@@ -71,6 +72,15 @@ def programs(draw):
         elif choice == 10 and rows:
             r = draw(st.sampled_from(rows))
             lines.append(f"{new('X')} = {X} * np.expand_dims({r}, 1)")
+        elif choice == 12:
+            # rearrangements (definitions.py): each element moves, or is multiplied along an axis
+            axis = draw(st.sampled_from([0, 1, -1]))
+            shift = draw(st.integers(-3, 3))
+            how = draw(st.sampled_from([
+                f"np.flip({X}, axis={axis})", f"np.roll({X}, {shift}, axis={axis})", f"np.sort({X}, axis={axis})",
+                f"np.cumprod(1.0 + 0.5 * np.tanh({X}), axis={axis})", f"np.repeat({X}, 2, axis=0)[1::2]",
+                f"np.repeat({X}, 3, axis=1)[:, ::3]", f"np.tile({X}, 2)[:, 1:{N + 1}]"]))
+            lines.append(f"{new('X')} = {how}")
         else:
             lines.append(f"{new('r')} = np.max({X}, axis=1) + np.sum({X} * {Y}, axis=-1)")
     # every value made reaches the result: nothing is dead code for the optimizer to drop
