@@ -51,7 +51,7 @@ class Transformed:
         self.kind = kind
         self.backend = backend if backend is not None else getattr(fun, "backend", None)
         self.specializations = {}
-        self.scalar_valued = {}  # argument types -> does fun return a scalar for them?
+        self.scalar_valued = {}  # argument types -> the type fun returns for them
         self.last = None
         functools.update_wrapper(self, fun, updated=())
         self.signature = fun.signature if isinstance(fun, Transformed) else _signature(fun)
@@ -135,7 +135,7 @@ class Transformed:
         wrt = tuple(k for i in argnums for k in positions[i])
         spec = self.specialize(flat, argnums, tuple(treedefs), positions, "forward")
         zeros = [np.zeros_like(flat[k], dtype=float) if isinstance(flat[k], np.ndarray) else 0.0 for k in wrt]
-        out, tree, columns = None, None, {}
+        out, tree, columns, aux = None, None, {}, None
         for j, k in enumerate(wrt):
             x = flat[k]
             cols = []  # per input element: the output tangent's leaves
@@ -144,6 +144,7 @@ class Transformed:
                 dots[j] = _unit(x, index) if isinstance(x, np.ndarray) else 1.0
                 value, tangent = spec.call(*flat, *dots)
                 if self.has_aux:
+                    aux = spec.rebuild(value)[1]
                     value, tangent = value[0], tangent[0]
                 out = value
                 tree, leaves = _output_leaves(spec, tangent, self.has_aux)
@@ -155,6 +156,8 @@ class Transformed:
         if spec.out_treedef is not None and not self.has_aux:
             out = spec.rebuild(out)
         picked = self._assemble(columns, tree, treedefs, positions, argnums)
+        if self.has_aux:  # only jacfwd gets here with aux: (Jacobian, aux), as jacrev and JAX return
+            return picked, aux
         return (out, picked) if self.with_value else picked
 
     def _assemble(self, columns, tree, treedefs, positions, argnums):
@@ -167,7 +170,7 @@ class Transformed:
     def _jacrev_call(self, flat, treedefs, positions, argnums):
         """Jacobian by reverse mode, one basis cotangent per output element."""
         spec = self.specialize(flat, argnums, tuple(treedefs), positions, "reverse")
-        probe = fun_output(self.fun, flat, self.has_aux)
+        probe = fun_output(self.fun, _unflatten(flat, treedefs, positions), self.has_aux)
         tree, leaves = _output_leaves(spec, probe if self.has_aux else spec.flatten_output(probe), self.has_aux)
         leaves = [np.asarray(v, dtype=float) for v in leaves]
         wrt = [k for i in argnums for k in positions[i]]
@@ -192,7 +195,9 @@ class Transformed:
         types = tuple(a if isinstance(a, T.Ty) else T.of_value(a) for a in flat_args)
         key = (types, argnums, treedefs, mode)
         spec = self.specializations.get(key)
-        if spec is None:
+        if spec is None or spec.stale():  # stale: a global it read was rebound since; generate again
+            if spec is not None:
+                self.scalar_valued.clear()  # the output's type may have changed with it
             wrt = tuple(k for i in argnums for k in positions[i])
             fun = self.fun.as_function(types) if self.nested else self.fun
             spec = self.specializations[key] = Specialization(self, fun, types, wrt, treedefs, mode)
@@ -207,9 +212,13 @@ class Transformed:
             return True
         if self.kind not in ("jacfwd", "jacrev"):
             return False
+        return self._result_type(types).is_scalar
+
+    def _result_type(self, types):
+        """The type `fun` returns for these argument types (values or `typesys.Ty`s)."""
         key = tuple(t if isinstance(t, T.Ty) else T.of_value(t) for t in types)
         if key not in self.scalar_valued:  # typing the function takes a module of its own: once
-            self.scalar_valued[key] = compiler.Module().result_type(self.fun, list(key)).is_scalar
+            self.scalar_valued[key] = compiler.Module().result_type(self.fun, list(key))
         return self.scalar_valued[key]
 
     def as_function(self, flat_args):
@@ -224,7 +233,7 @@ class Transformed:
             hit = _AS_FUNCTION.get(key)
         except TypeError:  # an unhashable callable: no sharing
             return self._as_function(flat_args)
-        if hit is None:
+        if hit is None or hit[1].stale():
             hit = _AS_FUNCTION[key] = (self._as_function(flat_args), self.last)
         self.last = hit[1]  # the specialization that generated it (its module, its source)
         return hit[0]
@@ -239,10 +248,27 @@ class Transformed:
         treedefs = tuple(None for _ in flat_args)
         if self.kind not in ("grad", "jacrev", "jacfwd"):
             raise S2SADError(f"s2sad cannot yet differentiate {self.kind} again")
+        for i in argnums:
+            t = flat_args[i]
+            if not t.numeric:  # a container: its leaves would be a parameter each
+                what = f"a {type(t.value).__name__}" if t.value is not None else repr(t)
+                raise S2SADError(f"higher-order derivatives of functions of dicts/lists are not supported yet: "
+                                 f"argument {i} of {self.__name__} is {what}\n  hint: pass arrays")
         if self.nested or (self.kind == "jacfwd" and not self.is_gradient(flat_args)):
             spec = self.specialize(list(flat_args), argnums, treedefs, positions, "forward")
             return spec.gradient_wrapper(flat_args, argnums, self.argnums, "forward")
+        out = self._result_type(flat_args)
+        if not out.is_scalar and (self.kind != "jacrev" or not out.is_array):
+            what = f"an array of rank {out.ndim}" if out.is_array else f"a value of type {out!r}"
+            raise S2SADError(
+                f"s2sad cannot differentiate this {self.kind} of {self.__name__} again: it returns {what} for "
+                f"argument types ({', '.join(map(repr, flat_args))}); a {self.kind} differentiated again (or "
+                "called inside differentiated code) needs " + ("a scalar output" if self.kind == "grad" else
+                                                              "a scalar or one float array as output")
+                + "\n  hint: return one array (np.concatenate the parts), or use jacfwd for the inner transform")
         spec = self.specialize(list(flat_args), argnums, treedefs, positions, "reverse")
+        if out.is_array:  # one reverse sweep per output element: seeding 1.0 would sum the rows
+            return spec.jacobian_wrapper(self.fun, flat_args, argnums, self.argnums, out.ndim)
         return spec.gradient_wrapper(flat_args, argnums, self.argnums, "reverse")
 
     @property
@@ -282,9 +308,9 @@ def _stack_rows(rows, out_shape, in_shape):
     return stacked if stacked.ndim else float(stacked)
 
 
-def fun_output(fun, flat, has_aux):
-    """The function's value at `flat` (for the output's structure); its value part with has_aux."""
-    out = fun(*flat)
+def fun_output(fun, args, has_aux):
+    """The function's value at `args` (for the output's structure); its value part with has_aux."""
+    out = fun(*args)
     return out[0] if has_aux else out
 
 
@@ -292,6 +318,12 @@ def _unit(x, index):
     e = np.zeros(np.shape(x))
     e[index] = 1.0
     return e
+
+
+def _unflatten(flat, treedefs, positions):
+    """The arguments `_flatten` took apart, each container rebuilt: what the user's function takes."""
+    return [flat[p[0]] if treedef is None else pytree.tree_unflatten(treedef, [flat[k] for k in p])
+            for treedef, p in zip(treedefs, positions)]
 
 
 def _flatten(args, argnums):
@@ -325,11 +357,16 @@ class Specialization:
         self.module, self.name, self.types, self.mode = module, name, types, mode
         self.out_treedef = getattr(compiler.Function.of(fun).ir, "s2sad_out_treedef", None)
         self.has_aux = transformed.has_aux
+        self.header = header
         self.source = module.source(header)
         self.filename = f"<s2sad {name} {next(_counter)}>"
         self.namespace = module.load(self.source, self.filename)
         self.call = backends.prepare(self.namespace, name, module, transformed.backend)
         self.wrappers = {}
+
+    def stale(self):
+        """Was a global or closure variable the generated code depends on rebound since?"""
+        return self.module.stale()
 
     def rebuild(self, out):
         """The output in the structure the function returns (dicts and nested containers)."""
@@ -369,11 +406,51 @@ class Specialization:
         result = picks[0] if isinstance(argnums_spec, int) else "(" + ", ".join(picks) + ",)"
         lines.append(f"    return {result}")
         source = "\n".join(lines) + "\n"
-        full = self.source + "\n\n" + source
-        filename = f"<s2sad {self.name}_grad {next(_counter)}>"
-        namespace = self.module.load(full, filename)
-        wrapper = namespace[f"{self.name}_grad"]
+        wrapper = self.wrappers[key] = self._load_wrapper(self.source, source, f"{self.name}_grad")
+        return wrapper
+
+    def jacobian_wrapper(self, fun, flat_args, argnums, argnums_spec, out_ndim):
+        """Generated source for `jacrev(f)(*args)` of an array-valued f, so it can be differentiated
+        again: one reverse sweep per output element, seeded with that element's unit cotangent, each
+        giving a row of the Jacobian (shape out.shape + in.shape, as at the top level)."""
+        key = (argnums, "jacobian")
+        if key in self.wrappers:
+            return self.wrappers[key]
+        # the output's shape is known only at run time: the primal's value gives it (its arguments
+        # held constant, so that differentiating the wrapper adds no tangent code for it)
+        primal = self.module.primal(fun)
+        params = [f"a{i}" for i in range(len(flat_args))]
+        held = [f"stop_gradient({p})" if t.kind == "f" else p for p, t in zip(params, flat_args)]
+        out_shape = [f"_y.shape[{d}]" for d in range(out_ndim)]
+        lines = [f"def {self.name}_jac({', '.join(params)}):",
+                 f"    _y = {primal}({', '.join(held)})",
+                 "    _n = _y.size"]
+        for j, i in enumerate(argnums):  # the rows of each Jacobian, flattened: out.size x in.size
+            lines.append(f"    _J{j} = np.zeros((_n, a{i}.size))" if flat_args[i].is_array else
+                         f"    _J{j} = np.zeros(_n)")
+        lines += ["    for _k in range(_n):",
+                  "        _e = np.zeros(_n)",
+                  "        _e[_k] = 1.0",
+                  f"        _r = {self.name}({', '.join(params)}, _e.reshape(_y.shape))"]
+        results = []
+        for j, i in enumerate(argnums):
+            if flat_args[i].is_array:
+                lines.append(f"        _J{j}[_k] = _r[1][{i}].reshape(a{i}.size)")
+                in_shape = [f"a{i}.shape[{d}]" for d in range(flat_args[i].ndim)]
+            else:
+                lines.append(f"        _J{j}[_k] = _r[1][{i}]")
+                in_shape = []
+            results.append(f"_J{j}.reshape(({', '.join(out_shape + in_shape)},))")
+        result = results[0] if isinstance(argnums_spec, int) else "(" + ", ".join(results) + ",)"
+        lines.append(f"    return {result}")
+        wrapper = self._load_wrapper(self.module.source(self.header), "\n".join(lines) + "\n", f"{self.name}_jac")
         self.wrappers[key] = wrapper
+        return wrapper
+
+    def _load_wrapper(self, module_source, source, name):
+        namespace = self.module.load(module_source + "\n\n" + source, f"<s2sad {name} {next(_counter)}>")
+        wrapper = namespace[name]
+        wrapper.s2sad_spec = self  # code generated from the wrapper is stale when this is (Function.stale)
         return wrapper
 
 
@@ -406,12 +483,17 @@ def _check_real(value, i, signature):
         names = list(signature.parameters)
         if i < len(names):
             label = f"argument {i} ('{names[i]}')"
+    # NonDifferentiableError is a TypeError too, as these were before they were s2sad's own errors
     if isinstance(value, (bool, np.bool_)) or isinstance(value, (int, np.integer)):
-        raise TypeError(f"grad requires real-valued (float) inputs; {label} is an integer ({value!r}). "
-                        "Pass a float, e.g. 1.0 instead of 1.")
+        raise NonDifferentiableError(f"grad requires real-valued (float) inputs; {label} is an integer "
+                                     f"({value!r}). Pass a float, e.g. 1.0 instead of 1.")
+    if isinstance(value, (complex, np.complexfloating)):  # else differentiated as a constant: 0.0
+        raise NonDifferentiableError(f"grad requires real-valued (float) inputs; {label} is complex "
+                                     f"({value!r}). Pass its real part (float(z.real)), or the real and "
+                                     "imaginary parts as two float arguments.")
     if isinstance(value, np.ndarray) and value.dtype.kind != "f":
-        raise TypeError(f"grad requires real-valued (float) inputs; {label} is an array of dtype "
-                        f"{value.dtype}. Convert it with .astype(float).")
+        raise NonDifferentiableError(f"grad requires real-valued (float) inputs; {label} is an array of dtype "
+                                     f"{value.dtype}. Convert it with .astype(float).")
 
 
 def _transform(fun, argnums, has_aux, kind, backend):
@@ -481,7 +563,7 @@ def _jvp_spec(fun, flat, wrt, treedefs, backend):
     types = tuple(T.of_value(a) for a in flat)
     key = (id(fun), types, wrt, treedefs, backend)
     spec = _JVP_CACHE.get(key)
-    if spec is None or spec[0] is not fun:
+    if spec is None or spec[0] is not fun or spec[1].stale():
         holder = Transformed(fun, 0, False, "jacfwd", backend)
         spec = (fun, Specialization(holder, fun, types, wrt, treedefs, "forward"))
         _JVP_CACHE[key] = spec
@@ -511,7 +593,7 @@ class JvpOf:
         n = len(types) // 2
         key = tuple(types)
         cache = self.__dict__.setdefault("_functions", {})
-        if key not in cache:
+        if key not in cache or cache[key].s2sad_spec.stale():
             holder = Transformed(self.fun, 0, False, "jacfwd", "python")
             spec = Specialization(holder, self.fun, tuple(types[:n]), tuple(range(n)), (None,) * n, "forward")
             params = [f"a{i}" for i in range(2 * n)]
@@ -519,6 +601,7 @@ class JvpOf:
                       f"    return {spec.name}({', '.join(params)})\n")
             namespace = spec.module.load(spec.source + "\n\n" + source, f"<s2sad {spec.name}_all {next(_counter)}>")
             cache[key] = namespace[f"{spec.name}_all"]
+            cache[key].s2sad_spec = spec
         return cache[key]
 
 
@@ -529,7 +612,8 @@ def vjp(fun, *primals, has_aux=False, backend=None):
     flat, treedefs, positions = _flatten(list(primals), tuple(range(len(primals))))
     holder = Transformed(fun, 0, has_aux, "jacrev", backend)
     spec = holder.specialize(flat, tuple(range(len(primals))), tuple(treedefs), positions, "reverse")
-    primal = fun(*flat) if not (isinstance(fun, Transformed) or any(treedefs)) else None
+    # the primal's value gives the zero cotangent's structure; it takes the containers themselves
+    primal = fun(*_unflatten(flat, treedefs, positions)) if not isinstance(fun, Transformed) else None
     zero = _zero_like(lambda *a: primal[0] if has_aux else primal, flat) if primal is not None \
         else _zero_like(fun, flat)
     out, _ = spec.call(*flat, spec.seed(zero))

@@ -10,6 +10,7 @@ turns them into one Python module: readable source, then live functions.
 import copy
 import linecache
 import math
+import operator
 import sys
 
 import gast
@@ -32,6 +33,42 @@ class Function:
         fence.check(self.parsed)
         self.ir = normalize.normalize(self.parsed)
         self.name = self.parsed.name if fn is None or fn.__name__ != "<lambda>" else "lambda_"
+        self._watch_variables(fn)
+
+    def _watch_variables(self, fn):
+        """Note the globals and closure variables fn's code reads, with the values the parse saw."""
+        code, namespace = getattr(fn, "__code__", None), self.parsed.namespace
+        self.scope, names, self.cells_read = {}, (), ()
+        if code is not None:  # else a NumPy ufunc, parsed from s2sad's own one-line source
+            self.scope = fn.__globals__
+            # co_names also holds attribute names (`sum` of `np.sum`): only the globals count
+            names = tuple(name for name in code.co_names if name in self.scope and name in namespace)
+            self.cells_read = tuple((cell, namespace[name]) for name, cell in zip(code.co_freevars, fn.__closure__ or ())
+                                    if name in namespace)
+        # one C-level read and tuple comparison per check (a single name twice: itemgetter gives a tuple)
+        self.read_globals = operator.itemgetter(*(names * 2 if len(names) == 1 else names)) if names else _nothing
+        self.globals_seen = self.read_globals(namespace)
+        self.spec = getattr(fn, "s2sad_spec", None)  # generated for a derivative: stale when that one is
+
+    def stale(self):
+        """Has a global or closure variable this function reads been rebound since it was parsed?
+        Generated code holds their values (a float folded into an expression, an array in the
+        module's namespace, a helper's derivative), so it would go on computing with the old ones.
+        Checked at every call of a derivative, so kept cheap: a tuple comparison, which compares
+        items by identity first (an equal number rebound compares equal: nothing to regenerate)."""
+        try:
+            if self.read_globals(self.scope) != self.globals_seen:
+                return True
+        except Exception:  # noqa: BLE001 - a global deleted (KeyError), an array compared (ValueError)
+            return True
+        for cell, value in self.cells_read:
+            try:
+                now = cell.cell_contents
+            except ValueError:  # emptied (`del` in the enclosing function)
+                return True
+            if now is not value and not _same_value(now, value):
+                return True
+        return self.spec is not None and self.spec.stale()
 
     def with_flat_params(self, treedefs):
         """This function with each container parameter replaced by its leaves."""
@@ -46,12 +83,16 @@ class Function:
     def of(cls, fn):
         key = id(fn)
         hit = cls._cache.get(key)
-        if hit is None or hit.fn is not fn:
+        if hit is None or hit.fn is not fn or hit.stale():
             hit = cls._cache[key] = cls(fn)
         return hit
 
     def analyze(self, arg_types, wrt, module, aux=False):
         return analysis_mod.Analysis(self.ir, arg_types, wrt, module, aux)
+
+
+def _nothing(scope):
+    return ()
 
 
 def drop_returned_value(tree):
@@ -80,6 +121,14 @@ class Module:
         self.recursive = set()
         self.tangent_from_vjp = False  # forward mode went through a custom_vjp's reverse rule
         self.not_for_numba = []  # why Numba would run this code wrongly, where it would (it runs as Python)
+        self.sources = {}        # id -> each Function whose code the module holds (see `stale`)
+
+    def stale(self):
+        """Has a variable read by one of the module's functions been rebound since it was generated?"""
+        for func in self.sources.values():
+            if func.stale():
+                return True
+        return False
 
     # ---- used by analysis and reverse for calls to user functions ---------------
     def result_type(self, fn, arg_types):
@@ -200,6 +249,7 @@ class Module:
 
         Functions from different places may read different values under one global name (two
         closures over `scale`, say): the later one reads a renamed copy (`scale_2`)."""
+        self.sources[id(func)] = func
         local = {a.id for a in tree.args.args} | {n.id for n in gast.walk(tree)
                                                    if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store)}
         reserved = module_names()

@@ -24,7 +24,9 @@ with an integer axis, which Numba lacks, are these same loops.
 The functions below stand in for np.sum, np.mean, np.max/np.amax and np.min/np.amin in the
 `np` that compiled generated code sees (numba_math.numpy_namespace): a float64 array takes
 the fast paths; any other call (a dtype, another element type) goes to the NumPy function
-under Numba as before.
+under Numba as before. np.swapaxes of a vector or a matrix stands in the same way (a
+transpose: Numba's own takes seconds to compile), and np.argsort takes an axis (np.sort's
+definition needs one).
 """
 
 import numpy as np
@@ -348,6 +350,23 @@ def _argsort_along(a):
             return np.argsort(a)
         return impl1
 
+    if a.ndim == 2:     # by rows or by columns (np.swapaxes takes Numba seconds to compile)
+        def impl2(a, axis=None):
+            ax = axis + 2 if axis < 0 else axis
+            if ax < 0 or ax > 1:
+                raise ValueError("axis is out of bounds for the array")
+            out = np.empty(a.shape, np.intp)
+            # (element by element: a slice assignment brings Numba's shape-error message, 1.6 s to compile)
+            for k in range(a.shape[1 - ax]):
+                order = np.argsort(np.ascontiguousarray(a[k] if ax == 1 else a[:, k]))
+                for m in range(order.shape[0]):
+                    if ax == 1:
+                        out[k, m] = order[m]
+                    else:
+                        out[m, k] = order[m]
+            return out
+        return impl2
+
     def impl(a, axis=None):
         last = a.ndim - 1
         ax = axis + a.ndim if axis < 0 else axis
@@ -381,4 +400,26 @@ def overload_along_axis(names):
 
 overload_along_axis(ALONG)
 
-STAND_INS = {"sum": sum, "mean": mean, "max": max, "amax": max, "min": min, "amin": min}
+def swapaxes(a, axis1, axis2):
+    return np.swapaxes(a, axis1, axis2)
+
+
+@overload(swapaxes)
+def _swapaxes_ov(a, axis1, axis2):
+    """A vector's or a matrix's axes swapped (s2sad's definitions along an axis swap it first):
+    a view, as NumPy's, through .T, which Numba compiles at once; Numba's own np.swapaxes takes
+    3-4 s to compile. Other ranks go to Numba's."""
+    if not isinstance(a, types.Array) or a.ndim > 2:
+        return lambda a, axis1, axis2: np.swapaxes(a, axis1, axis2)
+    nd = a.ndim
+
+    def impl(a, axis1, axis2):
+        i = axis1 + nd if axis1 < 0 else axis1
+        j = axis2 + nd if axis2 < 0 else axis2
+        if i < 0 or i >= nd or j < 0 or j >= nd:
+            raise ValueError("axis is out of bounds for the array")
+        return a.T if i != j else a.T.T
+    return impl
+
+
+STAND_INS = {"sum": sum, "mean": mean, "max": max, "amax": max, "min": min, "amin": min, "swapaxes": swapaxes}

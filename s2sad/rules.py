@@ -478,7 +478,7 @@ def _arg_extreme(args, consts):
 for _f, _r in [
     (builtins.len, lambda a, c: T.INT), (builtins.int, lambda a, c: T.INT), (builtins.bool, lambda a, c: T.BOOL),
     (builtins.range, lambda a, c: T.OBJ), (builtins.print, lambda a, c: T.OBJ),
-    (np.shape, lambda a, c: T.UNKNOWN), (np.ndim, lambda a, c: T.INT), (np.size, lambda a, c: T.INT),
+    (np.shape, lambda a, c: T.tuple_of([T.INT] * a["x"].ndim) if a["x"].numeric else T.UNKNOWN), (np.ndim, lambda a, c: T.INT), (np.size, lambda a, c: T.INT),
     (np.zeros, _alloc), (np.ones, _alloc), (np.empty, _alloc),
     (np.zeros_like, _like), (np.ones_like, _like), (np.empty_like, _like),
     (np.eye, lambda a, c: T.array("f", 2)), (np.identity, lambda a, c: T.array("f", 2)),

@@ -98,7 +98,7 @@ class Vmapped:
                   for x, a in zip(leaves, axes)]
         key = (tuple(T.of_value(s) for s in sample), tuple(a is not None for a in axes), tuple(treedefs))
         plan = self.plans.get(key)
-        if plan is None:
+        if plan is None or plan.module.stale():  # stale: a global its code read was rebound since
             plan = self.plans[key] = Plan(self, sample, axes, treedefs)
         self.last = plan
         return plan.run(leaves, n, device=device), plan.out_def
