@@ -38,6 +38,9 @@ def parse(fn):
     """Parse `fn` into a `Parsed`; raise S2SADError if its source is unavailable."""
     if isinstance(fn, np.ufunc):
         return _parse_ufunc(fn)
+    from .custom import _Custom
+    if isinstance(fn, _Custom):   # grad(f) of a custom_vjp/custom_jvp f: a function that calls it
+        return _parse_call_of(fn, fn.__name__, fn.params, {fn.__name__: fn}, f"{fn.__name__}, a custom rule")
     if not inspect.isfunction(fn):
         raise S2SADError(f"s2sad differentiates Python functions; got {fn!r} of type {type(fn).__name__}")
     try:
@@ -85,16 +88,19 @@ def _indent(text):
 
 
 def _parse_ufunc(ufunc):
-    name = ufunc.__name__
-    if ufunc.nin != 1:
-        args = ", ".join(f"x{i}" for i in range(ufunc.nin))
-    else:
-        args = "x"
-    filename = f"<s2sad: numpy.{name}>"
-    source = f"def {name}({args}):\n    return np.{name}({args})\n"
+    params = ["x"] if ufunc.nin == 1 else [f"x{i}" for i in range(ufunc.nin)]
+    return _parse_call_of(ufunc, f"np.{ufunc.__name__}", params, {"np": np}, f"numpy.{ufunc.__name__}")
+
+
+def _parse_call_of(fn, spelled, params, namespace, what):
+    """A one-line function of `params` that returns `spelled(*params)`, for a callable without
+    Python source of its own (a NumPy ufunc, a custom_vjp/custom_jvp function)."""
+    args = ", ".join(params)
+    filename = f"<s2sad: {what}>"
+    source = f"def {fn.__name__}({args}):\n    return {spelled}({args})\n"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     tree = gast.parse(source).body[0]
-    return Parsed(None, tree, {"np": np, **vars(builtins)}, filename, 0)
+    return Parsed(None, tree, {**namespace, **vars(builtins)}, filename, 0)
 
 
 def _find_lambda(fn, source, first, col_shift):

@@ -96,6 +96,17 @@ def test_custom_rules_compile_under_numba():
     assert s2sad.jvp(uses_scaled_exp, args, (0.0, 1.0), backend="numba")[1] == pytest.approx(got[1], rel=1e-12)
 
 
+def test_a_custom_function_is_differentiated_directly():
+    # grad(f) of the decorated function itself, as in JAX (was: "s2sad differentiates Python functions")
+    x = 0.3
+    sigmoid = 1.0 / (1.0 + np.exp(-x))
+    assert s2sad.grad(safe_log1pexp)(x) == pytest.approx(sigmoid, rel=1e-12)
+    assert s2sad.jacfwd(safe_log1pexp)(x) == pytest.approx(sigmoid, rel=1e-12)
+    assert s2sad.grad(s2sad.grad(safe_log1pexp))(x) == pytest.approx(sigmoid * (1 - sigmoid), rel=1e-9)
+    gx, gy = s2sad.grad(scaled_exp, argnums=(0, 1))(1.2, 0.4)
+    assert (gx, gy) == pytest.approx((np.exp(0.4), 1.2 * np.exp(0.4)), rel=1e-12)
+
+
 def test_a_second_derivative_through_a_custom_jvp_is_refused_with_a_hint():
     # reverse mode transposes the rule one input direction at a time (custom.jvp_transpose, which
     # takes the rule as an argument): s2sad once parsed that helper and stopped at its generator
