@@ -398,8 +398,11 @@ class Specialization:
             picks = []
             for j, i in enumerate(argnums):
                 if flat_args[i].is_array:
-                    raise S2SADError("s2sad differentiates a forward-mode derivative again only for "
-                                     "scalar inputs so far")
+                    raise S2SADError(
+                        f"s2sad cannot yet differentiate a derivative again with respect to an array (argument {i}) "
+                        "inside generated code, as a compiled vmap of a Hessian or a third derivative of a "
+                        "function of arrays would\n  hint: vmap it with backend='python' (a Python loop over "
+                        "the Hessian compiled by Numba)")
                 dots = ", ".join("1.0" if jj == j else "0.0" for jj in range(len(argnums)))
                 lines.append(f"    _r{j} = {self.name}({call_args}, {dots})")
                 picks.append(f"_r{j}[1]")

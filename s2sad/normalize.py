@@ -566,6 +566,12 @@ class Normalizer:
             out.append(assign(end, _binop(start, gast.Sub(), copy.deepcopy(step), s), s))
             out.append(assign(back, gast.UnaryOp(op=gast.USub(), operand=copy.deepcopy(step)), s))
             return name(first), name(end), name(back), [], target.id
+        if func is reversed and len(it.args) == 1:   # reversed(xs): xs's items, the last first
+            seq = self.hoist(it.args[0], out)
+            index, stop, last = self.fresh("i"), self.fresh("n"), self.fresh("k")
+            out.append(assign(stop, self.len_of(seq), s))
+            out.append(assign(last, _binop(name(stop), gast.Sub(), const(1), s), s))
+            return name(last), const(-1), const(-1), self.unpack_item(target, seq, name(index), s), index
         if func is enumerate:
             if not (isinstance(target, gast.Tuple) and len(target.elts) == 2):
                 raise self.error("`enumerate` without `i, value` unpacking", target, "write `for i, v in enumerate(xs)`")
@@ -854,6 +860,10 @@ class Normalizer:
                 self.locals.add(tmp)
                 out.append(assign(tmp, _call(obj.__name__, args[:2], obj, expr), expr))
                 args = [name(tmp)] + args[2:]
+        if obj in (zip, enumerate, reversed):   # the headers of for loops are read apart (range_of)
+            raise self.error(f"`{obj.__name__}(...)` other than as a for loop's sequence", expr,
+                             "loop over it directly (`for i, (a, b) in enumerate(zip(xs, ys)):`, `for a in "
+                             "reversed(xs):`); zip within zip is not supported")
         from . import custom
         if obj is custom.jvp_transpose:   # the reverse rule of a custom_jvp function, differentiated again
             rule = _spell(expr.args[0]) if expr.args else "its rule"

@@ -287,6 +287,8 @@ def reversed_ranges(x, n):
         s = s * x[i] + x[i - 1]
     for i in reversed(range(n)):               # none when n = 0
         s = s * x[i]
+    for a in reversed(x[1:]):                  # an array's items, the last first
+        s = s * a + 0.5
     return s
 
 

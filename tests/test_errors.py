@@ -194,6 +194,22 @@ def test_an_argument_a_rule_does_not_take_is_refused_not_dropped(fn, marker, wor
             assert word in message
 
 
+def zip_within_zip(x):
+    s = 0.0
+    for a, (b, c) in zip(x, zip(x, x)):  # MARK:zipzip
+        s = s + a * b * c
+    return s
+
+
+def test_zip_within_zip_is_refused_as_a_construct_not_a_missing_rule():
+    lineno = marked_line(zip_within_zip, "zipzip")
+    with pytest.raises(s2sad.UnsupportedSyntaxError) as info:
+        s2sad.grad(zip_within_zip)(np.array([3.0, 1.0, 2.0]))
+    message = str(info.value)
+    assert f"{__file__}:{lineno}:" in message and "`zip(...)` other than as a for loop's sequence" in message
+    assert "hint: loop over it directly" in message
+
+
 def test_no_rule_hint_names_only_existing_api():
     with pytest.raises(s2sad.NonDifferentiableError) as info:
         s2sad.grad(uses_kron)(np.array([3.0, 1.0, 2.0]))
