@@ -317,7 +317,7 @@ class Gen:
         body_env = dict(env, loop=True, depth=env.get("depth", 0) + 1, ints=env["ints"] + [k])
         guard = f"{k} < {self.integer(1, 4)}"
         if self.draw(st.booleans()):
-            guard += f" and {self.cond(env)}"
+            guard += f" and ({self.cond(env)})"   # (parenthesized: a cond may be `a or not b`)
         return ([f"{pad}{k} = 0", f"{pad}while {guard}:", f"{inner}{k} += 1"]
                 + self.block(body_env, inner, nest - 1))
 
