@@ -4,8 +4,12 @@ A call of one of these in a user's function is read as a call of a definition
 here, which s2sad parses and differentiates like the user's own helpers (and
 Numba compiles like them), so the derivative needs no rule of its own and is
 exactly the derivative of what the definition computes. A NumPy function with an
-`axis` has two definitions, over all elements and along an axis, chosen by the
-call as written: Numba compiles both branches of an `if axis is None`.
+`axis` has a definition over all elements and one along an axis (np.sort, whose
+default is the last axis, a third for `axis=None`), chosen by the call as written:
+Numba compiles both branches of an `if axis is None`.
+
+Most definitions along an axis move that axis first with np.swapaxes (a view, so
+its adjoint is a view too), work on the first axis, and move it back.
 """
 
 import numpy as np
