@@ -284,10 +284,11 @@ class Gen:
             i = f"i{c}"
             bound = self.pick(["len(v)", "3", "2", "len(v) - 1"])
             body_env = dict(env, loop=True, depth=env.get("depth", 0) + 1, ints=env["ints"] + [i], idx=env["idx"] + [i])
-            return [f"{pad}for {i} in range({bound}):"] + self.block(body_env, inner, nest - 1)
+            header = f"reversed(range({bound}))" if self.draw(st.booleans()) else f"range({bound})"
+            return [f"{pad}for {i} in {header}:"] + self.block(body_env, inner, nest - 1)
         if kind == "for_elem":
             a = f"a{c}"
-            arr = self.pick(["v", "v", "w", "v[1:]"])
+            arr = self.pick(["v", "v", "w", "v[1:]", "reversed(v)"])
             body_env = dict(env, loop=True, elem=True, depth=env.get("depth", 0) + 1, floats=env["floats"] + [a])
             return [f"{pad}for {a} in {arr}:"] + self.block(body_env, inner, nest - 1)
         if kind == "enumerate":
@@ -301,6 +302,10 @@ class Gen:
             pair = self.pick(["v, w", "w, v", "v[1:], v[:-1]", "v, np.cos(v)"])
             body_env = dict(env, loop=True, elem=True, depth=env.get("depth", 0) + 1,
                             floats=env["floats"] + [a, b])
+            if self.draw(st.booleans()):   # counted too
+                i = f"i{c}"
+                body_env = dict(body_env, ints=env["ints"] + [i], idx=env["idx"] + [i])
+                return [f"{pad}for {i}, ({a}, {b}) in enumerate(zip({pair})):"] + self.block(body_env, inner, nest - 1)
             return [f"{pad}for {a}, {b} in zip({pair}):"] + self.block(body_env, inner, nest - 1)
         if kind == "while_data":
             # a while loop whose exit depends on data (a counter only bounds it)
