@@ -840,7 +840,7 @@ class Normalizer:
                 out.append(assign(tmp, args[1], expr))
                 args[1] = name(tmp)
             keywords = [gast.keyword(arg=k.arg, value=self.atom(k.value, out)) for k in expr.keywords]
-            return self.kept_dims(_call(canonical_name(method), args, method, expr, keywords), out, expr)
+            return self.reduction(_call(canonical_name(method), args, method, expr, keywords), out, expr)
         obj = self.transform_object(func) if isinstance(func, gast.Call) else self.resolve(func)
         if obj is None:
             raise self.error("a call of a local variable", expr, "call functions by their global name")
@@ -884,7 +884,7 @@ class Normalizer:
         if spelled is not None or not inspect.isfunction(obj) or _has_rule(obj):
             if spelled is None:
                 spelled = _spell(func)
-            return self.kept_dims(_call(spelled, args, obj, expr, keywords), out, expr)
+            return self.reduction(_call(spelled, args, obj, expr, keywords), out, expr)
         positional = self.bind(obj, args, keywords, expr)
         node = _call(_spell(func), positional, obj, expr)
         node.s2sad_user = True
@@ -914,11 +914,46 @@ class Normalizer:
         node.s2sad_user = True
         return node
 
+    def reduction(self, call, out, expr):
+        """A reduction (np.sum, np.max, ...) spelled as its rule takes it: one integer axis at most."""
+        if getattr(call, "s2sad_func", None) not in _REDUCTIONS:
+            return call
+        return self.kept_dims(self.axes_one_by_one(call, out, expr), out, expr)
+
+    def axes_one_by_one(self, call, out, expr):
+        """`np.sum(x, axis=(0, 2))` -> `np.sum(np.sum(x, axis=2), axis=0)`: the rules reduce one axis
+        (a max of maxima, a mean of means of equal counts, ...). The last axis goes first, so the
+        others keep their numbers (for negative ones, the first)."""
+        # the axis as written (a tuple display is hoisted into a temporary name in `call`); a
+        # method call's arguments (`x.sum(axis=...)`) start one later in `call` than in `expr`
+        method = len(expr.args) < len(call.args)
+        axis = _axis_argument(expr.args, expr.keywords, 0 if method else 1)
+        if not isinstance(axis, gast.Tuple):
+            return call
+        axes = [_int_constant(e) for e in axis.elts]
+        others = [k for k in call.keywords if k.arg not in ("axis", "keepdims")]
+        if None in axes or not axes or others or len(call.args) > 2 \
+                or not (all(a >= 0 for a in axes) or all(a < 0 for a in axes)):
+            raise self.error("a reduction over a tuple of axes other than integers of one sign", expr,
+                             "reduce one axis at a time: `np.sum(np.sum(x, axis=2), axis=0)`")
+        keep = [k for k in call.keywords if k.arg == "keepdims"]
+        if keep and not (isinstance(keep[0].value, gast.Constant) and keep[0].value.value is False):
+            raise self.error("`keepdims` with a tuple of axes", expr,
+                             "reduce one axis at a time and put it back: `np.expand_dims(np.sum(x, axis=1), 1)`")
+        x = call.args[0]
+        order = sorted(axes, reverse=axes[0] >= 0)
+        for a in order[:-1]:
+            tmp = self.fresh("t")
+            self.locals.add(tmp)
+            out.append(assign(tmp, _call(_spell(call.func), [x, const(a)], call.s2sad_func, expr), expr))
+            x = name(tmp)
+        return _call(_spell(call.func), [x, const(order[-1])], call.s2sad_func, expr)
+
     def kept_dims(self, call, out, expr):
         """`np.sum(x, axis=a, keepdims=True)` -> `np.expand_dims(np.sum(x, axis=a), a)`: the reductions'
         rules take no keepdims (softmax code keeps the axis to broadcast against x)."""
         keep = [k for k in call.keywords if k.arg == "keepdims"]
-        if not keep or call.s2sad_func not in _REDUCTIONS:
+        if not keep:
             return call
         call.keywords = [k for k in call.keywords if k.arg != "keepdims"]
         value = keep[0].value
@@ -1054,6 +1089,14 @@ def _binop(left, op, right, like):
 
 
 _REDUCTIONS = (np.sum, np.mean, np.max, np.amax, np.min, np.amin, np.prod)
+
+
+def _int_constant(node):
+    """The value of an integer literal, `2` or `-2`, else None."""
+    if isinstance(node, gast.UnaryOp) and isinstance(node.op, gast.USub):
+        value = _int_constant(node.operand)
+        return None if value is None else -value
+    return node.value if isinstance(node, gast.Constant) and type(node.value) is int else None
 
 
 def _assigns(stmts, target):

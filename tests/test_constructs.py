@@ -583,6 +583,36 @@ def test_reductions_that_keep_their_axis(backend):
     np.testing.assert_allclose(s2sad.jacfwd(softmax_kept_axes, backend=backend)(X, w), g[0], rtol=1e-10)
 
 
+def over_several_axes(X):
+    # a tuple of axes: reduced one axis at a time (np.max and np.prod raised an internal ValueError)
+    return (np.sum(np.sum(X, axis=(0, 2)) ** 2) + np.sum(np.mean(X, (1, 2)) * np.arange(2.0))
+            + np.sum(np.max(X, axis=(0, 1)) ** 2) + np.sum(X.min(axis=(-1, -3)) * 3.0)
+            + np.sum(np.prod(X, axis=(0, 2)) * X[0, :, 0]) + np.sum(X, axis=(0, 1, 2)))
+
+
+def max_over_two_axes(X):
+    return np.sum(np.max(X, axis=(0, 2)) ** 2)
+
+
+@pytest.mark.parametrize("f, backend", [(over_several_axes, "python"),
+                                        pytest.param(max_over_two_axes, "numba", marks=pytest.mark.slow)])
+def test_reductions_over_a_tuple_of_axes(f, backend):
+    # (under Numba, which has no tuple of axes, too: compiled, not run as Python)
+    X = RNG.normal(size=(2, 3, 4))
+    g = s2sad.grad(f, backend=backend)(X)
+    assert_grad_matches(g, f, (X,))
+    np.testing.assert_allclose(s2sad.jacfwd(f, backend=backend)(X), g, rtol=1e-10, atol=1e-12)
+
+
+def mixed_sign_axes(X):
+    return np.sum(np.sum(X, axis=(0, -1)))
+
+
+def test_a_tuple_of_axes_of_both_signs_is_refused():
+    with pytest.raises(s2sad.S2SADError, match="tuple of axes other than integers of one sign"):
+        s2sad.grad(mixed_sign_axes)(RNG.normal(size=(2, 3, 4)))
+
+
 def normalized_and_smoothed(X, x):
     # np.var, np.std and np.diff, which s2sad differentiates through their definitions in
     # s2sad/definitions.py: along an axis and over everything, as functions and as methods
