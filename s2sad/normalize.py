@@ -718,7 +718,9 @@ class Normalizer:
         if isinstance(expr, gast.Attribute):
             return self.attribute(expr, out)
         if isinstance(expr, (gast.Tuple, gast.List)):
-            node = type(expr)(elts=[self.atom(e, out) for e in expr.elts], ctx=gast.Load())
+            # a list display is read as a tuple (s2sad types both so): one kind of value for Numba,
+            # which would make a list of it (its parts taped in a loop: a tuple placeholder)
+            node = gast.Tuple(elts=[self.atom(e, out) for e in expr.elts], ctx=gast.Load())
             return gast.copy_location(node, expr)
         raise self.error(f"the expression `{type(expr).__name__}`", expr)
 
@@ -777,6 +779,8 @@ class Normalizer:
             return gast.Slice(lower=parts[0], upper=parts[1], step=parts[2])
         if isinstance(node, gast.Constant):
             return node
+        if isinstance(node, gast.List):   # an index list (not a tuple of indices, one per axis)
+            return gast.List(elts=[self.atom(e, out) for e in node.elts], ctx=gast.Load())
         return self.atom(node, out)
 
     def compare(self, expr, out):

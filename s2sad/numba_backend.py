@@ -191,6 +191,11 @@ def _push(tape, value):
             _store_float(tape.floats_at, n, float(value))
             tape.nfloats = n + 1
         return impl
+    if isinstance(value, types.BaseTuple) and len(value):   # the parts of np.concatenate, in a loop
+        scope = {"runtime": runtime}
+        exec("def impl(tape, value):\n" + "".join(f"    runtime.push(tape, value[{i}])\n"
+                                                  for i in range(len(value))), scope)
+        return scope["impl"]
     return None
 
 
@@ -274,6 +279,13 @@ def _pop(tape, like):
             tape.nfloats -= 1
             return _load_float(tape.floats_at, tape.nfloats)
         return impl
+    if isinstance(like, types.BaseTuple) and len(like):     # its items, the last pushed first
+        n = len(like)
+        scope = {"runtime": runtime}
+        exec("def impl(tape, like):\n" + "".join(f"    p{i} = runtime.pop(tape, like[{i}])\n"
+                                                 for i in reversed(range(n)))
+             + "    return (" + "".join(f"p{i}, " for i in range(n)) + ")\n", scope)
+        return scope["impl"]
     return None
 
 
@@ -1156,7 +1168,10 @@ def _zeros_like_tuple(x):
 @overload(runtime.add_tuples)
 def _add_tuples(a, b):
     if isinstance(a, types.Array) and isinstance(b, types.Array):
-        return lambda a, b: a + b   # a list of numbers: its adjoint is an array here (zeros_like)
+        return lambda a, b: a + b
+    if isinstance(a, types.BaseTuple) and isinstance(b, types.Array):
+        # a tuple of numbers and the adjoint of np.array(tuple), an array: item by item
+        return _tuple_impl("a, b", len(a), lambda i: f"    p{i} = a[{i}] + b[{i}]")
     if not (isinstance(a, types.BaseTuple) and isinstance(b, types.BaseTuple) and len(a) == len(b)):
         return None
     def item(i):

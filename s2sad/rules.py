@@ -289,7 +289,6 @@ E(math.erfc)("x", x="-1.1283791670955126 * np.exp(-x * x)")
 E(np.maximum, builtins.max, np.fmax, keep_kind=True)("x, y", x="max_share(x, y)", y="max_share(y, x)")
 E(np.minimum, builtins.min, np.fmin, keep_kind=True)("x, y", x="max_share(y, x)", y="max_share(x, y)")
 E(np.clip, keep_kind=True)("x, lo, hi", x="inside(x, lo, hi)", lo="(x < lo) * 1.0", hi="(x > hi) * 1.0")
-E(np.where, keep_kind=True)("c, x, y", x="(c != 0) * 1.0", y="(c == 0) * 1.0")
 # piecewise constant: the derivative is zero wherever it exists
 for _f in (np.sign, np.floor, np.ceil, np.round, np.rint, np.trunc, operator.floordiv, np.floor_divide,
            math.floor, math.ceil, builtins.round):
@@ -419,6 +418,12 @@ rule(np.linalg.solve, params="a, b",
      adjoint={"a": "solve_adjoint_a(g, a, ans)", "b": "np.linalg.solve(np.transpose(a), g)"},
      tangent={"a": "-np.linalg.solve(a, a_dot @ ans)", "b": "np.linalg.solve(a, b_dot)"},
      result=same_as("b"))
+# forward mode selects (a NaN tangent of the branch not taken, sqrt's at a negative x, stays out
+# of the result, as in JAX); reverse mode masks, and the branch not taken gets a zero adjoint
+rule(np.where, params="c, x, y",
+     adjoint={"x": "g * ((c != 0) * 1.0)", "y": "g * ((c == 0) * 1.0)"},
+     tangent={"x": "np.where(c, x_dot, 0.0)", "y": "np.where(c, 0.0, y_dot)"},
+     result=elementwise_type("keep"), broadcasts=True)
 # the index arrays are constants: argsort's result, wherever a sort is differentiable
 rule(np.take_along_axis, params="x, indices, axis",
      adjoint={"x": "take_along_axis_adjoint(g, x, indices, axis)"},

@@ -115,6 +115,9 @@ def placeholder(ty):
     """Source text of a value of type `ty` (a bool, int or float scalar or array), for a generated
     variable that must be bound on every path before its real value (Numba types a variable only
     where every path defines it); None for other types."""
+    if ty.kind == "tuple":   # the parts of np.concatenate/np.stack, taped in a loop
+        items = [placeholder(t) for t in ty.items]
+        return None if not items or None in items else "(" + ", ".join(items) + ",)"
     dtype = {"f": ("0.0", "np.float64"), "i": ("0", "np.int64"), "b": ("False", "np.bool_")}.get(ty.kind)
     if dtype is None or not ty.numeric:
         return None

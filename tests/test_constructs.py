@@ -745,6 +745,43 @@ def test_rearranging_functions_compile_under_numba(f, x):
     np.testing.assert_allclose(s2sad.jacfwd(f, backend="numba")(x), g, rtol=1e-10, atol=1e-12)
 
 
+def joined_in_a_loop(x, W):
+    # a GRU-like cell: the parts of np.concatenate/np.stack (a tuple, a list) are taped each trip
+    # (the tuple was pushed before its first value: UnboundLocalError; Numba had no tuple push)
+    h = np.zeros(2)
+    for t in range(3):
+        hx = np.concatenate((h, x)) if t != 1 else np.hstack([h, x])
+        h = np.tanh(W @ hx) + 0.5 * np.sum(np.stack([h, x[:2] * t]), axis=0)
+    return np.sum(h * h)
+
+
+@pytest.mark.parametrize("backend", ["python", pytest.param("numba", marks=pytest.mark.slow)])
+def test_joined_arrays_in_a_loop(backend):
+    x, W = np.array([0.3, -0.7]), RNG.normal(size=(2, 4)) * 0.5
+    g = s2sad.grad(joined_in_a_loop, argnums=(0, 1), backend=backend)(x, W)
+    for i in range(2):
+        assert_grad_matches(g[i], joined_in_a_loop, (x, W), i)
+        np.testing.assert_allclose(s2sad.jacfwd(joined_in_a_loop, argnums=i, backend=backend)(x, W), g[i],
+                                   rtol=1e-10, atol=1e-12)
+
+
+def sqrt_where_positive(x):
+    return np.sum(np.where(x > 0, np.sqrt(x), 0.0))
+
+
+@pytest.mark.parametrize("backend", ["python", "numba"])
+def test_where_keeps_the_branch_not_taken_out_of_forward_mode(backend):
+    # the tangent was x_dot * sqrt' * mask, and sqrt' of a negative x is NaN: NaN * 0 is NaN in
+    # every entry of the sum. Forward mode selects now, as JAX does; reverse mode multiplies the
+    # adjoint by sqrt' as JAX's does too, so the entry of the branch not taken is NaN there
+    x = np.array([-1.0, 4.0])
+    with np.errstate(invalid="ignore"):   # np.sqrt(-1.0) is computed, as in the function itself
+        np.testing.assert_array_equal(s2sad.jacfwd(sqrt_where_positive, backend=backend)(x), [0.0, 0.25])
+        assert s2sad.jvp(sqrt_where_positive, (x,), (np.array([1.0, 1.0]),), backend=backend)[1] == 0.25
+        g = s2sad.grad(sqrt_where_positive, backend=backend)(x)
+    assert np.isnan(g[0]) and g[1] == 0.25
+
+
 def max_of_three_and_full_like(x):
     # max/min of three or more (the rule takes two: folded), np.full_like of a differentiated value
     return max(x[0], x[1], x[2] * 2.0) * min(x[3], x[4], 0.1, x[2]) + np.sum(np.full_like(x, x[1] * x[2]) * x)
