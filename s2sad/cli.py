@@ -180,6 +180,12 @@ def cmd_emit(args, out):
     source, warnings = standalone.emit_module(
         gen, numba=args.numba, version=_version(),
         header_lines=[f"source: {path}:{fn.__name__}", f"command: {_command_line(args)}"])
+    if args.numba:
+        reason = standalone.numba_reason(source, gen)
+        if reason:
+            warnings.append(f"Numba cannot compile the emitted {gen.entry()[0]} for these argument types, so "
+                            f"calling it will raise; emit without --numba to run it as plain Python. "
+                            f"Numba says:\n{reason}")
     for w in warnings:
         print(f"s2sad: warning: {w}", file=sys.stderr)
     if args.output and args.output != "-":

@@ -908,7 +908,41 @@ def _add_at(target, index, g):
                     out[j] += g
             return out
         return impl
+    if isinstance(index, types.BaseTuple) and len(index) == 2 and target.ndim == 2 \
+            and all(_int_vector_or_int(ix) for ix in index) and any(isinstance(ix, types.Array) for ix in index):
+        # X[rows, cols] of two index vectors (or one and a number): cross-entropy's X[np.arange(n), y]
+        rows_vary, cols_vary, g_is_array = (isinstance(index[0], types.Array), isinstance(index[1], types.Array),
+                                            isinstance(g, types.Array))
+
+        def pairs(target, index, g):
+            out = target.copy()
+            rows, cols = index
+            n = rows.shape[0] if rows_vary else cols.shape[0]
+            for k in range(n):
+                if rows_vary:
+                    i = rows[k]
+                else:
+                    i = rows
+                if cols_vary:
+                    j = cols[k]
+                else:
+                    j = cols
+                if i < 0:
+                    i += target.shape[0]
+                if j < 0:
+                    j += target.shape[1]
+                if g_is_array:
+                    out[i, j] += g[k]
+                else:
+                    out[i, j] += g
+            return out
+        return pairs
     return None
+
+
+def _int_vector_or_int(t):
+    return isinstance(t, types.Integer) or (isinstance(t, types.Array) and isinstance(t.dtype, types.Integer)
+                                            and t.ndim == 1)
 
 
 @overload(runtime.scatter_adjoint)

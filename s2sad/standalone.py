@@ -16,6 +16,7 @@ import importlib
 import inspect
 import itertools
 import keyword
+import os
 import re
 
 import numpy as np
@@ -396,6 +397,40 @@ def _globals_part(module, defined):
                              "make it a number or an array, or a function in the same file")
         lines.append(line)
     return lines
+
+
+# ---- does Numba compile it? -------------------------------------------------------------------
+def numba_reason(source, gen):
+    """Why Numba cannot compile the emitted module's entry for the signature's argument types,
+    or None if it can (an emitted module has no Python fallback: better said now than when it
+    is called)."""
+    import importlib.util
+    import tempfile
+
+    import numba
+
+    def numba_type(t):
+        if t.kind == "tuple" or not t.numeric:
+            return None
+        scalar = {"f": numba.float64, "i": numba.int64, "b": numba.boolean}[t.kind]
+        return numba.types.Array(scalar, t.ndim, "C") if t.ndim else scalar
+
+    sig = [numba_type(t) for t in gen.types]
+    if None in sig:
+        return None     # (a tuple argument: not checked)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "s2sad_emitted_check.py")
+        with open(path, "w") as fh:
+            fh.write(source)
+        spec = importlib.util.spec_from_file_location("s2sad_emitted_check", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        try:
+            getattr(module, gen.entry()[0]).compile(tuple(sig))
+        except Exception as exc:  # noqa: BLE001 - compiling runs nothing: Numba's errors, typing or internal
+            from .numba_backend import _reason
+            return _reason(exc, lines=6)
+    return None
 
 
 # ---- the module ------------------------------------------------------------------------------

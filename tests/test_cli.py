@@ -66,6 +66,10 @@ USER = textwrap.dedent("""\
         return spread + np.sum(np.max(X, axis=1) * np.mean(X, axis=1)) + np.sum(np.prod(X, axis=0))
 
 
+    def scaled_dot(A):
+        return np.sum(np.dot(2.0, A))
+
+
     def chain(x):
         s = 0.5
         for i in range(x.shape[0]):
@@ -336,6 +340,21 @@ def test_emit_numba_of_a_long_tape_run_as_a_script(user, tmp_path):
     r = run_isolated(code, cwd=tmp_path / "emitted")
     assert r.returncode == 0, r.stdout + r.stderr
     assert_lint_clean(out)
+
+
+@pytest.mark.slow
+def test_emit_numba_says_when_numba_cannot_compile_the_module(user, tmp_path):
+    # an emitted module has no fallback to Python: emit compiles it for the signature and says so
+    # (np.dot of a number and an array, which Numba's np.dot does not take)
+    pytest.importorskip("numba")
+    out = tmp_path / "emitted" / "scaled.py"
+    out.parent.mkdir()
+    r = s2sad("emit", f"{user}:scaled_dot", "--numba", "--signature", "A: float64[:, :]", "-o", out)
+    assert r.returncode == 0 and out.exists(), r.stderr
+    assert "warning: Numba cannot compile the emitted grad_scaled_dot for these argument types" in r.stderr
+    assert "emit without --numba" in r.stderr and "dot" in r.stderr
+    r = s2sad("emit", f"{user}:chain", "--numba", "--signature", "x: float64[:]", "-o", tmp_path / "chain.py")
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
 
 
 def test_emit_to_stdout(user):

@@ -765,6 +765,22 @@ def test_joined_arrays_in_a_loop(backend):
                                    rtol=1e-10, atol=1e-12)
 
 
+def cross_entropy(X, y):
+    # integer labels picked with two index vectors, and a column picked with a vector and a number
+    Z = X - np.max(X, axis=1, keepdims=True)
+    logp = Z - np.log(np.sum(np.exp(Z), axis=1, keepdims=True))
+    return -np.mean(logp[np.arange(X.shape[0]), y]) + 0.1 * np.sum(X[y, 0] ** 2)
+
+
+@pytest.mark.parametrize("backend", ["python", "numba"])
+def test_cross_entropy_with_integer_labels(backend):
+    # under Numba the adjoint's np.add.at of a pair of index vectors once had no version: Python ran
+    X, y = RNG.normal(size=(5, 3)), np.array([0, 2, 1, 2, 2])
+    g = s2sad.grad(cross_entropy, backend=backend)(X, y)
+    assert_grad_matches(g, cross_entropy, (X, y))
+    np.testing.assert_allclose(s2sad.jacfwd(cross_entropy, backend=backend)(X, y), g, rtol=1e-10, atol=1e-12)
+
+
 def sqrt_where_positive(x):
     return np.sum(np.where(x > 0, np.sqrt(x), 0.0))
 
