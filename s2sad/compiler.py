@@ -39,7 +39,7 @@ class Function:
         """Note the globals and closure variables fn's code reads, with the values the parse saw."""
         code, namespace = getattr(fn, "__code__", None), self.parsed.namespace
         self.scope, names, self.cells_read = {}, (), ()
-        if code is not None:  # else a NumPy ufunc, parsed from s2sad's own one-line source
+        if code is not None:  # else a NumPy ufunc or a custom_vjp/custom_jvp, parsed from a one-line source
             self.scope = fn.__globals__
             # co_names also holds attribute names (`sum` of `np.sum`): only the globals count
             names = tuple(name for name in code.co_names if name in self.scope and name in namespace)
@@ -125,10 +125,7 @@ class Module:
 
     def stale(self):
         """Has a variable read by one of the module's functions been rebound since it was generated?"""
-        for func in self.sources.values():
-            if func.stale():
-                return True
-        return False
+        return any(func.stale() for func in self.sources.values())
 
     # ---- used by analysis and reverse for calls to user functions ---------------
     def result_type(self, fn, arg_types):
