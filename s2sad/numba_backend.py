@@ -280,12 +280,11 @@ def _pop(tape, like):
             return _load_float(tape.floats_at, tape.nfloats)
         return impl
     if isinstance(like, types.BaseTuple) and len(like):     # its items, the last pushed first
-        n = len(like)
-        scope = {"runtime": runtime}
-        exec("def impl(tape, like):\n" + "".join(f"    p{i} = runtime.pop(tape, like[{i}])\n"
-                                                 for i in reversed(range(n)))
-             + "    return (" + "".join(f"p{i}, " for i in range(n)) + ")\n", scope)
-        return scope["impl"]
+        last = len(like) - 1
+        impl = _tuple_impl("tape, like", len(like),
+                           lambda k: f"    p{last - k} = runtime.pop(tape, like[{last - k}])")
+        impl.__globals__["runtime"] = runtime
+        return impl
     return None
 
 
@@ -1279,10 +1278,12 @@ def _reason(exc, lines=12):
     return "\n".join(text[:lines])
 
 
-def _raised_compiling(exc):
-    """Was `exc` raised by Numba compiling, not by the compiled code running? Numba lets some
-    internal errors through as they are (an AssertionError lowering a boolean mask of two axes):
-    they come from inside the dispatcher's compile for the arguments."""
+def compile_failure(exc):
+    """Was `exc` raised by Numba compiling, not by the compiled code running? Its own errors are
+    NumbaErrors; some internal ones come through as they are (an AssertionError lowering a
+    boolean mask of two axes), from inside the dispatcher's compile for the arguments."""
+    if isinstance(exc, nb_errors.NumbaError):
+        return True
     tb = exc.__traceback__
     while tb is not None:
         if tb.tb_frame.f_code.co_name == "_compile_for_args":
@@ -1318,7 +1319,7 @@ class Compiled:
                     return self._watched(args)
                 return self.dispatcher(*args)
             except Exception as exc:
-                if not (isinstance(exc, nb_errors.NumbaError) or _raised_compiling(exc)):
+                if not compile_failure(exc):
                     raise   # an error of the computation (generated code reached a NumPy check)
                 self._fall_back(_reason(exc), "Numba says")
         return self.python(*args)

@@ -372,15 +372,14 @@ class _NumbaRunner:
         self.batch = nb_ns["_s2sad_batch"]
 
     def run(self, leaves, n, device):
-        from numba.core import errors as nb_errors
         plan = self.plan
         ins = [np.ascontiguousarray(x) if isinstance(x, np.ndarray) else x for x in leaves]
         outs = [np.empty((n,) + s, dtype=d) for s, d in zip(plan.out_shapes, plan.out_dtypes)]
         try:
             self.batch(n, *ins, *outs)
         except Exception as exc:
-            from .numba_backend import _raised_compiling, _reason
-            if not (isinstance(exc, nb_errors.NumbaError) or _raised_compiling(exc)):
+            from .numba_backend import _reason, compile_failure
+            if not compile_failure(exc):
                 raise
             raise S2SADError(f"Numba cannot compile the generated vmap loop:\n{_reason(exc)}\n"
                              "(see .source of the vmap'ed function; backend='python' runs it without Numba)") from None

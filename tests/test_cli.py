@@ -129,6 +129,14 @@ def emit(user, tmp_path, *options, name="out.py"):
     return out
 
 
+def assert_emitted_runs(code, out, tmp_path):
+    """`code` (which runs the emitted module `out`) succeeds where s2sad cannot be imported, and
+    the module is lint-clean."""
+    r = run_isolated(code, cwd=tmp_path / "emitted")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert_lint_clean(out)
+
+
 def assert_lint_clean(path):
     r = _run([sys.executable, "-m", "py_compile", str(path)])
     assert r.returncode == 0, r.stderr
@@ -194,9 +202,7 @@ def test_emit_forward_runs_without_s2sad(user, tmp_path, x):
     text = out.read_text()
     assert "forward" in text and "def jvp_f(x, y, x_dot):" in text
     body = "v, t = ns['jvp_f'](x, y, 1.0)\nassert abs(t - fd) < 1e-5 and abs(v - f(x, y)) < 1e-12\nprint('OK')"
-    r = run_isolated(CHECK.format(path=str(out), x=x, body=body), cwd=tmp_path / "emitted")
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert_lint_clean(out)
+    assert_emitted_runs(CHECK.format(path=str(out), x=x, body=body), out, tmp_path)
 
 
 def test_emit_array_signature(user, tmp_path):
@@ -215,9 +221,7 @@ def test_emit_array_signature(user, tmp_path):
         assert np.allclose(g, fd, atol=1e-5), (g, fd)
         print('OK')
     """)
-    r = run_isolated(code, cwd=tmp_path / "emitted")
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert_lint_clean(out)
+    assert_emitted_runs(code, out, tmp_path)
 
 
 @pytest.mark.parametrize("x", [0.7, -0.4])
@@ -227,9 +231,7 @@ def test_emit_order_2(user, tmp_path, x):
     assert "order 2" in text and "def d2_f(x, y):" in text
     body = ("e = 1e-4\nfd2 = (f(x + e, y) - 2 * f(x, y) + f(x - e, y)) / e ** 2\n"
             "h = ns['d2_f'](x, y)\nassert abs(h - fd2) < 1e-4, (h, fd2)\nprint('OK', h)")
-    r = run_isolated(CHECK.format(path=str(out), x=x, body=body), cwd=tmp_path / "emitted")
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert_lint_clean(out)
+    assert_emitted_runs(CHECK.format(path=str(out), x=x, body=body), out, tmp_path)
 
 
 def test_order_2_needs_a_scalar(user, tmp_path):
@@ -247,9 +249,7 @@ def test_emit_numba(user, tmp_path):
     assert "jitclass" in text
     body = ("g = ns['grad_f'](x, y)\nassert abs(g - fd) < 1e-5, (g, fd)\n"
             "assert ns['grad_f'].signatures, 'not compiled'\nprint('OK')")
-    r = run_isolated(CHECK.format(path=str(out), x=0.7, body=body), cwd=tmp_path / "emitted")
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert_lint_clean(out)
+    assert_emitted_runs(CHECK.format(path=str(out), x=0.7, body=body), out, tmp_path)
 
 
 @pytest.mark.slow
@@ -276,9 +276,7 @@ def test_emit_numba_of_reductions_along_an_axis(user, tmp_path):
         assert ns['grad_spread'].signatures, 'not compiled'
         print('OK')
     """)
-    r = run_isolated(code, cwd=tmp_path / "emitted")
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert_lint_clean(out)
+    assert_emitted_runs(code, out, tmp_path)
 
 
 @pytest.mark.slow
@@ -308,9 +306,7 @@ def test_emit_numba_of_a_weight_used_in_a_loop(user, tmp_path):
         assert ns['grad_rnn'].signatures, 'not compiled'
         print('OK')
     """)
-    r = run_isolated(code, cwd=tmp_path / "emitted")
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert_lint_clean(out)
+    assert_emitted_runs(code, out, tmp_path)
 
 
 @pytest.mark.slow
@@ -337,9 +333,7 @@ def test_emit_numba_of_a_long_tape_run_as_a_script(user, tmp_path):
         assert np.allclose(g, ref, rtol=1e-12, atol=1e-300), np.max(np.abs(g - ref))
         print('OK')
     """)
-    r = run_isolated(code, cwd=tmp_path / "emitted")
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert_lint_clean(out)
+    assert_emitted_runs(code, out, tmp_path)
 
 
 @pytest.mark.slow
