@@ -177,20 +177,21 @@ class Forward:
             return [self.inactive_nested(s)]
         if is_user_call(rhs) or is_nested_call(rhs):
             return self.user_call(s, [v], rhs)
-        tangent, uses_ans = self.tangent(rhs, target)
+        # The tangent reads the result as `_ANS` and the operands by their names. Where the result
+        # overwrites an operand (`a = a ** b`), the result goes to a fresh name first, so that the
+        # tangent reads the operand's old value and the new result both.
+        tangent, uses_ans = self.tangent(rhs, name(_ANS), target)
         if tangent is None:  # an active name given an inactive value: its tangent is zero
             return [s, assign(self.dot(v), self.zero(target))]
-        tangent, reads_target = self.match_type(tangent, rhs, target)
-        uses_ans = uses_ans or reads_target
-        if not uses_ans:
+        tangent, reads_ans = self.match_type(tangent, rhs, target)
+        if not (uses_ans or reads_ans):
             if isinstance(tangent, gast.Name) and tangent.id == self.dot(v):
                 return [s]  # `v = v + inactive`: v's tangent is unchanged (and `v_dot = v_dot` would alias)
             return [assign(self.dot(v), tangent), s]
         if v in [n.id for n in gast.walk(rhs) if isinstance(n, gast.Name)]:
             ans = self.fresh("ans")
-            tangent = _rename(tangent, v, ans)  # `ans` and a zero shaped like the result
-            return [assign(ans, rhs), assign(self.dot(v), tangent), assign(v, name(ans))]
-        return [s, assign(self.dot(v), tangent)]
+            return [assign(ans, rhs), assign(self.dot(v), _rename(tangent, _ANS, ans)), assign(v, name(ans))]
+        return [s, assign(self.dot(v), _rename(tangent, _ANS, v))]
 
     def match_type(self, tangent, rhs, target):
         """The tangent of an elementwise result gets the result's shape, so `v_dot` keeps v's type.
@@ -207,8 +208,10 @@ class Forward:
             # zeros shaped like an (inactive) array operand of the same rank: available before the
             # statement runs, so the tangent may be computed first even in `v = f(v, ...)`
             shapes = [n for n in operands if n.id != target.id and self.ty(n).is_array and self.ty(n).ndim == t_v.ndim]
-            like = shapes[0] if shapes else target
-            return gast.BinOp(left=tangent, op=gast.Add(), right=self.zero(like)), like is target
+            if shapes:
+                return gast.BinOp(left=tangent, op=gast.Add(), right=self.zero(shapes[0])), False
+            # zeros shaped like the result itself: read after the statement, as `_ANS`
+            return gast.BinOp(left=tangent, op=gast.Add(), right=_rename(self.zero(target), target.id, _ANS)), True
         read = {n.id for n in gast.walk(tangent) if isinstance(n, gast.Name)}
         for n in operands:
             if not self.active(n) and self.ty(n).is_array and n.id not in read and n.id != target.id:
@@ -216,13 +219,13 @@ class Forward:
                 read.add(n.id)
         return tangent, False
 
-    def tangent(self, rhs, ans):
-        """(tangent expression or None, whether it reads `ans`)."""
+    def tangent(self, rhs, ans, target):
+        """(tangent expression or None, whether it reads `ans`, the result of `target = rhs`)."""
         if isinstance(rhs, gast.Name):
             if not self.active(rhs):
                 return None, False
             value = name(self.dot(rhs.id))
-            if self.ty(rhs).is_array and ans.id in self.written:
+            if self.ty(rhs).is_array and target.id in self.written:
                 value = gast.Call(func=parse_expr("np.copy"), args=[value], keywords=[])
             return value, False
         if isinstance(rhs, gast.BinOp):
@@ -305,6 +308,9 @@ class Forward:
                 if v in self.an.active:
                     out.append(assign(self.dot(v), parse_expr(f"{result}[1][{k}]")))
         return out
+
+
+_ANS = "\0ans"  # the result, in a tangent expression being built: no Python name can collide
 
 
 def _rename(tree, old, new):

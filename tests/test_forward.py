@@ -330,3 +330,67 @@ def test_tangent_of_a_sum_broadcast_by_an_inactive_operand():
     np.testing.assert_allclose(s2sad.jacfwd(column_of_broadcast, argnums=1)(a, d),
                                s2sad.jacrev(column_of_broadcast, argnums=1)(a, d), rtol=1e-12)
     np.testing.assert_allclose(s2sad.jacfwd(column_of_broadcast, argnums=1)(a, d), [[1.0, 0.0]] * 3)
+
+
+# ---- a result written over one of its operands ----------------------------------
+# Rules whose tangent reads the result (power, hypot, sqrt, exp, division) read the
+# operand's old value and the new result both.
+def pow_over_base(a, b):
+    a = a ** b
+    return a
+
+
+def pow_over_exponent(a, b):
+    a = b ** a
+    return a
+
+
+def pow_into_exponent(a, b):
+    b = a ** b
+    return b
+
+
+def power_over_base(a, b):
+    a = np.power(a, b)
+    return a
+
+
+def hypot_over_first(a, b):
+    a = np.hypot(a, b)
+    return a
+
+
+def overwritten_in_a_loop(a, b):
+    for i in range(3):
+        a = np.sqrt(a) * b
+        a = np.exp(a) / b
+    return a
+
+
+def array_overwritten(a, b):
+    a = a ** b
+    a = np.sqrt(a) + b
+    return np.sum(a)
+
+
+OVERWRITES = [pow_over_base, pow_over_exponent, pow_into_exponent, power_over_base, hypot_over_first,
+              overwritten_in_a_loop]
+
+
+@pytest.mark.parametrize("f", OVERWRITES, ids=lambda f: f.__name__)
+def test_forward_mode_of_a_result_that_overwrites_an_operand(f):
+    a, b = 0.37, 0.7
+    reference = [numerical_grad(f, (a, b), k) for k in (0, 1)]
+    np.testing.assert_allclose(s2sad.jacfwd(f, argnums=(0, 1))(a, b), reference, rtol=1e-6)
+    np.testing.assert_allclose(s2sad.jvp(f, (a, b), (1.0, 0.0))[1], reference[0], rtol=1e-6)
+    np.testing.assert_allclose(s2sad.grad(f)(a, b), reference[0], rtol=1e-6)  # one float: forward mode
+    second = numerical_grad(lambda x, y: s2sad.grad(f, argnums=0)(x, y), (a, b), 0, eps=1e-5)
+    np.testing.assert_allclose(s2sad.hessian(f)(a, b), second, rtol=1e-5)
+
+
+def test_forward_mode_of_an_array_result_that_overwrites_an_operand():
+    a, b = np.array([0.4, 1.3, 2.2]), 0.7
+    for k in (0, 1):
+        reference = numerical_grad(array_overwritten, (a, b), k)
+        np.testing.assert_allclose(s2sad.jacfwd(array_overwritten, argnums=k)(a, b), reference, rtol=1e-6)
+        np.testing.assert_allclose(s2sad.grad(array_overwritten, argnums=k)(a, b), reference, rtol=1e-6)
