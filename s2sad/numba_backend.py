@@ -1304,6 +1304,7 @@ class Compiled:
         self.refused = None    # why the code must run as Python, known before Numba is tried
         self.watch = True      # time the first call, which compiles
         self.cached = False
+        self.uncached_why = "the disk cache is off"
         self.describe = "generated code"
 
     @property
@@ -1337,7 +1338,7 @@ class Compiled:
         """The first call: Numba compiles (or loads from its cache). Log one line if that takes long."""
         where = getattr(self.python, "__code__", None)
         what = (f"s2sad: Numba is compiling {self.name} ({self.describe}); this takes a few seconds once"
-                + ("" if self.cached else " per process (the disk cache is off)"))
+                + ("" if self.cached else f" per process ({self.uncached_why})"))
         timer = threading.Timer(SLOW_COMPILE_S, log.info, (what,))
         timer.daemon = True
         t0 = time.perf_counter()
@@ -1443,7 +1444,14 @@ def compile_module(namespace, name, module, explicit=False):
     # into their callers: Numba optimizes each compiled function with everything it calls linked
     # in, so a chain of helpers compiled one by one optimized the code at its bottom once per
     # level (np.std along an axis, three levels: 19 s). A recursive one is compiled on its own.
-    inline = set(names) - {name} - _recursive(module)
+    recursive = _recursive(module)
+    inline = set(names) - {name} - recursive
+    if recursive:
+        # Numba's cache cannot hold recursion: a function that calls itself (or one that calls it,
+        # which links its code in) refers to its own symbol as an address resolved in the process
+        # that compiled it, and the copy loaded from disk in another process jumped to nothing
+        # (a segfault; numba#6061). Such a module compiles in every process.
+        cached = False
     for fn_name in names:
         fn = namespace[fn_name]
         clone = pytypes.FunctionType(fn.__code__, nb_namespace, fn.__name__, fn.__defaults__, fn.__closure__)
@@ -1453,6 +1461,8 @@ def compile_module(namespace, name, module, explicit=False):
     compiled = Compiled(name, nb_namespace[name], namespace[name], _strict(explicit))
     compiled.refused = "\n".join(dict.fromkeys(module.not_for_numba)) or None
     compiled.cached = cached
+    if recursive:
+        compiled.uncached_why = "Numba cannot cache recursive code"
     compiled.describe = (f"{len(names)} generated function(s), "
                          f"{sum(len(t.body) for t in module.functions)} top-level statements")
     return compiled
