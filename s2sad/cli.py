@@ -13,10 +13,15 @@ S2SAD_TRACEBACK=1 to see Python's traceback instead.
 
 import argparse
 import ast
+import contextlib
 import importlib.util
 import inspect
+import math
 import os
+import re
+import stat
 import sys
+import tempfile
 import traceback
 
 import numpy as np
@@ -67,15 +72,24 @@ def load_function(target):
     folder = os.path.dirname(path)
     if folder not in sys.path:
         sys.path.insert(0, folder)  # the user's file may import its neighbours
+    name = os.path.basename(path)
     try:
-        spec.loader.exec_module(module)
+        # what the file prints goes to stderr: stdout may be the emitted module (`s2sad emit f.py:f > out.py`)
+        with contextlib.redirect_stdout(sys.stderr):
+            spec.loader.exec_module(module)
     except SyntaxError as err:
         col = f":{err.offset}" if err.offset else ""
         line = f"\n    {err.text.strip()}" if err.text else ""
         raise CLIError(f"{err.filename or path}:{err.lineno}{col}: syntax error: {err.msg}{line}") from None
+    except SystemExit as err:
+        raise CLIError(f"{_user_frame(err, path)}: importing {name} called sys.exit({err.code!r}), so s2sad "
+                       f"cannot read {func}\n  hint: s2sad imports the file as a module (its __name__ is not "
+                       "'__main__'): put the script part under `if __name__ == \"__main__\":`") from None
     except Exception as err:  # noqa: BLE001 - the user's code may raise anything
-        raise CLIError(f"{_user_frame(err, path)}: error while importing {os.path.basename(path)}: "
-                       f"{type(err).__name__}: {err}") from None
+        raise CLIError(f"{_user_frame(err, path)}: error while importing {name}: {type(err).__name__}: {err}"
+                       f"\n  hint: s2sad runs the file's top-level code to find {func}; run `python {name}` "
+                       "to see the error, or move the code that fails under `if __name__ == \"__main__\":`"
+                       ) from None
     obj = module
     for part in func.split("."):
         if not hasattr(obj, part):
@@ -189,12 +203,75 @@ def cmd_emit(args, out):
     for w in warnings:
         print(f"s2sad: warning: {w}", file=sys.stderr)
     if args.output and args.output != "-":
-        with open(args.output, "w") as fh:
-            fh.write(source)
+        write_output(args.output, source, _input_files(gen, path), suggest=f"{gen.entry()[0]}.py")
         print(f"s2sad: wrote {args.output} ({gen.entry()[0]})", file=sys.stderr)
     else:
         out.write(source)
     return 0
+
+
+def _input_files(gen, path):
+    """The files s2sad read the code of: the target file, and each file a differentiated function
+    (a helper imported from a neighbouring module) comes from."""
+    files = {path}
+    for func in gen.module.sources.values():
+        try:
+            files.add(inspect.getsourcefile(func.fn))
+        except TypeError:
+            pass  # a generated function (--order > 1) or a NumPy ufunc: no file
+    return {f for f in files if f}
+
+
+def _same_file(a, b):
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def write_output(output, text, inputs, suggest="derivative.py"):
+    """Write `text` to `output` atomically (a temporary file in the same folder, then os.replace):
+    an interrupted or failed write leaves the old file as it was. Never over an input file.
+    A device such as /dev/null is written to as it is."""
+    if os.path.isdir(output):
+        raise CLIError(f"-o {output}: is a directory\n  hint: name the file to write, e.g. "
+                       f"-o {os.path.join(output, suggest)}", EXIT_USAGE)
+    for source in sorted(inputs):
+        if os.path.exists(output) and _same_file(output, source):
+            raise CLIError(f"-o {output}: is {'the input file' if len(inputs) == 1 else 'an input file'} "
+                           f"{source}; s2sad does not write over the code it reads\n  hint: write the "
+                           "derivative to a file of its own, e.g. "
+                           f"-o {os.path.join(os.path.dirname(output), suggest)}",
+                           EXIT_USAGE)
+    target = os.path.realpath(output)  # a symbolic link keeps pointing at the file it names
+    folder = os.path.dirname(target)
+    if not os.path.isdir(folder):
+        raise CLIError(f"-o {output}: the folder {os.path.dirname(output) or folder} does not exist\n"
+                       f"  hint: create it first (mkdir -p {os.path.dirname(output) or folder})", EXIT_USAGE)
+    tmp = None
+    try:
+        if os.path.exists(target) and not os.path.isfile(target):
+            with open(target, "w") as fh:   # /dev/null, a pipe: replacing it would remove the device
+                fh.write(text)
+            return
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=folder)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        if os.path.exists(target):
+            mode = stat.S_IMODE(os.stat(target).st_mode)      # an existing file keeps its permissions
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask                              # a new one gets open()'s
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+        tmp = None
+    except OSError as err:
+        raise CLIError(f"-o {output}: cannot write: {err.strerror or err}\n  hint: check the folder's "
+                       "permissions and free space, or write elsewhere") from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def cmd_show(args, out):
@@ -254,6 +331,7 @@ def _fd(fn, args, i, index, eps):
 
 def cmd_check(args, out):
     import s2sad
+    from .errors import S2SADError
     fn, path = load_function(args.target)
     params = params_of(fn)
     values = _parse_args_literal(args.args)
@@ -270,17 +348,29 @@ def cmd_check(args, out):
             values[i] = float(values[i])
     try:
         value = fn(*values)
-    except Exception as err:  # noqa: BLE001 - the user's code may raise anything
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - the user's code may raise anything
         raise CLIError(f"{_user_frame(err, path)}: {fn.__name__}({args.args}) raised "
                        f"{type(err).__name__}: {err}") from None
     if np.ndim(value) != 0:
         raise CLIError(f"{fn.__name__} returned an array of shape {np.shape(value)}: check needs a scalar output")
-    grads = s2sad.grad(fn, argnums=tuple(argnums))(*values)
+    try:
+        grads = s2sad.grad(fn, argnums=tuple(argnums))(*values)
+    except S2SADError:
+        raise
+    except Exception as err:  # noqa: BLE001 - generated code evaluates the user's math: ZeroDivisionError, ...
+        raise CLIError(f"{_where(fn)}: computing the derivative of {fn.__name__}({args.args}) raised "
+                       f"{type(err).__name__}: {err}\n  hint: the derivative may be undefined there "
+                       "(math.sqrt at 0, a division by zero); try other --args") from None
     rows, bad = [], 0
     for i, g in zip(argnums, grads):
         for index in (np.ndindex(np.shape(values[i])) if isinstance(values[i], np.ndarray) else [()]):
             got = float(np.asarray(g)[index]) if index != () else float(g)
-            want = _fd(fn, values, i, index, args.eps)
+            try:
+                want = _fd(fn, values, i, index, args.eps)
+            except (Exception, SystemExit) as err:  # noqa: BLE001 - the user's code may raise anything
+                raise CLIError(f"{_user_frame(err, path)}: {fn.__name__} raised {type(err).__name__}: {err} "
+                               f"at {params[i]}{list(index) if index != () else ''} +/- eps={args.eps}\n"
+                               "  hint: pick --args inside the function's domain, or a smaller --eps") from None
             err = abs(got - want)
             ok = err <= args.atol + args.rtol * abs(want)
             bad += not ok
@@ -367,7 +457,27 @@ def cmd_cache(args, out):
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         self.print_usage(sys.stderr)
+        match = re.match(r"argument (\S+?)(/\S+)?: expected one argument$", message)
+        if match:
+            message += (f"\n  hint: a value that starts with '-' needs an equals sign: "
+                        f"{match.group(1)}=-VALUE")
         raise CLIError(f"{self.prog}: {message}", EXIT_USAGE)
+
+
+def _number(positive=False):
+    """An argparse type: a finite float, > 0 (`positive`) or >= 0."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number such as 1e-6, got {text!r}") from None
+        if not math.isfinite(value) or value < 0 or (positive and value == 0):
+            raise argparse.ArgumentTypeError(
+                f"must be a {'positive' if positive else 'non-negative'} finite number, got {text!r}"
+                + ("\n  hint: a central difference divides by 2 * eps; the default is 1e-6" if positive else ""))
+        return value
+    parse.__name__ = "number"
+    return parse
 
 
 def _target_options(p):
@@ -400,9 +510,10 @@ def build_parser():
     which = p.add_mutually_exclusive_group()
     which.add_argument("--wrt")
     which.add_argument("--argnums")
-    p.add_argument("--eps", type=float, default=1e-6)
-    p.add_argument("--atol", type=float, default=1e-5)
-    p.add_argument("--rtol", type=float, default=1e-5)
+    p.add_argument("--eps", type=_number(positive=True), default=1e-6,
+                   help="finite-difference step (> 0, default 1e-6)")
+    p.add_argument("--atol", type=_number(), default=1e-5, help="absolute tolerance (>= 0, default 1e-5)")
+    p.add_argument("--rtol", type=_number(), default=1e-5, help="relative tolerance (>= 0, default 1e-5)")
     p = sub.add_parser("cache", help="the on-disk cache of generated code")
     p.add_argument("action", choices=("info", "clear"))
     return parser
