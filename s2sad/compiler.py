@@ -48,6 +48,7 @@ class Function:
         # one C-level read and tuple comparison per check (a single name twice: itemgetter gives a tuple)
         self.read_globals = operator.itemgetter(*(names * 2 if len(names) == 1 else names)) if names else _nothing
         self.globals_seen = self.read_globals(namespace)
+        self.attributes_read = _module_attributes(self.parsed.tree, code, namespace)
         self.spec = getattr(fn, "s2sad_spec", None)  # generated for a derivative: stale when that one is
 
     def stale(self):
@@ -67,6 +68,12 @@ class Function:
             except ValueError:  # emptied (`del` in the enclosing function)
                 return True
             if now is not value and not _same_value(now, value):
+                return True
+        for module, read, seen in self.attributes_read:  # `helpers.scale`: rebound, or the module reloaded
+            try:
+                if read(module) != seen:
+                    return True
+            except Exception:  # noqa: BLE001 - an attribute deleted, an array compared
                 return True
         return self.spec is not None and self.spec.stale()
 
@@ -93,6 +100,45 @@ class Function:
 
 def _nothing(scope):
     return ()
+
+
+# modules whose attributes nobody rebinds: not watched (np.sum is read everywhere)
+_LIBRARIES = {"numpy", "math", "cmath", "scipy", "numba", "s2sad", "builtins", "operator", "functools"}
+
+
+def _module_attributes(tree, code, namespace):
+    """The attributes of the user's modules a function reads (`helpers.scale`, `pkg.sub.fn`), as
+    (module, getter, values seen): generated code holds them (a number folded in, a helper's
+    derivative), and rebinding one or reloading the module does not rebind a global."""
+    local = set(code.co_varnames) | set(code.co_cellvars) if code is not None else set()
+    chains = {}
+    for node in gast.walk(tree):
+        if not isinstance(node, gast.Attribute):
+            continue
+        parts, base = [node.attr], node.value
+        while isinstance(base, gast.Attribute):
+            parts.append(base.attr)
+            base = base.value
+        if not isinstance(base, gast.Name) or base.id in local:
+            continue
+        module = namespace.get(base.id)
+        if not isinstance(module, type(sys)) or module.__name__.partition(".")[0] in _LIBRARIES:
+            continue
+        parts.reverse()  # the longest chain that names an object (`helpers.V.shape`: helpers.V)
+        obj, kept = module, []
+        for part in parts:
+            if not isinstance(obj, type(sys)) or not hasattr(obj, part):
+                break
+            obj = getattr(obj, part)
+            kept.append(part)
+        if kept:
+            chains.setdefault(id(module), (module, set()))[1].add(".".join(kept))
+    watched = []
+    for module, names in chains.values():
+        names = sorted(names)
+        read = operator.attrgetter(*(names * 2 if len(names) == 1 else names))
+        watched.append((module, read, read(module)))
+    return tuple(watched)
 
 
 def drop_returned_value(tree):

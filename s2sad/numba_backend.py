@@ -13,6 +13,8 @@ Python version, or raises `S2SADError` when Numba was asked for explicitly
 (`backend="numba"`) or `S2SAD_STRICT=1`.
 """
 
+import itertools
+import linecache
 import logging
 import math
 import os
@@ -1305,6 +1307,7 @@ class Compiled:
         self.watch = True      # time the first call, which compiles
         self.cached = False
         self.uncached_why = "the disk cache is off"
+        self.extra = ()        # arguments appended to each call (see `_arrays_as_arguments`)
         self.describe = "generated code"
 
     @property
@@ -1318,6 +1321,8 @@ class Compiled:
             try:
                 if self.watch:
                     return self._watched(args)
+                if self.extra:  # the global arrays the compiled code reads, passed as they are now
+                    return self.dispatcher(*args, *self.extra)
                 return self.dispatcher(*args)
             except Exception as exc:
                 if not compile_failure(exc):
@@ -1344,7 +1349,7 @@ class Compiled:
         t0 = time.perf_counter()
         timer.start()
         try:
-            out = self.dispatcher(*args)
+            out = self.dispatcher(*args, *self.extra)
         finally:
             timer.cancel()
         self.watch = False
@@ -1411,6 +1416,131 @@ def _recursive(module):
     return {n for n in names if n in reaches(n)}
 
 
+class _NotAsArguments(Exception):
+    pass
+
+
+def _arrays_as_arguments(namespace, name, names):
+    """The generated module rewritten so that the global arrays it reads are arguments.
+
+    Numba compiles a global array into the machine code as a constant, so an array the user
+    changes in place after the first call (`W[0] = 6.0`) would keep its old values there. Each
+    generated function that reads a global array (`W`, or a module's `helpers.V`), directly or
+    through the generated functions it calls, takes it as a parameter of the same name instead,
+    passed on by keyword at each call; the top-level function's caller (`Compiled`) appends them
+    to its arguments: the arrays themselves, so the compiled code reads them as they are at each
+    call (rebinding the name makes the derivative stale: it is generated again).
+
+    Returns (source, the values to append), or None when no generated function reads a global
+    array. Raises _NotAsArguments where the rewrite cannot be done (a generated function that
+    reads one, passed around as a value).
+    """
+    import ast
+    first = namespace[name]
+    text = "".join(linecache.getlines(first.__code__.co_filename))
+    tree = ast.parse(text)
+    defs = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name in names}
+    if set(defs) != set(names):
+        return None
+    taken = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    taken |= {n.arg for n in ast.walk(tree) if isinstance(n, ast.arg)}
+    taken |= set(namespace)
+    values, param_of_chain = {}, {}
+    direct, calls, escaped = {}, {}, set()
+    for fname, node in defs.items():
+        local = {a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg)}
+        local |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
+        direct[fname], calls[fname] = set(), set()
+        called = {id(c.func) for c in ast.walk(node) if isinstance(c, ast.Call)}
+        for n in ast.walk(node):
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id not in local:
+                if n.id in defs:
+                    calls[fname].add(n.id)
+                    if id(n) not in called:
+                        escaped.add(n.id)
+                elif isinstance(namespace.get(n.id), np.ndarray):
+                    direct[fname].add(n.id)
+                    values[n.id] = namespace[n.id]
+            elif isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Load):
+                chain, base = [n.attr], n.value
+                while isinstance(base, ast.Attribute):
+                    chain.append(base.attr)
+                    base = base.value
+                if not isinstance(base, ast.Name) or base.id in local \
+                        or not isinstance(namespace.get(base.id), pytypes.ModuleType):
+                    continue
+                obj = namespace[base.id]
+                for part in reversed(chain):
+                    obj = getattr(obj, part, None)
+                if not isinstance(obj, np.ndarray):
+                    continue
+                spelled = (base.id, *reversed(chain))
+                param = param_of_chain.get(spelled)
+                if param is None:
+                    param = stem = "_".join(spelled)
+                    k = 2
+                    while param in taken:
+                        param, k = f"{stem}_{k}", k + 1
+                    taken.add(param)
+                    param_of_chain[spelled] = param
+                    values[param] = obj
+                direct[fname].add(param)
+                n.s2sad_param = param
+    needs = {f: set(d) for f, d in direct.items()}
+    changed = True
+    while changed:  # through the calls, recursion included
+        changed = False
+        for f in defs:
+            for g in calls[f]:
+                if not needs[g] <= needs[f]:
+                    needs[f] |= needs[g]
+                    changed = True
+    if not any(needs.values()):
+        return None
+    if any(needs[g] for g in escaped) or defs[name].args.defaults:
+        raise _NotAsArguments("a generated function that reads a global array is passed as a value")
+
+    class Rewrite(ast.NodeTransformer):
+        def visit_Attribute(self, n):
+            if hasattr(n, "s2sad_param"):
+                return ast.copy_location(ast.Name(id=n.s2sad_param, ctx=ast.Load()), n)
+            return self.generic_visit(n)
+
+        def visit_Call(self, n):
+            self.generic_visit(n)
+            if isinstance(n.func, ast.Name) and n.func.id in defs and needs[n.func.id]:
+                n.keywords += [ast.keyword(arg=p, value=ast.Name(id=p, ctx=ast.Load()))
+                               for p in sorted(needs[n.func.id])]
+            return n
+
+    for fname, node in defs.items():
+        if needs[fname]:
+            Rewrite().visit(node)
+            extra = sorted(needs[fname])
+            node.args.args += [ast.arg(arg=p) for p in extra]
+            if node.args.defaults:  # the new parameters follow defaulted ones: always passed by keyword
+                node.args.defaults += [ast.Constant(value=None) for _ in extra]
+    source = (f"# {first.__code__.co_filename}, compiled by Numba: the global arrays it reads are "
+              "arguments\n" + ast.unparse(ast.fix_missing_locations(tree)) + "\n")
+    return source, tuple(values[p] for p in sorted(needs[name]))
+
+
+def _load_for_numba(source, namespace):
+    """The rewritten module's namespace: a file of the disk cache when it is on, else exec'd."""
+    from . import cache
+    base = {k: v for k, v in namespace.items() if not k.startswith("__")}
+    loaded = cache.load(source, base)
+    if loaded is not None:
+        return loaded
+    filename = f"<s2sad numba {next(_numba_sources)}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), base)
+    return base
+
+
+_numba_sources = itertools.count(1)
+
+
 def compile_module(namespace, name, module, explicit=False):
     """njit every generated function of `module` and return the one called `name`.
 
@@ -1420,6 +1550,19 @@ def compile_module(namespace, name, module, explicit=False):
     """
     overload_scipy_special()
     names = [tree.name for tree in module.functions]
+    python, extra, refused = namespace[name], (), []
+    try:
+        rewritten = _arrays_as_arguments(namespace, name, names)
+    except _NotAsArguments as why:
+        rewritten = None
+        refused.append(f"{why}, and Numba would compile the array's values in as constants")
+    except (SyntaxError, OSError, KeyError) as why:  # the source is not at hand: leave it as it is
+        rewritten = None
+        if any(isinstance(v, np.ndarray) for v in namespace.values()):
+            refused.append(f"the generated source could not be rewritten to take global arrays as arguments ({why})")
+    if rewritten is not None:
+        namespace = _load_for_numba(rewritten[0], namespace)
+        extra = rewritten[1]
     # generated code loaded from a file of the disk cache (s2sad.cache): Numba can cache its machine code too
     cached = bool(namespace.get("__file__")) and namespace.get("__name__", "").startswith("s2sad_")
     if cached:
@@ -1458,8 +1601,9 @@ def compile_module(namespace, name, module, explicit=False):
         clone.__qualname__ = fn.__qualname__
         nb_namespace[fn_name] = njit(clone, cache=cached, inline="always" if fn_name in inline else "never")
         _unswitch_budget.ours.add(nb_namespace[fn_name])
-    compiled = Compiled(name, nb_namespace[name], namespace[name], _strict(explicit))
-    compiled.refused = "\n".join(dict.fromkeys(module.not_for_numba)) or None
+    compiled = Compiled(name, nb_namespace[name], python, _strict(explicit))
+    compiled.refused = "\n".join(dict.fromkeys(module.not_for_numba + refused)) or None
+    compiled.extra = extra
     compiled.cached = cached
     if recursive:
         compiled.uncached_why = "Numba cannot cache recursive code"

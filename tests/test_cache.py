@@ -75,7 +75,12 @@ def test_same_source_same_file(cdir):
 def test_injected_globals_are_part_of_the_key():
     src = "def f(x):\n    return x * C\n"
     assert cache.key(src, {"C": 2.0}) != cache.key(src, {"C": 3.0})
-    assert cache.key(src, {"C": np.ones(3)}) != cache.key(src, {"C": np.zeros(3)})
+    # a global array is an argument of the compiled code: its type is part of the key, its values not
+    assert cache.key(src, {"C": np.ones(3)}) == cache.key(src, {"C": np.zeros(4)})
+    assert cache.key(src, {"C": np.ones(3)}) != cache.key(src, {"C": np.ones((3, 1))})
+    assert cache.key(src, {"C": np.ones(3)}) != cache.key(src, {"C": np.ones(3, dtype=np.float32)})
+    # inside a tuple, Numba may compile the values in
+    assert cache.key(src, {"C": (np.ones(3),)}) != cache.key(src, {"C": (np.zeros(3),)})
     assert cache.key(src, {"h": poly}) == cache.key(src, {"h": poly})
     assert cache.key(src, {"h": poly}) != cache.key(src, {"h": cubic})
     assert cache.key(src, {"C": 2.0}) != cache.key(src + " ", {"C": 2.0})

@@ -65,3 +65,115 @@ def test_recursive_gradient_from_the_disk_cache_in_a_second_process(tmp_path):
     expected = [3 * 1.5 ** 2, 3 * 1.5 ** 2]  # d/dx x^3; d/dv0 (v0 + v1)^3 at v0 + v1 = 1.5
     for got in results:
         np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+# ---- 2. globals changed after the first call ----------------------------------------------------
+
+W = np.array([0.6, 1.0])
+
+
+def weighted(x):
+    return np.sum(W * x)
+
+
+def through_helper(x):
+    return weighted(x) * 2.0
+
+
+def weighted_scalar(s):
+    return np.sum(W * s) * s
+
+
+@pytest.mark.parametrize("backend", ["numba", "python"])
+def test_global_array_changed_in_place_after_the_first_call(cdir, backend):
+    global W
+    W = np.array([0.6, 1.0])
+    x = np.array([1.0, 2.0])
+    g, gh, gs = (s2sad.grad(f, backend=backend) for f in (weighted, through_helper, weighted_scalar))
+    np.testing.assert_allclose(g(x), [0.6, 1.0])
+    np.testing.assert_allclose(gh(x), [1.2, 2.0])
+    np.testing.assert_allclose(gs(2.0), 2 * 2.0 * 1.6)  # d/ds sum(W) s^2
+    W[0] = 6.0  # in place: the same array object
+    np.testing.assert_allclose(g(x), [6.0, 1.0])
+    np.testing.assert_allclose(gh(x), [12.0, 2.0])
+    np.testing.assert_allclose(gs(2.0), 2 * 2.0 * 7.0)
+    W = np.array([3.0, 4.0])  # rebound
+    np.testing.assert_allclose(g(x), [3.0, 4.0])
+    np.testing.assert_allclose(gs(0.5), 2 * 0.5 * 7.0)
+
+
+HELPERS = """
+import numpy as np
+scale = 2.0
+V = np.array([1.0, 2.0])
+def twice(x):
+    return scale * x
+"""
+
+USER = """
+import numpy as np
+import {helpers}
+
+def by_scale(x):
+    return {helpers}.scale * x * x
+
+def by_vector(x):
+    return np.sum({helpers}.V * x)
+
+def by_helper(x):
+    return {helpers}.twice(x) * x
+"""
+
+
+def _modules(tmp_path, monkeypatch, tag):
+    import importlib
+    helpers, user = f"s2sad_test_helpers_{tag}", f"s2sad_test_user_{tag}"
+    (tmp_path / f"{helpers}.py").write_text(HELPERS)
+    (tmp_path / f"{user}.py").write_text(USER.format(helpers=helpers))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    importlib.invalidate_caches()
+    return importlib.import_module(helpers), importlib.import_module(user)
+
+
+@pytest.mark.parametrize("backend", ["numba", "python"])
+def test_module_attribute_rebound_and_module_reloaded(cdir, tmp_path, monkeypatch, backend):
+    import importlib
+    helpers, user = _modules(tmp_path, monkeypatch, backend)
+    x = np.array([1.0, 2.0])
+    gs, gv, gh = (s2sad.grad(f, backend=backend) for f in (user.by_scale, user.by_vector, user.by_helper))
+    assert gs(1.5) == pytest.approx(2 * 2.0 * 1.5)
+    np.testing.assert_allclose(gv(x), [1.0, 2.0])
+    assert gh(1.5) == pytest.approx(2 * 2.0 * 1.5)
+    helpers.scale = 3.0
+    helpers.V[1] = 7.0
+    assert gs(1.5) == pytest.approx(2 * 3.0 * 1.5)
+    np.testing.assert_allclose(gv(x), [1.0, 7.0])
+    assert gh(1.5) == pytest.approx(2 * 3.0 * 1.5)
+    path = tmp_path / f"{helpers.__name__}.py"
+    path.write_text(HELPERS.replace("return scale * x", "return 5.0 * x  # edited") + "\n")
+    importlib.reload(helpers)   # scale is 2.0 again, twice is 5x, V a new array
+    assert gs(1.5) == pytest.approx(2 * 2.0 * 1.5)
+    np.testing.assert_allclose(gv(x), [1.0, 2.0])
+    assert gh(1.5) == pytest.approx(2 * 5.0 * 1.5)
+
+
+GLOBAL_ARRAY_SCRIPT = """
+    import os
+    import numpy as np
+    import s2sad
+    W = np.array([float(os.environ["W0"]), 1.0])
+    def f(x):
+        return np.sum(W * x * x)
+    print(repr(s2sad.grad(f)(np.array([1.0, 2.0])).tolist()))
+"""
+
+
+def test_global_array_values_in_a_second_process_come_from_that_process(tmp_path):
+    cachedir = tmp_path / "cache"
+    for w0 in ("0.5", "4.0"):
+        rc, out, err = run_script(tmp_path, GLOBAL_ARRAY_SCRIPT, {"S2SAD_CACHE_DIR": str(cachedir), "W0": w0,
+                                                                         "S2SAD_BACKEND": "numba"})
+        assert rc == 0, err[-3000:]
+        np.testing.assert_allclose(eval(out), [2 * float(w0) * 1.0, 2 * 1.0 * 2.0])
+    assert len(list(cachedir.glob("s2sad_*.py"))) == 2  # the generated module and its Numba version, once
