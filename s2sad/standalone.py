@@ -14,10 +14,12 @@ import ast
 import builtins
 import importlib
 import inspect
+import io
 import itertools
 import keyword
 import os
 import re
+import tokenize
 
 import numpy as np
 
@@ -146,6 +148,8 @@ class Generated:
         else:
             self.name = self.module.jvp_name(fn, list(types), self.argnums, treedefs=treedefs)
         self._tidy()
+        self.user_names = _user_names(self.module)
+        self.renamed = {k: v for k, v in self.user_names.items() if k != v}  # every stage's
         # higher orders: differentiate the generated derivative again, in forward mode
         self.stage_names = [self.name]
         for stage in range(2, order + 1):
@@ -173,21 +177,32 @@ class Generated:
         self.name = self.module.jvp_name(wrapper, list(self.types), self.argnums,
                                          treedefs=tuple(None for _ in self.types))
         self._tidy()
+        self.user_names = _user_names(self.module, self.user_names)
+        self.renamed.update((k, v) for k, v in self.user_names.items() if k != v)
         self.stage_names.append(self.name)
 
     # ---- the convenience entry point ----
+    def _free(self, name):
+        """`name`, or `name2`, ... where the user's file has a function of that name too."""
+        taken = {tree.name for tree in self.module.functions} | set(self.user_names.values())
+        base, n = name, 1
+        while name in taken:
+            n += 1
+            name = f"{base}{n}"
+        return name
+
     def entry(self):
-        """(name, source, docstring) of the convenience function."""
+        """(name, source) of the convenience function."""
         params = ", ".join(self.params)
         f = self.fname
         if self.order > 1:
-            name = f"d{self.order}_{f}"
+            name = self._free(f"d{self.order}_{f}")
             doc = (f"The order-{self.order} derivative of {f} with respect to "
                    f"{self.params[self.argnums[0]]}.")
             body = f"return {self.name}({params}, 1.0)[1]"
             return name, _fn(name, params, doc, body)
         if self.mode == "reverse":
-            name = f"grad_{f}"
+            name = self._free(f"grad_{f}")
             picks = [f"_r[{i}]" for i in self.argnums]
             wrt = ", ".join(self.params[i] for i in self.argnums)
             if len(picks) == 1:
@@ -197,7 +212,7 @@ class Generated:
                 doc = f"The gradients of {f} with respect to ({wrt}), as a tuple."
                 body = f"_r = {self.name}({params}, 1.0)[1]\n    return ({', '.join(picks)},)"
             return name, _fn(name, params, doc, body)
-        name = f"jvp_{f}"
+        name = self._free(f"jvp_{f}")
         dots = [f"{self.params[i]}_dot" for i in self.argnums]
         allp = ", ".join(self.params + dots)
         doc = (f"({f}(...), its derivative along the tangent(s) {', '.join(dots)}) "
@@ -213,6 +228,19 @@ class Generated:
 
 def _fn(name, params, doc, body):
     return f'def {name}({params}):\n    """{doc}"""\n    {body}\n'
+
+
+def _user_names(module, previous=None):
+    """{name of a user function's copy in `module`: the name the user gave it}. The compiler names
+    a copy apart from s2sad's runtime helpers (a user's `logistic` is `logistic2` there); an emitted
+    module gives the helper another name instead. `previous`: the same for the module that the
+    functions of this one were loaded from (--order > 1 differentiates generated code)."""
+    out = {}
+    for func in module.sources.values():
+        name = module.primals.get(id(func.fn))
+        if name is not None:
+            out[name] = (previous or {}).get(func.name, func.name)
+    return out
 
 
 # ---- copying runtime helpers ------------------------------------------------------------
@@ -416,6 +444,8 @@ def numba_reason(source, gen):
         return numba.types.Array(scalar, t.ndim, "C") if t.ndim else scalar
 
     sig = [numba_type(t) for t in gen.types]
+    if gen.mode == "forward" and gen.order == 1:
+        sig += [sig[i] for i in gen.argnums]    # jvp_f(x, ..., x_dot, ...)
     if None in sig:
         return None     # (a tuple argument: not checked)
     with tempfile.TemporaryDirectory() as tmp:
@@ -436,24 +466,38 @@ def numba_reason(source, gen):
 # ---- the module ------------------------------------------------------------------------------
 def emit_module(gen, *, numba=False, header_lines=(), version="", standalone=True):
     """The source of the emitted module for `gen` (a `Generated`); returns (source, warnings)."""
-    funcs = [emit.to_source(tree).rstrip() + "\n" for tree in gen.module.functions]
+    trees = [gen.module._call_primals_by_name(tree) for tree in gen.module.functions]
+    funcs = [emit.to_source(tree).rstrip() + "\n" for tree in trees]
     entry_name, entry = gen.entry()
     if numba:
         funcs = ["@numba.njit\n" + f for f in funcs]
         entry = "@numba.njit\n" + entry
     generated = "\n\n".join(funcs + [entry])
-    defined = {tree.name for tree in gen.module.functions} | {entry_name}
+    defined = {tree.name for tree in trees} | {entry_name}
     used = _used_names(generated)
     warnings = []
     helper_chunks = []
     if standalone:
         helper_chunks, warnings = _runtime_part(used, numba)
     globals_lines = _globals_part(gen.module, defined)
+    # the user's names and the helpers' never meet: the user's functions and globals keep the
+    # names they have in the user's file, and a helper of the same name gets another
+    user_renames, helper_renames = {}, {}
+    if standalone:   # (`s2sad show` shows the code as s2sad runs it, next to its own helpers)
+        user_renames, helper_renames = _separate_names(gen, defined, globals_lines, helper_chunks, used)
+    reserved = set(compiler.module_names())
+    generated = _rename(generated, {**{k: v for k, v in helper_renames.items() if k in reserved},
+                                    **user_renames})
+    globals_lines = [_rename(line, user_renames) for line in globals_lines]
+    helper_chunks = [_rename(chunk, helper_renames) for chunk in helper_chunks]
     body = "\n\n".join(c.rstrip() + "\n" for c in helper_chunks)
     everything = generated + "\n" + body + "\n".join(globals_lines)
-    names = _used_names(everything)
+    names = _used_names(everything) | set(helper_renames)
+
+    def alias(name):
+        return f"{name} as {helper_renames[name]}" if name in helper_renames else name
     # isort order (ruff's I001): stdlib, then third party, `import x` before `from x import y`
-    stdlib = [f"import {m}" for m in ("math", "sys", "threading")
+    stdlib = [f"import {alias(m)}" for m in ("math", "sys", "threading")
               if m in names or any(n.startswith(m + ".") for n in names)]
     plain = ["import numpy as np"]
     if any(n.startswith("scipy.") or n == "scipy" for n in names):
@@ -468,23 +512,27 @@ def emit_module(gen, *, numba=False, header_lines=(), version="", standalone=Tru
                     mod = line.split()[1]
                     froms.setdefault(mod, []).append(key)
     plain.sort(key=lambda line: line.split()[1])
-    plain += [f"from {mod} import {', '.join(sorted(keys))}" for mod, keys in sorted(froms.items())]
+    plain += [f"from {mod} import {', '.join(alias(k) for k in sorted(keys))}" for mod, keys in sorted(froms.items())]
     imports = stdlib + ([""] if stdlib else []) + plain
     types = ", ".join(f"{p}: {type_text(t)}" for p, t in zip(gen.params, gen.types))
     wrt = ", ".join(gen.params[i] for i in gen.argnums)
+    generated_names = ", ".join(user_renames.get(t.name, t.name) for t in trees)
     head = [f"# Generated by s2sad {version}: derivative of {gen.fname}".rstrip(),
             *[f"# {line}" for line in header_lines],
             f"# mode: {gen.describe()}",
             f"# with respect to: {wrt} (argnums {', '.join(map(str, gen.argnums))})",
             f"# argument types: {types}",
             f"# backend: {'numba (every function is numba.njit)' if numba else 'plain Python + NumPy'}",
-            f"# entry point: {entry_name}; generated: {', '.join(t.name for t in gen.module.functions)}",
+            f"# entry point: {entry_name}; generated: {generated_names}",
             ]
     if gen.order > 1:
         head.append(f"# order > 1 is supported for one scalar argument: {entry_name} returns the "
                     f"order-{gen.order} derivative")
     if standalone:
         head.append("# Runs without s2sad installed: the runtime helpers it calls are copied below.")
+    if helper_renames:
+        head.append("# Runtime helpers named like the user's functions or globals are renamed: "
+                    + ", ".join(f"{a} -> {b}" for a, b in sorted(helper_renames.items())) + ".")
     if any(line.startswith("command:") for line in header_lines):
         head.append("# Do not edit: regenerate with the command above.")
     parts = ["\n".join(head) + "\n", "\n".join(imports) + "\n"]
@@ -496,6 +544,82 @@ def emit_module(gen, *, numba=False, header_lines=(), version="", standalone=Tru
                      + (" and s2sad.numba_backend" if numba else "") + " ----\n\n\n" + body)
     source = "\n\n".join(p.rstrip() + "\n" for p in parts)
     return source, warnings
+
+
+# names the helpers' imports bind (np, math and numba are shared with the generated code, and the
+# compiler keeps the user's names off them)
+_HELPER_IMPORTS = {"sys", "threading"} | {key for key, line in _NUMBA_IMPORTS if line.startswith("from ")}
+
+
+def _separate_names(gen, defined, globals_lines, helper_chunks, used):
+    """({generated name: the user's name}, {helper name: its new name}) for an emitted module.
+
+    The compiler names user functions and globals apart from s2sad's runtime helpers (`logistic2`
+    for a user's `logistic`, `unbroadcast_2` for a global); in a module of its own the user's names
+    come back and the helpers give way. A name the helpers define and the user's code defines too
+    (a user function `split_shape`, a global `types`) also gives way on the helpers' side."""
+    reserved = compiler.module_names()
+    global_names = {line.split(" = ", 1)[0] for line in globals_lines}
+    user_top = set(defined) | global_names
+    renames = {}
+    for emitted, original in sorted(gen.user_names.items()):
+        if emitted != original and emitted in user_top and original not in user_top \
+                and original not in renames.values():
+            renames[emitted] = original
+    funcs = list(gen.module.sources.values())
+    for name in sorted(global_names):
+        match = re.fullmatch(r"(.+)_\d+", name)
+        if match is None:
+            continue
+        base, value = match.group(1), gen.module.namespace.get(name)
+        if base in reserved and base not in user_top and base not in renames.values() and any(
+                base in func.parsed.namespace and func.parsed.namespace[base] is value for func in funcs):
+            renames[name] = base
+    # and a derivative keeps the name it has from the user's function (`logistic2_jvp`: logistic_jvp)
+    for name in sorted(defined):
+        for emitted, original in gen.renamed.items():
+            match = re.fullmatch(re.escape(emitted) + r"((?:_jvp|_vjp)+)", name)
+            if match and name not in renames and original + match.group(1) not in user_top | set(renames.values()):
+                renames[name] = original + match.group(1)
+    user_final = {renames.get(n, n) for n in user_top}
+    helper_defs = set(_HELPER_IMPORTS) | (used & set(reserved))
+    for chunk in helper_chunks:
+        for node in ast.parse(chunk).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                helper_defs.add(node.name)
+            elif isinstance(node, ast.Assign):
+                helper_defs |= {n.id for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    taken = user_final | helper_defs | _used_names("\n".join(helper_chunks)) | set(gen.module.namespace) \
+        | {n for tree in gen.module.functions for n in _used_names(emit.to_source(tree))}
+    helper_renames = {}
+    for name in sorted(user_final & helper_defs):
+        base = ("_s2sad_" if name.startswith("_") else "s2sad_") + name.lstrip("_")
+        new, n = base, 1
+        while new in taken:
+            n += 1
+            new = f"{base}{n}"
+        taken.add(new)
+        helper_renames[name] = new
+    return renames, helper_renames
+
+
+def _rename(source, mapping):
+    """`source` with every name in `mapping` replaced (all at once, so a swap works); attributes
+    (`tape.values`), strings and comments are left alone."""
+    if not mapping:
+        return source
+    lines = source.splitlines(True)
+    edits, prev = [], None
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.NAME and tok.string in mapping and not (
+                prev is not None and prev.type == tokenize.OP and prev.string == "."):
+            edits.append((tok.start, tok.end, mapping[tok.string]))
+        if tok.type not in (tokenize.NL, tokenize.COMMENT):
+            prev = tok
+    for (row, col), (row_end, col_end), new in reversed(edits):
+        line = lines[row - 1]
+        lines[row - 1] = line[:col] + new + line[col_end:]
+    return "".join(lines)
 
 
 def is_identifier(name):
