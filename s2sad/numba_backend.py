@@ -1599,7 +1599,10 @@ def compile_module(namespace, name, module, explicit=False):
         fn = namespace[fn_name]
         clone = pytypes.FunctionType(fn.__code__, nb_namespace, fn.__name__, fn.__defaults__, fn.__closure__)
         clone.__qualname__ = fn.__qualname__
-        nb_namespace[fn_name] = njit(clone, cache=cached, inline="always" if fn_name in inline else "never")
+        # error_model="numpy": a division by zero is inf or NaN, as in NumPy (np.log(0.0)'s derivative
+        # 1 / x is inf), not a ZeroDivisionError raised inside generated code
+        nb_namespace[fn_name] = njit(clone, cache=cached, inline="always" if fn_name in inline else "never",
+                                     error_model="numpy")
         _unswitch_budget.ours.add(nb_namespace[fn_name])
     compiled = Compiled(name, nb_namespace[name], python, _strict(explicit))
     compiled.refused = "\n".join(dict.fromkeys(module.not_for_numba + refused)) or None

@@ -35,6 +35,8 @@ from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 from numba.np.unsafe.ndarray import to_fixed_tuple
 
+from . import runtime
+
 
 def _no_arg(t):
     """Was an optional argument left out (or given as None)?"""
@@ -399,6 +401,95 @@ def overload_along_axis(names):
 
 
 overload_along_axis(ALONG)
+
+# ---- Numba versions of runtime helpers that reduce along an axis ----------------------------------
+def _none(t):
+    return t is None or isinstance(t, (types.NoneType, types.Omitted))
+
+
+@njit
+def _others_dot_row(a, t, out):
+    """out[i] = the sum over j != i of t[j] times the product of a's entries other than i and j:
+    running products from the left and from the right that skip i."""
+    n = a.shape[0]
+    right = np.empty(n)
+    for i in range(n):
+        acc = 1.0
+        for j in range(n - 1, -1, -1):
+            right[j] = acc
+            if j != i:
+                acc *= a[j]
+        left = 1.0
+        s = 0.0
+        for j in range(n):
+            if j != i:
+                s += t[j] * left * right[j]
+                left *= a[j]
+        out[i] = s
+
+
+@overload(runtime.prod_adjoint_dot)
+def _prod_adjoint_dot_ov(g, x, t, axis):
+    if not isinstance(x, types.Array):
+        return lambda g, x, t, axis: 0.0 * g   # the product of one number: its adjoint g is constant in x
+    if _none(axis):
+        def whole(g, x, t, axis):
+            a = np.ascontiguousarray(x).reshape(x.size).astype(np.float64)
+            out = np.empty(a.size)
+            _others_dot_row(a, np.ascontiguousarray(t).reshape(t.size).astype(np.float64), out)
+            return (g * out).reshape(x.shape)
+        return whole
+    if not isinstance(axis, types.Integer):
+        return None
+    nd = x.ndim
+
+    def along(g, x, t, axis):
+        ax = axis + nd if axis < 0 else axis
+        outer, n, inner = split_shape(x.shape, ax)
+        a3 = np.ascontiguousarray(x).reshape((outer, n, inner)).astype(np.float64)
+        t3 = np.ascontiguousarray(t).reshape((outer, n, inner)).astype(np.float64)
+        out = np.empty((outer, n, inner))
+        row, trow, orow = np.empty(n), np.empty(n), np.empty(n)
+        for o in range(outer):
+            for i in range(inner):
+                for j in range(n):
+                    row[j] = a3[o, j, i]
+                    trow[j] = t3[o, j, i]
+                _others_dot_row(row, trow, orow)
+                for j in range(n):
+                    out[o, j, i] = orow[j]
+        return runtime.sum_adjoint(g, x, axis) * out.reshape(x.shape)
+    return along
+
+
+@njit
+def _as_matrix(g, rows, cols):
+    return np.ascontiguousarray(g).reshape((rows, cols))
+
+
+def _inner_adjoint(x_side):
+    """np.inner(x, y) = X Y^T with X, Y their matrices of last-axis rows: X's adjoint G Y, Y's G^T X."""
+    def ov(g, x, y):
+        if not (isinstance(x, types.Array) and isinstance(y, types.Array)):
+            if x_side:
+                return lambda g, x, y: runtime.unbroadcast(g * y, x)
+            return lambda g, x, y: runtime.unbroadcast(g * x, y)
+        g_number = not isinstance(g, types.Array)
+
+        def impl(g, x, y):
+            n = x.shape[-1]
+            rows_x, rows_y = x.size // n, y.size // n
+            gm = np.full((rows_x, rows_y), g) if g_number else _as_matrix(g, rows_x, rows_y)
+            if x_side:
+                return np.dot(gm, _as_matrix(y, rows_y, n)).reshape(x.shape)
+            return np.dot(gm.T, _as_matrix(x, rows_x, n)).reshape(y.shape)
+        return impl
+    return ov
+
+
+overload(runtime.inner_adjoint_x)(_inner_adjoint(True))
+overload(runtime.inner_adjoint_y)(_inner_adjoint(False))
+
 
 def swapaxes(a, axis1, axis2):
     return np.swapaxes(a, axis1, axis2)

@@ -257,7 +257,11 @@ E(operator.add, np.add, keep_kind=True)("x, y", x="1", y="1")
 E(operator.sub, np.subtract, keep_kind=True)("x, y", x="1", y="-1")
 E(operator.mul, np.multiply, keep_kind=True)("x, y", x="y", y="x")
 E(operator.truediv, np.divide, np.true_divide)("x, y", x="1 / y", y="-ans / y")
-E(operator.pow, np.power, math.pow, builtins.pow)("x, y", x="y * x ** (y - 1)", y="ans * np.log(x)")
+# at x = 0: 0 ** y (y > 0) is 0 for every y, so its y-partial is 0 (log(x + 1) = 0 there, where
+# ans * log(x) would be 0 * -inf = NaN), and x ** 0 is 1 for every x, so at y = 0 its x-partial is 0
+# (x + 1 = 1 there: 0 ** -1 would be inf, or a ZeroDivisionError for Python floats)
+E(operator.pow, np.power, math.pow, builtins.pow)("x, y", x="y * (x + (x == 0) * (y == 0)) ** (y - 1)",
+                                                  y="ans * np.log(x + (x == 0))")
 E(operator.mod, np.mod, np.remainder)("x, y", x="1", y="-np.floor(x / y)")
 E(math.fmod, np.fmod)("x, y", x="1", y="-np.trunc(x / y)")
 E(operator.neg, np.negative, keep_kind=True)("x", x="-1")

@@ -167,6 +167,21 @@ def prod_adjoint(g, x, axis):
     return sum_adjoint(g, x, axis) * others
 
 
+def prod_adjoint_dot(g, x, t, axis):
+    """The tangent of prod_adjoint(g, x, axis) along a tangent `t` of x (a Hessian of np.prod):
+    g times, for each entry i, the sum over the other entries j of t_j times the product of the
+    entries other than i and j, without dividing (x may hold zeros). Row i of `b` is x with its
+    entry i set to 1, and of `tb`, t with its entry i set to 0."""
+    a = np.moveaxis(np.asarray(x, dtype=np.float64), axis, -1) if axis is not None else np.ravel(x)
+    ta = np.moveaxis(np.asarray(t, dtype=np.float64), axis, -1) if axis is not None else np.ravel(t)
+    eye = np.eye(a.shape[-1], dtype=bool)
+    b = np.where(eye, 1.0, a[..., None, :])
+    tb = np.where(eye, 0.0, ta[..., None, :])
+    others_dot = np.sum(tb * prod_adjoint(1.0, b, -1), axis=-1)
+    back = np.moveaxis(others_dot, -1, axis) if axis is not None else np.reshape(others_dot, np.shape(x))
+    return sum_adjoint(g, x, axis) * back
+
+
 def extreme_adjoint(g, x, ans, axis):
     """Adjoint of max/min: to the extreme entries, split evenly among ties."""
     hits = (x == sum_adjoint(ans, x, axis)) * 1.0

@@ -61,6 +61,19 @@ rule(runtime.solve_adjoint_a, params="g, a, solved", adjoint={},
      tangent={"g": "solve_adjoint_a(g_dot, a, solved)", "solved": "solve_adjoint_a(g, a, solved_dot)",
               "a": "-solve_adjoint_a(np.transpose(a_dot) @ np.linalg.solve(np.transpose(a), g), a, solved)"},
      result=_like("a"))
+# np.inner's adjoints are linear in g and in the other operand; the operand itself is read for its shape
+rule(runtime.inner_adjoint_x, params="g, x, y", adjoint={},
+     tangent={"g": "inner_adjoint_x(g_dot, x, y)", "y": "inner_adjoint_x(g, x, y_dot)"}, result=_like("x"))
+rule(runtime.inner_adjoint_y, params="g, x, y", adjoint={},
+     tangent={"g": "inner_adjoint_y(g_dot, x, y)", "x": "inner_adjoint_y(g, x_dot, y)"}, result=_like("y"))
+for _helper, _shape_only in ((runtime.inner_adjoint_x, "x"), (runtime.inner_adjoint_y, "y")):
+    rules.RULES[rules._key(_helper)].constant = frozenset({_shape_only})   # read for its shape alone
+# np.prod's adjoint is linear in g; along x it is prod_adjoint_dot, itself linear in g and in x's tangent
+rule(runtime.prod_adjoint, params="g, x, axis", adjoint={},
+     tangent={"g": "prod_adjoint(g_dot, x, axis)", "x": "prod_adjoint_dot(g, x, x_dot, axis)"}, result=_like("x"))
+rule(runtime.prod_adjoint_dot, params="g, x, t, axis", adjoint={},
+     tangent={"g": "prod_adjoint_dot(g_dot, x, t, axis)", "t": "prod_adjoint_dot(g, x, t_dot, axis)"},
+     result=_like("x"))
 rule(runtime.add_at, params="target, index, g", adjoint={},
      tangent={"target": "np.copy(target_dot)", "g": "add_at(np.zeros_like(target), index, g_dot)"},
      result=_like("target"))
