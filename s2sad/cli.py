@@ -73,6 +73,7 @@ def load_function(target):
     if folder not in sys.path:
         sys.path.insert(0, folder)  # the user's file may import its neighbours
     name = os.path.basename(path)
+    before = set(sys.modules)
     try:
         # what the file prints goes to stderr: stdout may be the emitted module (`s2sad emit f.py:f > out.py`)
         with contextlib.redirect_stdout(sys.stderr):
@@ -90,6 +91,7 @@ def load_function(target):
                        f"\n  hint: s2sad runs the file's top-level code to find {func}; run `python {name}` "
                        "to see the error, or move the code that fails under `if __name__ == \"__main__\":`"
                        ) from None
+    _IMPORTED.update(_user_files(set(sys.modules) - before))
     obj = module
     for part in func.split("."):
         if not hasattr(obj, part):
@@ -101,6 +103,20 @@ def load_function(target):
     if not callable(obj):
         raise CLIError(f"{path}: {func!r} is a {type(obj).__name__}, not a function")
     return obj, path
+
+
+_IMPORTED = set()   # the user's own modules that importing the target imported (-o never writes over one)
+
+
+def _user_files(names):
+    """Source files of the modules `names`, but those installed with Python (NumPy, ...)."""
+    installed = tuple(os.path.realpath(p) + os.sep for p in {sys.prefix, sys.base_prefix, sys.exec_prefix})
+    files = set()
+    for name in names:
+        file = getattr(sys.modules.get(name), "__file__", None)
+        if file and not os.path.realpath(file).startswith(installed):
+            files.add(os.path.abspath(file))
+    return files
 
 
 def _user_frame(err, path):
@@ -211,15 +227,19 @@ def cmd_emit(args, out):
 
 
 def _input_files(gen, path):
-    """The files s2sad read the code of: the target file, and each file a differentiated function
-    (a helper imported from a neighbouring module) comes from."""
-    files = {path}
+    """The files s2sad read: the target file, the user's modules it imported, and each file a
+    differentiated function comes from."""
+    target = os.path.basename(path)
+    files = {file: f"a module {target} imports" for file in _IMPORTED}
     for func in gen.module.sources.values():
         try:
-            files.add(inspect.getsourcefile(func.fn))
+            file = inspect.getsourcefile(func.fn)
         except TypeError:
-            pass  # a generated function (--order > 1) or a NumPy ufunc: no file
-    return {f for f in files if f}
+            continue  # a generated function (--order > 1) or a NumPy ufunc: no file
+        if file:
+            files[os.path.abspath(file)] = f"the source of {func.name}"
+    files[path] = "the target file"
+    return files
 
 
 def _same_file(a, b):
@@ -231,18 +251,16 @@ def _same_file(a, b):
 
 def write_output(output, text, inputs, suggest="derivative.py"):
     """Write `text` to `output` atomically (a temporary file in the same folder, then os.replace):
-    an interrupted or failed write leaves the old file as it was. Never over an input file.
-    A device such as /dev/null is written to as it is."""
+    an interrupted or failed write leaves the old file as it was. Never over an input file
+    (`inputs`: {path: what it is}). A device such as /dev/null is written to as it is."""
     if os.path.isdir(output):
         raise CLIError(f"-o {output}: is a directory\n  hint: name the file to write, e.g. "
                        f"-o {os.path.join(output, suggest)}", EXIT_USAGE)
-    for source in sorted(inputs):
+    for source, what in sorted(inputs.items()):
         if os.path.exists(output) and _same_file(output, source):
-            raise CLIError(f"-o {output}: is {'the input file' if len(inputs) == 1 else 'an input file'} "
-                           f"{source}; s2sad does not write over the code it reads\n  hint: write the "
-                           "derivative to a file of its own, e.g. "
-                           f"-o {os.path.join(os.path.dirname(output), suggest)}",
-                           EXIT_USAGE)
+            raise CLIError(f"-o {output}: is an input file, {what} ({source}); s2sad does not write over "
+                           "the code it reads\n  hint: write the derivative to a file of its own, e.g. "
+                           f"-o {os.path.join(os.path.dirname(output), suggest)}", EXIT_USAGE)
     target = os.path.realpath(output)  # a symbolic link keeps pointing at the file it names
     folder = os.path.dirname(target)
     if not os.path.isdir(folder):

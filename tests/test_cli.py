@@ -481,13 +481,16 @@ def test_emit_refuses_to_write_over_its_input_file(user, tmp_path):
     assert user.read_text() == before and link.is_symlink()
 
 
-def test_emit_refuses_to_write_over_a_file_a_helper_comes_from(tmp_path):
+def test_emit_refuses_to_write_over_a_module_the_target_imports(tmp_path):
     (tmp_path / "helpers.py").write_text("import numpy as np\n\n\ndef sq(x):\n    return np.sin(x) * x\n")
     (tmp_path / "model.py").write_text("from helpers import sq\n\n\ndef f(x):\n    return sq(x) + x\n")
-    before = (tmp_path / "helpers.py").read_text()
-    r = s2sad("emit", f"{tmp_path / 'model.py'}:f", "-o", tmp_path / "helpers.py")
-    assert_clean_error(r, "helpers.py", "input file", code=2)
-    assert (tmp_path / "helpers.py").read_text() == before
+    (tmp_path / "consts.py").write_text("SCALE = 2.0\n")
+    (tmp_path / "model2.py").write_text("from consts import SCALE\n\n\ndef f(x):\n    return SCALE * x\n")
+    for model, neighbour in (("model.py", "helpers.py"), ("model2.py", "consts.py")):
+        before = (tmp_path / neighbour).read_text()
+        r = s2sad("emit", f"{tmp_path / model}:f", "-o", tmp_path / neighbour)
+        assert_clean_error(r, neighbour, "input file", code=2)
+        assert (tmp_path / neighbour).read_text() == before
 
 
 def test_emit_into_a_missing_folder_or_a_folder(user, tmp_path):
