@@ -482,9 +482,7 @@ def emit_module(gen, *, numba=False, header_lines=(), version="", standalone=Tru
     globals_lines = _globals_part(gen.module, defined)
     # the user's names and the helpers' never meet: the user's functions and globals keep the
     # names they have in the user's file, and a helper of the same name gets another
-    user_renames, helper_renames = {}, {}
-    if standalone:   # (`s2sad show` shows the code as s2sad runs it, next to its own helpers)
-        user_renames, helper_renames = _separate_names(gen, defined, globals_lines, helper_chunks, used)
+    user_renames, helper_renames = _separate_names(gen, defined, globals_lines, helper_chunks, used)
     reserved = set(compiler.module_names())
     generated = _rename(generated, {**{k: v for k, v in helper_renames.items() if k in reserved},
                                     **user_renames})
@@ -531,8 +529,8 @@ def emit_module(gen, *, numba=False, header_lines=(), version="", standalone=Tru
     if standalone:
         head.append("# Runs without s2sad installed: the runtime helpers it calls are copied below.")
     if helper_renames:
-        head.append("# Runtime helpers named like the user's functions or globals are renamed: "
-                    + ", ".join(f"{a} -> {b}" for a, b in sorted(helper_renames.items())) + ".")
+        head.append("# Runtime helpers named like the user's functions or globals are renamed:")
+        head += [f"#   {a} -> {b}" for a, b in sorted(helper_renames.items())]
     if any(line.startswith("command:") for line in header_lines):
         head.append("# Do not edit: regenerate with the command above.")
     parts = ["\n".join(head) + "\n", "\n".join(imports) + "\n"]
