@@ -264,8 +264,12 @@ def write_output(output, text, inputs, suggest="derivative.py"):
     target = os.path.realpath(output)  # a symbolic link keeps pointing at the file it names
     folder = os.path.dirname(target)
     if not os.path.isdir(folder):
-        raise CLIError(f"-o {output}: the folder {os.path.dirname(output) or folder} does not exist\n"
-                       f"  hint: create it first (mkdir -p {os.path.dirname(output) or folder})", EXIT_USAGE)
+        shown = os.path.dirname(output) or folder
+        if os.path.exists(folder):
+            raise CLIError(f"-o {output}: {shown} is a file, not a folder\n  hint: write into a folder, "
+                           f"e.g. -o {suggest}", EXIT_USAGE)
+        raise CLIError(f"-o {output}: the folder {shown} does not exist\n"
+                       f"  hint: create it first (mkdir -p {shown})", EXIT_USAGE)
     tmp = None
     try:
         if os.path.exists(target) and not os.path.isfile(target):

@@ -499,6 +499,8 @@ def test_emit_into_a_missing_folder_or_a_folder(user, tmp_path):
     assert not (tmp_path / "no").exists()
     r = s2sad("emit", f"{user}:f", "-o", tmp_path)
     assert_clean_error(r, "-o", "is a directory", "grad_f.py", code=2)
+    r = s2sad("emit", f"{user}:f", "-o", user / "out.py")
+    assert_clean_error(r, "-o", "is a file, not a folder", code=2)
 
 
 def test_emit_writes_atomically_and_keeps_the_permissions(user, tmp_path):
