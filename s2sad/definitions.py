@@ -29,7 +29,11 @@ def var_along(a, axis, ddof=0):
 
 
 def std_all(a, ddof=0):
-    """np.std(a): the square root of np.var (its derivative is infinite where all values are equal)."""
+    """np.std(a): the square root of np.var (its derivative is infinite where all values are equal).
+    Of one number it is 0 whatever the number, so its derivative is 0 (through the square root it
+    would be 0.5 / 0 * 0: NaN); with ddof=1 it is NaN, as in NumPy."""
+    if np.size(a) == 1 and ddof == 0:
+        return 0.0 * np.sum(a)
     return np.sqrt(var_all(a, ddof))
 
 

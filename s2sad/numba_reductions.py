@@ -491,6 +491,34 @@ overload(runtime.inner_adjoint_x)(_inner_adjoint(True))
 overload(runtime.inner_adjoint_y)(_inner_adjoint(False))
 
 
+@overload(runtime.hstack_adjoint)
+def _hstack_adjoint_ov(g, xs):
+    if isinstance(xs, types.Array):
+        if xs.ndim <= 2:
+            return lambda g, xs: np.ascontiguousarray(g).reshape(xs.shape)
+        return None
+    if isinstance(xs, types.BaseTuple):
+        axis = 0 if getattr(xs.types[0], "ndim", 0) <= 1 else 1
+        return lambda g, xs: runtime.split_like(g, xs, axis)
+    return None
+
+
+def hstack(tup):
+    return np.hstack(tup)
+
+
+@overload(hstack)
+def _hstack_ov(tup):
+    """np.hstack of one array (its items are its rows): Numba's takes a tuple of arrays only."""
+    if isinstance(tup, types.Array):
+        if tup.ndim == 1:
+            return lambda tup: tup.copy()
+        if tup.ndim == 2:
+            return lambda tup: np.ascontiguousarray(tup).reshape(tup.size)
+        return None
+    return lambda tup: np.hstack(tup)
+
+
 def swapaxes(a, axis1, axis2):
     return np.swapaxes(a, axis1, axis2)
 

@@ -384,10 +384,17 @@ rule(np.stack, params="xs, axis=0",
      adjoint={"xs": "unstack(g, xs, axis)"},
      tangent={"xs": "np.stack(xs_dot, axis=axis)"},
      result=lambda a, c: T.array("f", a["xs"].items[0].ndim + 1) if a["xs"].kind == "tuple" else T.UNKNOWN)
+def hstack_of(args, consts):
+    """np.hstack of a tuple: its items' kind; of one array: a vector from a vector or a matrix."""
+    xs = args["xs"]
+    if xs.kind == "tuple":
+        return xs.items[0]
+    return T.array("f", 1 if xs.ndim <= 2 else xs.ndim) if xs.numeric else T.UNKNOWN
+
+
 rule(np.hstack, params="xs",
-     adjoint={"xs": "split_like(g, xs, 0 if xs[0].ndim == 1 else 1)"},
-     tangent={"xs": "np.hstack(xs_dot)"},
-     result=lambda a, c: a["xs"].items[0] if a["xs"].kind == "tuple" else T.UNKNOWN)
+     adjoint={"xs": "hstack_adjoint(g, xs)"},
+     tangent={"xs": "np.hstack(xs_dot)"}, result=hstack_of)
 rule(np.vstack, params="xs",
      adjoint={"xs": "vstack_adjoint(g, xs)"},
      tangent={"xs": "np.vstack(xs_dot)"},
@@ -404,9 +411,10 @@ rule(np.trace, params="x",
      adjoint={"x": "g * np.eye(np.shape(x)[0], np.shape(x)[1])"},
      stacked_adjoint={"x": "np.multiply.outer(np.eye(np.shape(x)[0], np.shape(x)[1]), g)"},
      tangent={"x": "np.trace(x_dot)"}, result=lambda a, c: T.array("f", max(a["x"].ndim - 2, 0)))
+# x may be a list or tuple of numbers (np.linalg.norm([x, y])): np.asarray makes it an array
 rule(np.linalg.norm, params="x",
-     adjoint={"x": "g * x / ans"},
-     tangent={"x": "np.sum(x * x_dot) / ans"}, result=scalar_result)
+     adjoint={"x": "g * np.asarray(x) / ans"},
+     tangent={"x": "np.sum(np.asarray(x) * np.asarray(x_dot)) / ans"}, result=scalar_result)
 # np.linalg's functions take stacks of matrices too (the last two axes), one matrix at a time
 rule(np.linalg.det, params="x",
      adjoint={"x": "g * ans * np.transpose(np.linalg.inv(x))"},
@@ -420,6 +428,8 @@ rule(np.linalg.inv, params="x",
      tangent={"x": "-(ans @ x_dot @ ans)"}, result=same_as("x"))
 rule(np.linalg.solve, params="a, b",
      adjoint={"a": "solve_adjoint_a(g, a, ans)", "b": "np.linalg.solve(np.transpose(a), g)"},
+     stacked_adjoint={"a": "-(np.linalg.solve(np.swapaxes(a, -1, -2), g) @ np.swapaxes(ans, -1, -2))",
+                      "b": "np.linalg.solve(np.swapaxes(a, -1, -2), g)"},
      tangent={"a": "-np.linalg.solve(a, a_dot @ ans)", "b": "np.linalg.solve(a, b_dot)"},
      result=same_as("b"))
 # forward mode selects (a NaN tangent of the branch not taken, sqrt's at a negative x, stays out

@@ -390,6 +390,17 @@ def split_like(g, xs, axis):
     return tuple(parts)
 
 
+def hstack_adjoint(g, xs):
+    """xs's adjoint from np.hstack(xs): g split into xs's items, along the first axis where they are
+    vectors, else along the second. Of one array (whose items are its rows), g reshaped to it where
+    it is a vector or a matrix (its rows end to end), else split along the second axis and stacked."""
+    if isinstance(xs, np.ndarray):
+        if xs.ndim <= 2:
+            return np.reshape(g, xs.shape)
+        return np.stack(split_like(g, tuple(xs), 1))
+    return split_like(g, xs, 0 if np.ndim(xs[0]) <= 1 else 1)
+
+
 def unstack(g, xs, axis):
     return tuple(np.take(g, i, axis=axis) for i in range(len(xs)))
 

@@ -53,6 +53,9 @@ rule(runtime.transpose_adjoint, params="g, axes", adjoint={}, tangent={"g": "tra
      result=_same("g"))
 rule(runtime.split_like, params="g, xs, axis", adjoint={}, tangent={"g": "split_like(g_dot, xs, axis)"},
      result=_same("xs"))
+rule(runtime.hstack_adjoint, params="g, xs", adjoint={}, tangent={"g": "hstack_adjoint(g_dot, xs)"},
+     result=_same("xs"))
+rules.RULES[rules._key(runtime.hstack_adjoint)].constant = frozenset({"xs"})   # read for its items' shapes
 rule(runtime.unstack, params="g, xs, axis", adjoint={}, tangent={"g": "unstack(g_dot, xs, axis)"},
      result=_same("xs"))
 rule(runtime.vstack_adjoint, params="g, xs", adjoint={}, tangent={"g": "vstack_adjoint(g_dot, xs)"},

@@ -446,6 +446,8 @@ SAMPLES.update({
     "runtime.split_like": [Form("runtime.split_like(a, (b, c), 0)[1]", D(GENERAL, 5), D(GENERAL, 2), D(GENERAL, 3)),
                            Form("runtime.split_like(a, (b, c), 1)[0]", D(GENERAL, 2, 5), D(GENERAL, 2, 2),
                                 D(GENERAL, 2, 3))],
+    "runtime.hstack_adjoint": [Form("runtime.hstack_adjoint(a, (b, c))[1]", D(GENERAL, 5), D(GENERAL, 2), D(GENERAL, 3)),
+                               Form("runtime.hstack_adjoint(a, b)", D(GENERAL, 6), D(GENERAL, 2, 3))],
     "runtime.unstack": [Form("runtime.unstack(a, (b, b), 0)[1]", D(GENERAL, 2, 3), D(GENERAL, 3))],
     "runtime.vstack_adjoint": [Form("runtime.vstack_adjoint(a, (b, c))[1]", D(GENERAL, 3, 3), D(GENERAL, 3),
                                     D(GENERAL, 2, 3))],
@@ -628,8 +630,8 @@ def first_order_cases():
 def second_order_cases():
     out = []
     for g in TABLE:
-        if g.form.order < 2:
-            continue
+        if g.form.order < 2 or g.name.startswith("runtime."):
+            continue   # (a helper's second derivative is a primitive's third)
         for i in g.form.active:
             kinds = ("hessian", "jacfwd(jacfwd)") if reverse_mode_applies(REGISTRY.get(g.name)) \
                 else ("jacfwd(jacfwd)",)
