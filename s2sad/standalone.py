@@ -483,34 +483,39 @@ def emit_module(gen, *, numba=False, header_lines=(), version="", standalone=Tru
     # the user's names and the helpers' never meet: the user's functions and globals keep the
     # names they have in the user's file, and a helper of the same name gets another
     user_renames, helper_renames = _separate_names(gen, defined, globals_lines, helper_chunks, used)
+    helper_used = _used_names("\n".join(helper_chunks))   # as the helpers spell them
     reserved = set(compiler.module_names())
     generated = _rename(generated, {**{k: v for k, v in helper_renames.items() if k in reserved},
                                     **user_renames})
     globals_lines = [_rename(line, user_renames) for line in globals_lines]
     helper_chunks = [_rename(chunk, helper_renames) for chunk in helper_chunks]
     body = "\n\n".join(c.rstrip() + "\n" for c in helper_chunks)
-    everything = generated + "\n" + body + "\n".join(globals_lines)
-    names = _used_names(everything) | set(helper_renames)
+    # np, math, scipy and numba serve both parts; sys, threading and Numba's names the helpers only
+    shared = _used_names(generated + "\n" + "\n".join(globals_lines)) | helper_used
+
+    def needs(name, among):
+        return name in among or any(n.startswith(name + ".") for n in among)
 
     def alias(name):
         return f"{name} as {helper_renames[name]}" if name in helper_renames else name
     # isort order (ruff's I001): stdlib, then third party, `import x` before `from x import y`
     stdlib = [f"import {alias(m)}" for m in ("math", "sys", "threading")
-              if m in names or any(n.startswith(m + ".") for n in names)]
+              if needs(m, shared if m == "math" else helper_used)]
     plain = ["import numpy as np"]
-    if any(n.startswith("scipy.") or n == "scipy" for n in names):
+    if needs("scipy", shared):
         plain.append("import scipy.special")
     froms = {}
     if numba:
         for key, line in _NUMBA_IMPORTS:
-            if key in names or any(n.startswith(key + ".") for n in names):
+            if needs(key, shared if key == "numba" else helper_used):
                 if line.startswith("import "):
                     plain.append(line)
                 else:
                     mod = line.split()[1]
                     froms.setdefault(mod, []).append(key)
     plain.sort(key=lambda line: line.split()[1])
-    plain += [f"from {mod} import {', '.join(alias(k) for k in sorted(keys))}" for mod, keys in sorted(froms.items())]
+    plain += [f"from {mod} import {', '.join(alias(k) for k in sorted(keys))}"
+              for mod, keys in sorted(froms.items())]
     imports = stdlib + ([""] if stdlib else []) + plain
     types = ", ".join(f"{p}: {type_text(t)}" for p, t in zip(gen.params, gen.types))
     wrt = ", ".join(gen.params[i] for i in gen.argnums)
@@ -580,7 +585,7 @@ def _separate_names(gen, defined, globals_lines, helper_chunks, used):
             if match and name not in renames and original + match.group(1) not in user_top | set(renames.values()):
                 renames[name] = original + match.group(1)
     user_final = {renames.get(n, n) for n in user_top}
-    helper_defs = set(_HELPER_IMPORTS) | (used & set(reserved))
+    helper_defs = (_HELPER_IMPORTS & _used_names("\n".join(helper_chunks))) | (used & set(reserved))
     for chunk in helper_chunks:
         for node in ast.parse(chunk).body:
             if isinstance(node, (ast.FunctionDef, ast.ClassDef)):

@@ -607,6 +607,18 @@ MODEL = textwrap.dedent("""\
         return s
 
 
+    def types(v):                # named like numba.types, which an emitted --numba module imports
+        return v * 2.0
+
+
+    def sys(v):                  # and like a module the runtime helpers import
+        return v + 1.0
+
+
+    def modules(x):
+        return types(x) * sys(x) + unbroadcast(x)
+
+
     def layers(W, b, X):
         h = X
         for k in range(2):
@@ -629,6 +641,7 @@ EMIT_CASES = {
     "reverse-argnums": ("both", ["--argnums", "0,1"], (0.7, -1.2), None, "grad_both"),
     "reverse-wrt": ("both", ["--wrt", "y"], (0.7, -1.2), None, "grad_both"),
     "reverse-name-clash": ("gate", [], (0.4,), None, "grad_gate"),
+    "reverse-module-names": ("modules", [], (1.5,), None, "grad_modules"),
     "reverse-arrays": ("layers", ["--wrt", "W,b"] + LAYERS_SIG, ("W", "b", "X"), None, "grad_layers"),
     "forward-for-loop": ("poly", ["--mode", "forward", "--signature", "x: float, n: int"], (1.3, 4), (1.0,),
                          "jvp_poly"),
@@ -725,7 +738,8 @@ def _central(fn, args, k, eps=1e-6):
 
 
 def _argnums(func, options):
-    params = {"poly": ["x", "n"], "settle": ["x"], "both": ["x", "y"], "gate": ["x"], "layers": ["W", "b", "X"]}[func]
+    params = {"poly": ["x", "n"], "settle": ["x"], "both": ["x", "y"], "gate": ["x"], "modules": ["x"],
+              "layers": ["W", "b", "X"]}[func]
     if "--wrt" in options:
         return tuple(params.index(p) for p in options[options.index("--wrt") + 1].split(","))
     if "--argnums" in options:
@@ -803,6 +817,9 @@ def test_emitted_module_keeps_the_users_names_apart_from_the_runtimes(emitted_pl
     assert "def unbroadcast(v):\n    return v * 3.0" in text
     assert "def s2sad_logistic(x):" in text and "logistic2" not in text
     assert "#   logistic -> s2sad_logistic\n" in text
+    text = emitted["reverse-module-names"][1].read_text()   # no import for the helpers to shadow them
+    assert "def types(v):" in text and "def sys(v):" in text
+    assert not re.search(r"^import sys|^from numba import", text, re.MULTILINE)
     assert_lint_clean(emitted["reverse-name-clash"][1])
     r = s2sad("show", f"{emitted['reverse-name-clash'][1].parent.parent / 'model.py'}:gate")   # the same names
     assert r.returncode == 0, r.stderr
