@@ -258,9 +258,12 @@ def write_output(output, text, inputs, suggest="derivative.py"):
                        f"-o {os.path.join(output, suggest)}", EXIT_USAGE)
     for source, what in sorted(inputs.items()):
         if os.path.exists(output) and _same_file(output, source):
+            other = os.path.join(os.path.dirname(output), suggest)
+            if any(os.path.exists(other) and _same_file(other, f) for f in inputs):
+                other = os.path.join(os.path.dirname(output), "s2sad_" + suggest)
             raise CLIError(f"-o {output}: is an input file, {what} ({source}); s2sad does not write over "
-                           "the code it reads\n  hint: write the derivative to a file of its own, e.g. "
-                           f"-o {os.path.join(os.path.dirname(output), suggest)}", EXIT_USAGE)
+                           f"the code it reads\n  hint: write the derivative to a file of its own, e.g. -o {other}",
+                           EXIT_USAGE)
     target = os.path.realpath(output)  # a symbolic link keeps pointing at the file it names
     folder = os.path.dirname(target)
     if not os.path.isdir(folder):
