@@ -44,13 +44,17 @@ def parse(fn):
     if not inspect.isfunction(fn):
         raise S2SADError(f"s2sad differentiates Python functions; got {fn!r} of type {type(fn).__name__}")
     try:
-        lines, first = inspect.getsourcelines(fn)
+        # the code object's own lines: inspect.getsourcelines(fn) would follow a decorator's
+        # __wrapped__ to the function it wraps, which is not the code that runs
+        lines, first = inspect.getsourcelines(fn.__code__)
         filename = inspect.getsourcefile(fn) or fn.__code__.co_filename
     except (OSError, TypeError) as err:
         raise S2SADError(
             f"cannot read the source of {fn.__qualname__} ({err}); s2sad needs the function's "
             "source code: define it in a file, or in a notebook cell") from None
     source = "".join(lines)
+    if fn.__name__ != "<lambda>":
+        check_source_runs(fn, source, filename, first)
     dedented = textwrap.dedent(source)
     col_shift = _indent(source) - _indent(dedented)
     if fn.__name__ == "<lambda>":
@@ -67,6 +71,133 @@ def parse(fn):
             raise S2SADError(f"{filename}:{first}: expected a def of {fn.__name__}")
         tree.decorator_list = []
     return Parsed(fn, tree, namespace_of(fn), filename, col_shift)
+
+
+def check_source_runs(fn, source, filename, first):
+    """Raise S2SADError unless `source` (the def of `fn` as its file reads now) compiles to the code
+    Python runs for `fn`: a file edited after it was imported gives the new source while the old
+    code runs, and s2sad would differentiate a function that is not the one called."""
+    code = fn.__code__
+    if "@pytest_ar" in code.co_names:
+        return  # pytest rewrote the function's asserts: its code is not the source's (not decidable)
+    compiled = _compile_in_place(fn, source)
+    if compiled is None or _same_code(compiled, code):
+        return  # the same code; or the source could not be compiled as it stood (not decidable: let it be)
+    raise S2SADError(
+        f"{filename}:{first}: the source of {fn.__qualname__} in this file is not the code Python runs "
+        f"for it: the file was edited after {fn.__module__} was imported (or the function was made "
+        "from other source), and s2sad differentiates the source it reads\n"
+        f"  hint: reload the module (importlib.reload({fn.__module__.rpartition('.')[2]})) or restart, "
+        "so that the function called is the one in the file")
+
+
+def _compile_in_place(fn, source):
+    """`source` compiled as it stands in its file: in the classes and functions its __qualname__
+    names (name mangling, super()), its free variables cells of an enclosing function, at its own
+    indentation (an indented string literal keeps its spaces), with the module's __future__ flags.
+    None where that cannot be rebuilt."""
+    import __future__
+    code = fn.__code__
+    qualname = getattr(code, "co_qualname", fn.__qualname__)  # a decorator's wraps() renames the function
+    parts = qualname.split(".")[:-1]
+    scopes = []  # ("def" | "class", name) from the outside in
+    i = 0
+    while i < len(parts):
+        if i + 1 < len(parts) and parts[i + 1] == "<locals>":
+            scopes.append(("def", parts[i]))
+            i += 2
+        else:
+            scopes.append(("class", parts[i]))
+            i += 1
+    if any(not name.isidentifier() for _, name in scopes):
+        return None
+    # free variables: locals of the innermost enclosing function (super()'s __class__: of a class)
+    free = [v for v in code.co_freevars if v != "__class__" or all(kind != "class" for kind, _ in scopes)]
+    outer = None
+    if free:
+        outer = max((i for i, (kind, _) in enumerate(scopes) if kind == "def"), default=None)
+        if outer is None:
+            scopes.insert(0, ("def", "_s2sad_scope"))
+            outer = 0
+    indent = _indent(source)
+    if len(scopes) > indent:
+        return None  # no room for the enclosing blocks at one column each
+    lines = [] if scopes or not indent else ["if 1:"]  # a def indented in an `if` at the top level
+    for depth, (kind, name) in enumerate(scopes):
+        lines.append(f"{' ' * depth}{kind} {name}{'()' if kind == 'def' else ''}:")
+        if depth == outer:  # at the column of what follows in that block
+            lines.append(f"{' ' * (depth + 1 if depth + 1 < len(scopes) else indent)}{' = '.join(free)} = None")
+    text = "".join(line + "\n" for line in lines) + source
+    # CPython compiles `m.f(x)` differently where `m` was bound by an import at the module's top level
+    imported = _imported_names(code.co_filename, fn.__globals__)
+    if imported:
+        text = "".join(f"import _s2sad_ as {name}\n" for name in sorted(imported)) + text
+    flags = code.co_flags & sum(getattr(__future__, f).compiler_flag for f in __future__.all_feature_names)
+    try:
+        module = compile(text, code.co_filename, "exec", flags=flags, dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return None
+    prefix = "_s2sad_scope.<locals>." if scopes and scopes[0][1] == "_s2sad_scope" else ""
+    return _find_code(module, code.co_name, prefix + qualname)
+
+
+_IMPORTED = {}
+
+
+def _imported_names(filename, module_globals):
+    """The names the file's module scope binds with `import` (in `if`/`try` blocks too)."""
+    import ast
+    text = "".join(linecache.getlines(filename, module_globals))
+    hit = _IMPORTED.get(filename)
+    if hit is not None and hit[0] == text:
+        return hit[1]
+    names = set()
+    try:
+        todo = list(ast.parse(text).body)
+    except (SyntaxError, ValueError):
+        todo = []
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name.partition(".")[0]) for a in node.names if a.name != "*")
+        elif not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            todo.extend(n for n in ast.iter_child_nodes(node) if isinstance(n, ast.stmt) or hasattr(n, "body"))
+    _IMPORTED[filename] = (text, names)
+    return names
+
+
+def _find_code(code, name, qualname):
+    """The code object of the function `qualname` defined somewhere inside `code`."""
+    for const in code.co_consts:
+        if hasattr(const, "co_code"):
+            if const.co_name == name and getattr(const, "co_qualname", qualname) == qualname:
+                return const
+            found = _find_code(const, name, qualname)
+            if found is not None:
+                return found
+    return None
+
+
+def _same_code(a, b):
+    """The same bytecode, names and constants (nested code objects alike); line numbers aside."""
+    if (a.co_code != b.co_code or a.co_names != b.co_names or a.co_varnames != b.co_varnames
+            or a.co_freevars != b.co_freevars or a.co_cellvars != b.co_cellvars
+            or a.co_argcount != b.co_argcount or a.co_kwonlyargcount != b.co_kwonlyargcount
+            or len(a.co_consts) != len(b.co_consts)):
+        return False
+    return all(_same_const(x, y) for x, y in zip(a.co_consts, b.co_consts))
+
+
+def _same_const(x, y):
+    if type(x) is not type(y):
+        return False
+    if hasattr(x, "co_code"):
+        return _same_code(x, y)
+    if isinstance(x, tuple):
+        return len(x) == len(y) and all(_same_const(u, v) for u, v in zip(x, y))
+    if isinstance(x, frozenset):  # its repr's order is its hashes'
+        return x == y
+    return repr(x) == repr(y)  # 0.0 and -0.0, NaN
 
 
 def namespace_of(fn):

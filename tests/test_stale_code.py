@@ -177,3 +177,93 @@ def test_global_array_values_in_a_second_process_come_from_that_process(tmp_path
         assert rc == 0, err[-3000:]
         np.testing.assert_allclose(eval(out), [2 * float(w0) * 1.0, 2 * 1.0 * 2.0])
     assert len(list(cachedir.glob("s2sad_*.py"))) == 2  # the generated module and its Numba version, once
+
+
+# ---- 3. a file edited after it was imported -------------------------------------------------------
+
+EDITED = """
+import numpy as np
+
+def cube(x):
+    return x * x * x
+
+def calls_helper(x):
+    return cube(x) + 1.0
+
+
+class Model:
+    def energy(self, x):
+        return x * x * x
+
+
+def quad(x):
+    return x * x * x
+"""
+
+
+def _import_fresh(tmp_path, monkeypatch, name, text):
+    import importlib
+    (tmp_path / f"{name}.py").write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    importlib.invalidate_caches()
+    return importlib.import_module(name)
+
+
+def test_file_edited_after_import_is_refused_not_mixed(cdir, tmp_path, monkeypatch):
+    import importlib
+    mod = _import_fresh(tmp_path, monkeypatch, "s2sad_test_edited", EDITED)
+    assert s2sad.value_and_grad(mod.quad)(2.0) == (8.0, pytest.approx(12.0))
+    (tmp_path / "s2sad_test_edited.py").write_text(EDITED.replace("x * x * x", "x * x * x * x  # edited"))
+    # Python still runs the old code objects; s2sad would read the new source
+    assert mod.cube(2.0) == 8.0 and mod.quad(2.0) == 8.0
+    # read before the edit: the code that runs, value and slope alike
+    assert s2sad.value_and_grad(mod.quad)(2.0) == (8.0, pytest.approx(12.0))
+    for f, line in ((mod.cube, 4), (mod.calls_helper, 4), (mod.Model().energy, 12)):
+        fun = f.__func__ if hasattr(f, "__func__") else f
+        with pytest.raises(s2sad.S2SADError) as err:
+            s2sad.value_and_grad(fun, argnums=1 if fun is not f else 0)(*((None, 2.0) if fun is not f else (2.0,)))
+        message = str(err.value)
+        assert f"s2sad_test_edited.py:{line}:" in message and "not the code Python runs" in message
+        assert "hint: reload the module" in message
+    importlib.reload(mod)  # now the file is the code: its derivative, checked by a central difference
+    value, slope = s2sad.value_and_grad(mod.cube)(2.0)
+    assert value == 16.0 and slope == pytest.approx((mod.cube(2.0 + 1e-6) - mod.cube(2.0 - 1e-6)) / 2e-6)
+
+
+def test_source_check_accepts_the_code_it_runs():
+    """The comparison rebuilds each function's context: closures, methods (super(), name mangling),
+    __future__ flags, module-level imports, indented defs: no false refusals."""
+    import collections
+    import fractions
+    import json
+    import inspect
+    from s2sad import frontend
+    checked = 0
+    for module in (json.decoder, fractions, collections, inspect, frontend):
+        for fn in _functions_of(module):
+            try:
+                lines, _ = inspect.getsourcelines(fn.__code__)
+            except (OSError, TypeError):
+                continue
+            frontend.check_source_runs(fn, "".join(lines), fn.__code__.co_filename, 1)
+            checked += 1
+    assert checked > 150
+
+
+def _functions_of(module):
+    import inspect
+    seen, todo = set(), list(vars(module).values())
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if inspect.isfunction(obj) and obj.__module__ == module.__name__ and obj.__name__ != "<lambda>":
+            yield obj
+        elif inspect.isclass(obj) and obj.__module__ == module.__name__:
+            todo.extend(vars(obj).values())
+        elif isinstance(obj, (staticmethod, classmethod)):
+            todo.append(obj.__func__)
+        elif isinstance(obj, property):
+            todo.extend(f for f in (obj.fget, obj.fset) if f is not None)
