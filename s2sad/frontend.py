@@ -53,11 +53,12 @@ def parse(fn):
             f"cannot read the source of {fn.__qualname__} ({err}); s2sad needs the function's "
             "source code: define it in a file, or in a notebook cell") from None
     source = "".join(lines)
-    if fn.__name__ != "<lambda>":
+    lambda_ = fn.__code__.co_name == "<lambda>"  # (functools.wraps gives a wrapper its function's __name__)
+    if not lambda_:
         check_source_runs(fn, source, filename, first)
     dedented = textwrap.dedent(source)
     col_shift = _indent(source) - _indent(dedented)
-    if fn.__name__ == "<lambda>":
+    if lambda_:
         tree = _find_lambda(fn, dedented, first, col_shift)
     else:
         module = gast.parse(dedented)
@@ -70,7 +71,64 @@ def parse(fn):
         if not isinstance(tree, gast.FunctionDef):
             raise S2SADError(f"{filename}:{first}: expected a def of {fn.__name__}")
         tree.decorator_list = []
+        if (tree.args.vararg or tree.args.kwarg) and hasattr(fn, "__wrapped__"):
+            tree = _wrapper_with_parameters(fn, tree, Location(filename, tree.lineno, tree.col_offset + col_shift))
     return Parsed(fn, tree, namespace_of(fn), filename, col_shift)
+
+
+def _wrapper_with_parameters(fn, tree, where):
+    """A decorator's wrapper, `def wrapper(*args, **kwargs): return 10 * func(*args, **kwargs)`,
+    made by functools.wraps: the code that runs when the decorated function is called. s2sad
+    differentiates it with the parameters of the function it wraps (`inspect.signature` reads
+    them through `__wrapped__`, as the call does): `def wrapper(x): return 10 * func(x)`. Where
+    the wrapper does more with `args`/`kwargs` than pass them on, it is refused, naming the
+    decorator: never is the wrapped function differentiated in its place."""
+    qualname = getattr(fn.__code__, "co_qualname", fn.__qualname__)
+    decorator = qualname.split(".<locals>.")[0] if ".<locals>." in qualname else qualname
+
+    def refuse(why):
+        raise S2SADError(
+            f"{where}: {fn.__qualname__} is decorated by {decorator}, whose wrapper {qualname} is the code that "
+            f"runs; s2sad differentiates it, but {why}\n    {where.line.strip()}\n"
+            "  hint: let the wrapper take the parameters by name (def wrapper(x, y)) and pass them on, "
+            "or differentiate the undecorated function (its __wrapped__) if the decorator does not change "
+            "the value")
+
+    args = tree.args
+    if args.args or args.posonlyargs or args.kwonlyargs:
+        refuse("it takes named parameters besides *args/**kwargs")
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        refuse("the signature of the function it wraps cannot be read")
+    if any(p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params):
+        refuse("the function it wraps has *args, **kwargs or keyword-only parameters")
+    names = [p.name for p in params]
+    star = args.vararg.id if args.vararg else None
+    stars = args.kwarg.id if args.kwarg else None
+    used = {n.id for n in gast.walk(tree) if isinstance(n, gast.Name)} - {star, stars}
+    if used & set(names):
+        refuse(f"its body uses the names of the wrapped function's parameters ({', '.join(sorted(used & set(names)))})")
+    for node in gast.walk(tree):
+        if isinstance(node, gast.Call):
+            spread = []
+            for a in node.args:
+                if isinstance(a, gast.Starred) and isinstance(a.value, gast.Name) and a.value.id == star:
+                    spread += [gast.copy_location(gast.Name(id=n, ctx=gast.Load(), annotation=None, type_comment=None), a)
+                               for n in names]
+                else:
+                    spread.append(a)
+            node.args = spread
+            node.keywords = [k for k in node.keywords
+                             if not (k.arg is None and isinstance(k.value, gast.Name) and k.value.id == stars)]
+    left = [n for n in gast.walk(tree) if isinstance(n, gast.Name) and n.id in (star, stars)
+            and n is not args.vararg and n is not args.kwarg]
+    if left:
+        refuse(f"it uses `{left[0].id}` otherwise than passing it on as *{star} or **{stars}")
+    args.args = [gast.copy_location(gast.Name(id=n, ctx=gast.Param(), annotation=None, type_comment=None), tree)
+                 for n in names]
+    args.vararg = args.kwarg = None
+    return tree
 
 
 def check_source_runs(fn, source, filename, first):

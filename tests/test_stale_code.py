@@ -2,6 +2,7 @@
 cache, globals changed after the first call, files edited after import, decorated functions,
 and cache files that are not what s2sad wrote."""
 
+import functools
 import os
 import subprocess
 import sys
@@ -267,3 +268,98 @@ def _functions_of(module):
             todo.append(obj.__func__)
         elif isinstance(obj, property):
             todo.extend(f for f in (obj.fget, obj.fset) if f is not None)
+
+
+# ---- 4. decorated functions ----------------------------------------------------------------------
+
+def times10(func):
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        return 10.0 * func(*args, **kwargs)
+    return wrapper
+
+
+def times10_named(func):
+    @functools.wraps(func)
+    def wrapper(x, y):
+        return 10.0 * func(x, y)
+    return wrapper
+
+
+def counted(func):
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        wrapper.calls = len(args)
+        return func(*args, **kwargs)
+    return wrapper
+
+
+@times10
+def decorated(x, y):
+    return x * x * y
+
+
+@times10_named
+def decorated_named(x, y):
+    return x * x * y
+
+
+@times10
+def decorated_helper(x, y):
+    return x * y
+
+
+def calls_decorated(x, y):
+    return decorated_helper(x, y) + x
+
+
+@counted
+def uses_args(x, y):
+    return x * y
+
+
+def _central(f, x, y, h=1e-6):
+    return (f(x + h, y) - f(x - h, y)) / (2 * h)
+
+
+@pytest.mark.parametrize("backend", ["python", "numba"])
+@pytest.mark.parametrize("f", [decorated, decorated_named, calls_decorated], ids=lambda f: f.__name__)
+def test_decorated_function_is_differentiated_as_it_runs(cdir, f, backend):
+    x, y = 1.5, 2.0
+    value, slope = s2sad.value_and_grad(f, backend=backend)(x, y)
+    assert value == pytest.approx(f(x, y))
+    assert slope == pytest.approx(_central(f, x, y), rel=1e-7)  # 10 * 2xy = 60.0 for decorated
+    v = np.array([1.5, 0.5])
+    grad = s2sad.grad(lambda v: f(v[0], v[1]) * 1.0, backend=backend)(v)
+    np.testing.assert_allclose(grad, [_central(f, 1.5, 0.5), _central(lambda y, x: f(x, y), 0.5, 1.5)], rtol=1e-7)
+
+
+def test_decorator_that_uses_its_arguments_is_refused_by_name(cdir):
+    with pytest.raises(s2sad.S2SADError) as err:
+        s2sad.grad(uses_args)(1.0, 2.0)
+    message = str(err.value)
+    assert "decorated by counted" in message and "test_stale_code.py:" in message and "hint:" in message
+    with pytest.raises(s2sad.S2SADError, match="decorated by counted"):
+        s2sad.grad(lambda x: uses_args(x, 2.0))(1.0)
+
+
+def test_s2sads_own_decorators_keep_working(cdir):
+    @s2sad.custom_vjp
+    def clip_grad(x):
+        return x * x
+
+    def fwd(x):
+        return x * x, x
+
+    def bwd(x, g):
+        return (g * 0.5,)
+
+    clip_grad.defvjp(fwd, bwd)
+
+    @times10
+    def wraps_custom(x):
+        return clip_grad(x)
+
+    assert s2sad.grad(clip_grad)(3.0) == pytest.approx(0.5)        # the rule, not 2x
+    assert s2sad.grad(wraps_custom)(3.0) == pytest.approx(5.0)
+    assert s2sad.grad(s2sad.grad(lambda x: x * x * x))(2.0) == pytest.approx(12.0)
