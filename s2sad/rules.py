@@ -176,7 +176,8 @@ def _register(funcs, rule):
 # ---- result types -------------------------------------------------------
 def elementwise_type(kind="f"):
     def result(args, consts):
-        tys = list(args.values())
+        # (an optional argument left out, np.round's `decimals`, is None: not an operand)
+        tys = [t for t in args.values() if not (t.kind == "obj" and t.value is None)]
         if kind == "keep":
             return T.broadcast(*tys)
         return T.broadcast(*tys, kind="f") if all(t.numeric for t in tys) else T.UNKNOWN
@@ -195,13 +196,26 @@ def float_same_as(param):
 
 
 def reduction(args, consts):
+    """A number, or along an axis an array of one rank less. An axis held in a variable (a
+    definition's `axis` parameter) is known by its type: an int is an axis, None is none."""
     x = args["x"]
-    axis = consts.get("axis")
-    if not x.numeric:
+    along = _along_an_axis(args, consts)
+    if not x.numeric or along is None:
         return T.UNKNOWN
-    if axis is None:
-        return T.FLOAT
-    return T.array("f", x.ndim - 1)
+    return T.array("f", x.ndim - 1) if along else T.FLOAT
+
+
+def _along_an_axis(args, consts):
+    """Does the call give an axis (True), or none (False); None where that is not known. An int
+    variable is an axis whatever `consts` says (analysis puts the parameter's default there)."""
+    axis = args.get("axis")
+    if axis is not None and axis.kind == "i" and axis.ndim == 0:
+        return True
+    if "axis" in consts:
+        return consts["axis"] is not None
+    if axis is None or (axis.kind == "obj" and axis.value is None):
+        return False
+    return None
 
 
 def scalar_result(args, consts):
@@ -327,7 +341,7 @@ rule(np.min, np.amin, params="x, axis=None",
 rule(np.cumsum, params="x, axis=None",
      adjoint={"x": "cumsum_adjoint(g, x, axis)"},
      tangent={"x": "np.cumsum(x_dot, axis=axis)"},
-     result=lambda a, c: T.array("f", a["x"].ndim if c.get("axis") is not None else 1))
+     result=lambda a, c: T.array("f", a["x"].ndim if _along_an_axis(a, c) else 1))
 rule(np.dot, params="x, y",
      adjoint={"x": "dot_adjoint_x(g, x, y)", "y": "dot_adjoint_y(g, x, y)"},
      tangent={"x": "np.dot(x_dot, y)", "y": "np.dot(x, y_dot)"}, result=dot_result)
@@ -364,7 +378,16 @@ rule(np.expand_dims, params="x, axis",
      tangent={"x": "np.expand_dims(x_dot, axis)"}, result=lambda a, c: T.array("f", a["x"].ndim + 1))
 rule(np.squeeze, params="x, axis=None",
      adjoint={"x": "reshape(g, np.shape(x))"},
-     tangent={"x": "reshape(x_dot, np.shape(ans))"}, result=lambda a, c: T.UNKNOWN)
+     tangent={"x": "reshape(x_dot, np.shape(ans))"}, result=lambda a, c: squeezed(a, c))
+
+
+def squeezed(args, consts):
+    """np.squeeze along a given axis drops it; without one, the axes of length 1 are not known from
+    the argument types (which know ranks, not shapes)."""
+    x, axis = args["x"], consts.get("axis")
+    if not x.numeric or axis is None and not _along_an_axis(args, consts):
+        return T.UNKNOWN
+    return T.array("f", x.ndim - (len(axis) if isinstance(axis, tuple) else 1))
 def array_of(args, consts):
     """np.array of an array copies it; of a list/tuple of equal items, stacks them on a new axis."""
     x = args["x"]

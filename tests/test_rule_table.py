@@ -826,3 +826,20 @@ def test_every_helper_has_its_rule_and_its_numba_version():
         if has_rule != has_numba:
             problems.append(f"{name}: a rule {'without' if has_rule else 'only in'} a Numba version")
     assert not problems, "\n".join(problems)
+
+
+# ---- stories the table cannot tell ------------------------------------------------------------
+def log_plus_sqrt(x):
+    return np.log(x) + np.sqrt(x)
+
+
+def test_log_and_sqrt_at_zero_have_numpys_infinite_derivative_under_numba():
+    # at 0 the derivatives 1 / x and 0.5 / sqrt(x) are +inf in NumPy's float64 arithmetic (with a
+    # warning); Numba's default error model raised ZeroDivisionError inside generated code instead
+    with np.errstate(divide="ignore"):
+        want = np.float64(1.0) / np.float64(0.0) + np.float64(0.5) / np.sqrt(np.float64(0.0))
+    assert want == np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        got = s2sad.grad(log_plus_sqrt, backend="numba")(0.0)
+    assert got == want
