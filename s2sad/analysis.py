@@ -316,7 +316,26 @@ class Analysis:
                         if n not in useful:
                             useful.add(n)
                             changed = True
+        self.varied, self.useful = varied, useful
         return {v for v in varied & useful if self._can_carry(v)}
+
+    def dropped_derivatives(self, rhs, targets):
+        """The differentiated names `rhs` reads but passes no derivative from, where the value it
+        gives a target flows to the result and can carry one: the derivative would be dropped."""
+        if not any(t in self.useful and self._can_carry(t) for t in targets):
+            return []
+        rule = None
+        if isinstance(rhs, gast.Call) and not is_user_call(rhs) and not is_nested_call(rhs):
+            func = call_func(rhs)
+            if rules.ignores_values(func) or self.unknown_calls(rhs):  # the latter: check_differentiable
+                return []
+            rule = rules.lookup(func)
+            if rule is not None and not rule.adjoint and not rule.tangent:
+                return []  # declared piecewise constant: a zero derivative
+        passed = set(self.differentiable_operands(rhs))
+        if isinstance(rhs, gast.Call) and rule is not None:  # read for its shape: a zero derivative
+            passed.update(atom_name(v) for p, v in rules.bind(rule, rhs).items() if p in rule.constant)
+        return [n for n in dict.fromkeys(names_in(rhs)) if n in self.varied and n not in passed and self._can_carry(n)]
 
     def _can_carry(self, v):
         ty = self.types.get(v, T.UNKNOWN)
@@ -381,8 +400,20 @@ def _is_tape_call(node, func, arity=2):
 
 
 def check_differentiable(analysis, where):
-    """Refuse a call without a derivative rule that receives an active value."""
+    """Refuse a call without a derivative rule that receives an active value, and any expression
+    whose value depends on a differentiated value through something with no derivative (`np.r_`
+    read as an index, an argument a rule does not differentiate): never a silent zero."""
     for targets, rhs, stmt in _assignments(analysis.fn.body):
+        dropped = analysis.dropped_derivatives(rhs, targets)
+        if dropped:
+            what = gast.unparse(rhs.func) if isinstance(rhs, gast.Call) and hasattr(gast, "unparse") else None
+            passes = f"`{what}` has no derivative with respect to the argument" if what else \
+                "s2sad has no derivative for how this expression uses"
+            raise NonDifferentiableError(
+                f"{where(stmt)}: {passes} `{dropped[0]}`, which depends on the differentiated inputs\n"
+                f"    {where(stmt).line.strip()}\n  hint: wrap the value in s2sad.stop_gradient if no derivative "
+                "should flow through it, or write the computation with functions that have derivative rules "
+                "(docs/rules.md)")
         if analysis.unknown_calls(rhs) and any(v in analysis.active for v in targets):
             func = call_func(rhs)
             spelled = gast.unparse(rhs.func) if hasattr(gast, "unparse") else getattr(func, "__name__", "?")

@@ -26,6 +26,7 @@ def _register_stop_gradient():
     from . import rules
     # no derivative flows through it; its value is its argument's
     rules.NONDIFF[rules._key(stop_gradient)] = lambda args, consts: next(iter(args.values()))
+    rules.value_free(stop_gradient)
 
 
 _register_stop_gradient()
@@ -81,7 +82,7 @@ class Transformed:
             if i >= len(args):
                 raise TypeError(f"argnums={self.argnums} but the function takes {len(args)} arguments")
             for leaf in (pytree.tree_leaves(args[i]) if pytree.is_container(args[i]) else [args[i]]):
-                _check_real(leaf, i, self.signature)
+                _check_real(leaf, i, self.signature, self.kind)
         flat, treedefs, positions = _flatten(args, argnums)
         if self.kind == "jacfwd" or self.nested or self._one_float(flat, argnums, tuple(treedefs), positions):
             return self._forward_call(flat, treedefs, positions, argnums)
@@ -92,6 +93,8 @@ class Transformed:
         if spec.value_dropped:  # a scalar function's gradient: its value was not computed
             return self._pick(grads, treedefs, positions, argnums)
         out = spec.rebuild(out)
+        if self.has_aux:
+            _check_aux(out, self.__name__)
         value = out[0] if self.has_aux else out
         if np.ndim(value) != 0:
             raise TypeError(f"grad requires a scalar output; {self.__name__} returned an array of shape "
@@ -144,7 +147,7 @@ class Transformed:
                 dots[j] = _unit(x, index) if isinstance(x, np.ndarray) else 1.0
                 value, tangent = spec.call(*flat, *dots)
                 if self.has_aux:
-                    aux = spec.rebuild(value)[1]
+                    aux = _check_aux(spec.rebuild(value), self.__name__)[1]
                     value, tangent = value[0], tangent[0]
                 out = value
                 tree, leaves = _output_leaves(spec, tangent, self.has_aux)
@@ -311,7 +314,16 @@ def _stack_rows(rows, out_shape, in_shape):
 def fun_output(fun, args, has_aux):
     """The function's value at `args` (for the output's structure); its value part with has_aux."""
     out = fun(*args)
-    return out[0] if has_aux else out
+    return _check_aux(out, getattr(fun, "__name__", "the function"))[0] if has_aux else out
+
+
+def _check_aux(out, name):
+    """With has_aux=True the function returns a pair (value, auxiliary data), as in JAX."""
+    if not (isinstance(out, (tuple, list)) and len(out) == 2):
+        what = f"a tuple of {len(out)}" if isinstance(out, (tuple, list)) else type(out).__name__
+        raise S2SADError(f"with has_aux=True, {name} must return a pair (value, auxiliary data); it returned "
+                         f"{what}\n  hint: return `value, (aux1, aux2)` to pass several auxiliary values")
+    return out
 
 
 def _unit(x, index):
@@ -480,7 +492,7 @@ def _signature(fun):
         return None
 
 
-def _check_real(value, i, signature):
+def _check_real(value, i, signature, transform="grad"):
     label = f"argument {i}"
     if signature is not None:
         names = list(signature.parameters)
@@ -488,15 +500,27 @@ def _check_real(value, i, signature):
             label = f"argument {i} ('{names[i]}')"
     # NonDifferentiableError is a TypeError too, as these were before they were s2sad's own errors
     if isinstance(value, (bool, np.bool_)) or isinstance(value, (int, np.integer)):
-        raise NonDifferentiableError(f"grad requires real-valued (float) inputs; {label} is an integer "
+        raise NonDifferentiableError(f"{transform} requires real-valued (float) inputs; {label} is an integer "
                                      f"({value!r}). Pass a float, e.g. 1.0 instead of 1.")
-    if isinstance(value, (complex, np.complexfloating)):  # else differentiated as a constant: 0.0
-        raise NonDifferentiableError(f"grad requires real-valued (float) inputs; {label} is complex "
+    _check_not_complex(value, label, transform)
+    if isinstance(value, np.ndarray) and value.dtype.kind != "f":
+        raise NonDifferentiableError(f"{transform} requires real-valued (float) inputs; {label} is an array of dtype "
+                                     f"{value.dtype}. Convert it with .astype(float).")
+
+
+def _check_not_complex(value, label, transform="grad"):
+    """Every transform refuses complex numbers alike (s2sad differentiates real functions): a complex
+    value would otherwise be differentiated as a constant, or fail inside generated code."""
+    if isinstance(value, (complex, np.complexfloating)) or isinstance(value, np.ndarray) and value.dtype.kind == "c":
+        raise NonDifferentiableError(f"{transform} requires real-valued (float) inputs; {label} is complex "
                                      f"({value!r}). Pass its real part (float(z.real)), or the real and "
                                      "imaginary parts as two float arguments.")
-    if isinstance(value, np.ndarray) and value.dtype.kind != "f":
-        raise NonDifferentiableError(f"grad requires real-valued (float) inputs; {label} is an array of dtype "
-                                     f"{value.dtype}. Convert it with .astype(float).")
+
+
+def _check_leaves_not_complex(values, what, transform):
+    for i, v in enumerate(values):
+        for leaf in (pytree.tree_leaves(v) if pytree.is_container(v) else [v]):
+            _check_not_complex(leaf, f"{what} {i}", transform)
 
 
 def _transform(fun, argnums, has_aux, kind, backend):
@@ -542,6 +566,8 @@ def jvp(fun, primals, tangents, backend=None):
     primals, tangents = list(primals), list(tangents)
     if len(primals) != len(tangents):
         raise TypeError("jvp needs one tangent per primal")
+    _check_leaves_not_complex(primals, "primal", "jvp")
+    _check_leaves_not_complex(tangents, "tangent", "jvp")
     base = fun.as_function(primals) if isinstance(fun, Transformed) else fun
     flat, treedefs, positions = _flatten(primals, tuple(range(len(primals))))
     flat_dots, constant = [], set()
@@ -612,6 +638,7 @@ def vjp(fun, *primals, has_aux=False, backend=None):
     """`(fun(*primals), vjp_fn)`, where `vjp_fn(cotangent)` gives one cotangent per primal.
 
     With `has_aux=True`, fun returns `(value, aux)` and vjp returns `(value, vjp_fn, aux)`."""
+    _check_leaves_not_complex(primals, "primal", "vjp")
     flat, treedefs, positions = _flatten(list(primals), tuple(range(len(primals))))
     holder = Transformed(fun, 0, has_aux, "jacrev", backend)
     spec = holder.specialize(flat, tuple(range(len(primals))), tuple(treedefs), positions, "reverse")
@@ -621,8 +648,11 @@ def vjp(fun, *primals, has_aux=False, backend=None):
         else _zero_like(fun, flat)
     out, _ = spec.call(*flat, spec.seed(zero))
     out = spec.rebuild(out)
+    if has_aux:
+        _check_aux(out, getattr(fun, "__name__", "the function"))
 
     def vjp_fn(cotangent):
+        _check_leaves_not_complex([cotangent], "cotangent", "vjp")
         _, grads = spec.call(*flat, spec.seed(cotangent))
         per_arg = []
         for i, p in enumerate(positions):

@@ -144,6 +144,17 @@ def sort_all(a):
     return flat[np.argsort(flat)]
 
 
+def linspace(start, stop, num=50, endpoint=True):
+    """np.linspace(start, stop, num, endpoint) of two numbers: `num` evenly spaced values, computed
+    as NumPy does (the steps from `start`, and the last value `stop` itself)."""
+    div = num - 1 if endpoint else num
+    step = (stop - start) / div if div > 0 else 0.0 * (stop - start)
+    y = np.arange(num) * step + start
+    if endpoint and num > 1:
+        y[num - 1] = stop
+    return y
+
+
 # arguments the definitions take as one integer only (NumPy also takes a sequence there)
 INTEGER_ARGUMENTS = {repeat_all: "repeats", repeat_along: "repeats", tile: "reps"}
 
@@ -170,4 +181,5 @@ DEFINITIONS = {
     np.tile: Definition(tile),
     np.cumprod: Definition(cumprod_all, cumprod_along, 1),
     np.sort: Definition(sort_last, sort_along, 1, -1, flat=sort_all),
+    np.linspace: Definition(linspace),
 }

@@ -58,6 +58,10 @@ def check(parsed):
         if kind in REFUSED:
             construct, hint = REFUSED[kind]
             raise UnsupportedSyntaxError(construct, parsed.where(node), hint)
+        if kind is gast.Constant and isinstance(node.value, complex):
+            raise UnsupportedSyntaxError("a complex number", parsed.where(node),
+                                         "s2sad differentiates real functions: carry the real and imaginary "
+                                         "parts as two float values")
         if isinstance(node, (gast.For, gast.While)) and node.orelse:
             raise UnsupportedSyntaxError(f"an `else` clause on a `{kind.__name__.lower()}` loop",
                                          parsed.where(node), "use a flag variable set before `break`")

@@ -124,6 +124,8 @@ class Forward:
             out = [gast.While(test=s.test, body=self.block(s.body) or [gast.Pass()], orelse=[])]
         elif isinstance(s, gast.Pass):  # an empty branch of generated code
             return []
+        elif isinstance(s, gast.Assert):
+            out = [s]
         else:
             raise AssertionError(type(s).__name__)
         for node in out:

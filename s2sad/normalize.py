@@ -196,7 +196,11 @@ class Normalizer:
     def run(self):
         fn = self.tree
         body = [s for s in fn.body if not _is_dropped(s) or self.is_push_stmt(s)]
-        if not body or not _returns_at_tail_only(body):
+        if not _always_returns(body):
+            end = fn.body[-1] if fn.body else fn
+            raise self.error("a function that can end without a `return` (it would return None)",
+                             end, "return the value to differentiate on every path")
+        if not _returns_at_tail_only(body):
             self.returned, self.retval = "_returned", "_retval"
             self.locals.update((self.returned, self.retval))
         out = []
@@ -295,12 +299,20 @@ class Normalizer:
         return isinstance(call.func, gast.Name) and self.resolve(call.func) in (runtime.push, runtime.push_shape, runtime.tape_put)
 
     def stmt_Assert(self, s, out):
-        pass
+        """Kept: a failing assertion raises AssertionError in derivative code too."""
+        test = self.atom(s.test, out)
+        if isinstance(s.msg, gast.Constant) and isinstance(s.msg.value, str):
+            message = s.msg.value
+        else:  # a computed message: the assertion as written, and where
+            message = f"{self.parsed.where(s)}: {self.parsed.where(s).line.strip()}"
+        out.append(gast.copy_location(gast.Assert(test=test, msg=const(message)), s))
 
     def stmt_Return(self, s, out):
         value = s.value
-        if value is None:
-            raise self.error("a `return` without a value", s, "return the value to differentiate")
+        if value is None or isinstance(value, gast.Constant) and not isinstance(value.value, (int, float)):
+            raise self.error("a `return` without a value" if value is None else
+                             f"a `return` of {value.value!r}, which is not a number", s,
+                             "return the value to differentiate (a float or an array) on every path")
         if _nested_container(value):  # a pytree output: returned flat, rebuilt by the caller
             leaves, treedef = self.flatten_output(value, out)
             if self.out_treedef is not None and self.out_treedef != treedef:
@@ -712,6 +724,9 @@ class Normalizer:
         if isinstance(expr, gast.Call):
             return self.call(expr, out)
         if isinstance(expr, gast.Subscript):
+            if isinstance(expr.value, gast.Attribute) and self.resolve(expr.value) in (np.r_, np.c_) \
+                    and _joins_values(expr.slice):
+                return self.rhs(self.index_trick(expr), out)
             value = self.atom(expr.value, out)
             node = gast.Subscript(value=value, slice=self.index(expr.slice, out), ctx=gast.Load())
             return gast.copy_location(node, expr)
@@ -723,6 +738,26 @@ class Normalizer:
             node = gast.Tuple(elts=[self.atom(e, out) for e in expr.elts], ctx=gast.Load())
             return gast.copy_location(node, expr)
         raise self.error(f"the expression `{type(expr).__name__}`", expr)
+
+    def index_trick(self, expr):
+        """`np.r_[a, b]` -> `np.concatenate((np.atleast_1d(a), np.atleast_1d(b)), axis=0)`;
+        `np.c_[a, b]` -> the same of `np.reshape(a, (np.shape(a)[0], -1))` (a vector as a column,
+        a matrix as it is) along the last axis. With a range (`np.r_[0:5]`) or a string directive
+        it stays as written, a value with no derivative (analysis refuses it where one would flow)."""
+        items = expr.slice.elts if isinstance(expr.slice, gast.Tuple) else [expr.slice]
+        rows = self.resolve(expr.value) is np.r_
+
+        def np_call(attr, args, keywords=()):  # NumPy as the user's code names it (np, numpy, ...)
+            func = gast.Attribute(value=copy.deepcopy(expr.value.value), attr=attr, ctx=gast.Load())
+            return gast.copy_location(gast.Call(func=func, args=args, keywords=list(keywords)), expr)
+
+        def part(e):
+            if rows:
+                return np_call("atleast_1d", [e])
+            first = gast.Subscript(value=np_call("shape", [e]), slice=const(0), ctx=gast.Load())
+            return np_call("reshape", [e, gast.Tuple(elts=[first, const(-1)], ctx=gast.Load())])
+        parts = gast.Tuple(elts=[part(e) for e in items], ctx=gast.Load())
+        return np_call("concatenate", [parts], [gast.keyword(arg="axis", value=const(0 if rows else -1))])
 
     def logistic_argument(self, expr):
         """x where `expr` is `1 / (1 + exp(-x))` (either exp, either order of the sum, 1 or 1.0);
@@ -1069,7 +1104,20 @@ def _nested_container(value):
 def _is_dropped(s):
     if isinstance(s, gast.Expr):
         return True  # docstrings, print(): the fence has refused everything else
-    return isinstance(s, (gast.Pass, gast.Assert))
+    return isinstance(s, gast.Pass)
+
+
+def _always_returns(body):
+    """Does every path through `body` end in a `return`?"""
+    for s in body:
+        if isinstance(s, gast.Return):
+            return True
+        if isinstance(s, gast.If) and _always_returns(s.body) and _always_returns(s.orelse):
+            return True
+        if isinstance(s, gast.While) and isinstance(s.test, gast.Constant) and s.test.value is True \
+                and not any(isinstance(n, gast.Break) for n in gast.walk(s)):
+            return True  # `while True:` left by a return alone
+    return False
 
 
 def _returns_at_tail_only(body):
@@ -1112,6 +1160,13 @@ def _assigns(stmts, target):
 def _axis_argument(args, keywords, at):
     """A call's `axis` argument, positional at `at` or a keyword; None where it is not given."""
     return args[at] if len(args) > at else next((k.value for k in keywords if k.arg == "axis"), None)
+
+
+def _joins_values(index):
+    """Is `np.r_[index]` a join of values (no range, no string directive)?"""
+    items = index.elts if isinstance(index, gast.Tuple) else [index]
+    return not any(isinstance(e, gast.Slice) or isinstance(e, gast.Constant) and isinstance(e.value, str)
+                   for e in items)
 
 
 def _call(spelled, args, obj, like=None, keywords=()):

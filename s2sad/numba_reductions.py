@@ -541,4 +541,23 @@ def _swapaxes_ov(a, axis1, axis2):
     return impl
 
 
-STAND_INS = {"sum": sum, "mean": mean, "max": max, "amax": max, "min": min, "amin": min, "swapaxes": swapaxes}
+def atleast_1d(a):
+    return np.atleast_1d(a)
+
+
+@overload(atleast_1d)
+def _atleast_1d_ov(a):
+    """A number as an array of one element (np.r_[x, 1.0]); Numba's np.atleast_1d takes arrays only."""
+    if isinstance(a, types.Number):
+        dtype = np.float64 if isinstance(a, types.Float) else np.int64
+
+        def impl(a):
+            out = np.empty(1, dtype=dtype)
+            out[0] = a
+            return out
+        return impl
+    return lambda a: np.atleast_1d(a)
+
+
+STAND_INS = {"sum": sum, "mean": mean, "max": max, "amax": max, "min": min, "amin": min, "swapaxes": swapaxes,
+             "atleast_1d": atleast_1d}

@@ -214,7 +214,7 @@ class Reverse:
                             iter=parse_expr(f"range({counter})"), body=body or [gast.Pass()], orelse=[],
                             type_comment=None)
             out = [loop, self.restore_marker("name", counter, s)]
-        elif isinstance(s, gast.Pass):  # an empty branch of generated code
+        elif isinstance(s, (gast.Pass, gast.Assert)):  # an empty branch; an assertion checked going forward
             return []
         elif isinstance(s, gast.Expr):
             raise NonDifferentiableError(
@@ -755,7 +755,7 @@ class Reverse:
         return []
 
     def forward_stmt(self, s, in_loop):
-        if isinstance(s, gast.Expr):
+        if isinstance(s, (gast.Expr, gast.Assert)):
             return [s]
         if isinstance(s, gast.Pass):
             return []

@@ -118,11 +118,15 @@ class Rule:
     broadcasts: contributions must be summed back to the argument's shape.
     stacked_adjoint, stacked_tangent: templates for operands that are stacks of matrices (more
         than two axes, or of a rank not known), where those differ from `adjoint` and `tangent`.
+    constant: params read for their shape, or as a mask constant almost everywhere, whose derivative
+        is zero. Any other param that has no template receives no differentiated value: analysis
+        refuses the call where one does.
     """
 
     def __init__(self, params, adjoint, tangent, result, broadcasts=False, stacked_adjoint=None,
-                 stacked_tangent=None):
+                 stacked_tangent=None, constant=""):
         self.params, self.defaults = _parse_params(params)
+        self.constant = frozenset(p.strip() for p in constant.split(",") if p.strip())
         self.adjoint = {k: _template(v) for k, v in adjoint.items()}
         self.tangent = {k: _template(v) for k, v in tangent.items()}
         self.result = result
@@ -166,6 +170,19 @@ def lookup(func):
 
 def nondiff(func):
     return NONDIFF.get(_key(func))
+
+
+VALUE_FREE = set()  # non-differentiable functions whose result depends on its arguments' shapes alone
+
+
+def value_free(*funcs):
+    """Declare that the results of `funcs` do not depend on the values of their arguments (their
+    shapes, a tape's bookkeeping, stop_gradient's cut): a differentiated value may pass through."""
+    VALUE_FREE.update(_key(f) for f in funcs)
+
+
+def ignores_values(func):
+    return _key(func) in VALUE_FREE
 
 
 def _register(funcs, rule):
@@ -314,11 +331,12 @@ for _f in (np.sign, np.floor, np.ceil, np.round, np.rint, np.trunc, operator.flo
 
 
 # ---- everything else: adjoint and tangent per argument -------------------
-def rule(*funcs, params, adjoint, tangent, result, broadcasts=False, stacked_adjoint=None, stacked_tangent=None):
+def rule(*funcs, params, adjoint, tangent, result, broadcasts=False, stacked_adjoint=None, stacked_tangent=None,
+         constant=""):
     # templates say `ans` for the call's result (and `g` for its adjoint in reverse mode): a
     # parameter of that name would be shadowed by it
     assert "ans" not in _parse_params(params)[0], f"{funcs}: a rule's parameter may not be named `ans`"
-    _register(funcs, Rule(params, adjoint, tangent, result, broadcasts, stacked_adjoint, stacked_tangent))
+    _register(funcs, Rule(params, adjoint, tangent, result, broadcasts, stacked_adjoint, stacked_tangent, constant))
 
 
 rule(np.sum, params="x, axis=None",
@@ -373,6 +391,9 @@ rule(np.transpose, params="x, axes=None",
 rule(np.swapaxes, params="x, axis1, axis2",
      adjoint={"x": "np.swapaxes(g, axis1, axis2)"},
      tangent={"x": "np.swapaxes(x_dot, axis1, axis2)"}, result=same_as("x"))
+rule(np.atleast_1d, params="x",
+     adjoint={"x": "unbroadcast(g, x)"},
+     tangent={"x": "np.atleast_1d(x_dot)"}, result=lambda a, c: T.array("f", max(1, a["x"].ndim)))
 rule(np.expand_dims, params="x, axis",
      adjoint={"x": "reshape(g, np.shape(x))"},
      tangent={"x": "np.expand_dims(x_dot, axis)"}, result=lambda a, c: T.array("f", a["x"].ndim + 1))
@@ -428,7 +449,7 @@ rule(np.full, params="shape, fill_value",
      result=with_ndim(lambda a, c: _shape_len(a["shape"])))
 rule(np.full_like, params="x, fill_value",
      adjoint={"fill_value": "np.sum(g)"},
-     tangent={"fill_value": "np.full(np.shape(x), fill_value_dot)"}, result=same_as("x"))
+     tangent={"fill_value": "np.full(np.shape(x), fill_value_dot)"}, constant="x", result=same_as("x"))
 # the trace of a stack of matrices (more than two axes) is an array: x's first two axes summed
 rule(np.trace, params="x",
      adjoint={"x": "g * np.eye(np.shape(x)[0], np.shape(x)[1])"},
@@ -524,7 +545,7 @@ for _f, _r in [
     (np.zeros, _alloc), (np.ones, _alloc), (np.empty, _alloc),
     (np.zeros_like, _like), (np.ones_like, _like), (np.empty_like, _like),
     (np.eye, lambda a, c: T.array("f", 2)), (np.identity, lambda a, c: T.array("f", 2)),
-    (np.arange, lambda a, c: T.array("i", 1)), (np.linspace, lambda a, c: T.array("f", 1)),
+    (np.arange, lambda a, c: T.array(T.max_kind("i", *(t.kind for t in a.values())), 1)),
     (np.argmax, _arg_extreme), (np.argmin, _arg_extreme), (np.argsort, lambda a, c: T.array("i", 1)),
     (np.isnan, lambda a, c: T.broadcast(*a.values(), kind="b")),
     (np.isfinite, lambda a, c: T.broadcast(*a.values(), kind="b")),
@@ -532,7 +553,9 @@ for _f, _r in [
     (math.isnan, lambda a, c: T.BOOL), (math.isfinite, lambda a, c: T.BOOL),
 ]:
     NONDIFF[_key(_f)] = _r
+value_free(builtins.len, builtins.print, builtins.range, np.shape, np.ndim, np.size, np.zeros, np.ones, np.empty,
+           np.zeros_like, np.ones_like, np.empty_like, np.eye, np.identity)
 NONDIFF_NAMES = "len, int, bool, range, np.shape, np.ndim, np.size, np.zeros, np.ones, np.empty, " \
-                "np.zeros_like, np.ones_like, np.empty_like, np.eye, np.arange, np.linspace, np.argmax, ..."
+                "np.zeros_like, np.ones_like, np.empty_like, np.eye, np.arange, np.argmax, ..."
 
 

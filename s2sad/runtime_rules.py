@@ -19,47 +19,53 @@ def _like(param):
     return lambda a, c: T.array("f", a[param].ndim) if a[param].numeric else T.UNKNOWN
 
 
-rule(runtime.unbroadcast, params="g, x", adjoint={}, tangent={"g": "unbroadcast(g_dot, x)"}, result=_like("x"))
+rule(runtime.unbroadcast, params="g, x", adjoint={}, tangent={"g": "unbroadcast(g_dot, x)"},
+     constant="x", result=_like("x"))
 rule(runtime.sum_adjoint, params="g, x, axis", adjoint={}, tangent={"g": "sum_adjoint(g_dot, x, axis)"},
-     result=_like("x"))
+     constant="x", result=_like("x"))
 rule(runtime.extreme_adjoint, params="g, x, extreme, axis", adjoint={},
-     tangent={"g": "extreme_adjoint(g_dot, x, extreme, axis)"}, result=_like("x"))
+     tangent={"g": "extreme_adjoint(g_dot, x, extreme, axis)"}, constant="x, extreme", result=_like("x"))
 rule(runtime.cumsum_adjoint, params="g, x, axis", adjoint={}, tangent={"g": "cumsum_adjoint(g_dot, x, axis)"},
-     result=_like("x"))
+     constant="x", result=_like("x"))
 rule(runtime.take_along_axis_adjoint, params="g, x, indices, axis", adjoint={},
-     tangent={"g": "take_along_axis_adjoint(g_dot, x, indices, axis)"}, result=_like("x"))
+     tangent={"g": "take_along_axis_adjoint(g_dot, x, indices, axis)"}, constant="x", result=_like("x"))
 rule(runtime.diag_adjoint, params="g, v, k", adjoint={}, tangent={"g": "diag_adjoint(g_dot, v, k)"},
-     result=_like("v"))
+     constant="v", result=_like("v"))
 rule(runtime.dot_adjoint_x, params="g, x, y", adjoint={},
-     tangent={"g": "dot_adjoint_x(g_dot, x, y)", "y": "dot_adjoint_x(g, x, y_dot)"}, result=_like("x"))
+     tangent={"g": "dot_adjoint_x(g_dot, x, y)", "y": "dot_adjoint_x(g, x, y_dot)"}, constant="x", result=_like("x"))
 rule(runtime.dot_adjoint_y, params="g, x, y", adjoint={},
-     tangent={"g": "dot_adjoint_y(g_dot, x, y)", "x": "dot_adjoint_y(g, x_dot, y)"}, result=_like("y"))
+     tangent={"g": "dot_adjoint_y(g_dot, x, y)", "x": "dot_adjoint_y(g, x_dot, y)"}, constant="y", result=_like("y"))
 rule(runtime.matmul_adjoint_x, params="g, x, y", adjoint={},
-     tangent={"g": "matmul_adjoint_x(g_dot, x, y)", "y": "matmul_adjoint_x(g, x, y_dot)"}, result=_like("x"))
+     tangent={"g": "matmul_adjoint_x(g_dot, x, y)", "y": "matmul_adjoint_x(g, x, y_dot)"},
+     constant="x", result=_like("x"))
 rule(runtime.matmul_adjoint_y, params="g, x, y", adjoint={},
-     tangent={"g": "matmul_adjoint_y(g_dot, x, y)", "x": "matmul_adjoint_y(g, x_dot, y)"}, result=_like("y"))
+     tangent={"g": "matmul_adjoint_y(g_dot, x, y)", "x": "matmul_adjoint_y(g, x_dot, y)"},
+     constant="y", result=_like("y"))
 _ADD_DOT_X = {"acc": "acc_dot", "g": "dot_adjoint_x(g_dot, x, y)", "y": "dot_adjoint_x(g, x, y_dot)"}
 _ADD_DOT_Y = {"acc": "acc_dot", "g": "dot_adjoint_y(g_dot, x, y)", "x": "dot_adjoint_y(g, x_dot, y)"}
-rule(runtime.add_dot_adjoint_x, params="acc, g, x, y", adjoint={}, tangent=_ADD_DOT_X, result=_like("x"))
-rule(runtime.add_dot_adjoint_y, params="acc, g, x, y", adjoint={}, tangent=_ADD_DOT_Y, result=_like("y"))
+rule(runtime.add_dot_adjoint_x, params="acc, g, x, y", adjoint={}, tangent=_ADD_DOT_X, constant="x", result=_like("x"))
+rule(runtime.add_dot_adjoint_y, params="acc, g, x, y", adjoint={}, tangent=_ADD_DOT_Y, constant="y", result=_like("y"))
 # a stashed outer product: its tangent is added at once (the stash is the primal's alone; the
 # accumulator is read only after add_outer_rows, by when both are whole)
-rule(runtime.later_dot_adjoint_x, params="stash, acc, g, x, y", adjoint={}, tangent=_ADD_DOT_X, result=_like("x"))
-rule(runtime.later_dot_adjoint_y, params="stash, acc, g, x, y", adjoint={}, tangent=_ADD_DOT_Y, result=_like("y"))
-rule(runtime.add_outer_rows, params="acc, stash", adjoint={}, tangent={"acc": "acc_dot"}, result=_same("acc"))
+rule(runtime.later_dot_adjoint_x, params="stash, acc, g, x, y", adjoint={}, tangent=_ADD_DOT_X,
+     constant="stash, x", result=_like("x"))
+rule(runtime.later_dot_adjoint_y, params="stash, acc, g, x, y", adjoint={}, tangent=_ADD_DOT_Y,
+     constant="stash, y", result=_like("y"))
+rule(runtime.add_outer_rows, params="acc, stash", adjoint={}, tangent={"acc": "acc_dot"},
+     constant="stash", result=_same("acc"))
 rule(runtime.reshape, params="x, shape", adjoint={}, tangent={"x": "reshape(x_dot, shape)"},
      result=lambda a, c: T.UNKNOWN if a["shape"].kind != "tuple" else T.array("f", len(a["shape"].items)))
 rule(runtime.transpose_adjoint, params="g, axes", adjoint={}, tangent={"g": "transpose_adjoint(g_dot, axes)"},
      result=_same("g"))
 rule(runtime.split_like, params="g, xs, axis", adjoint={}, tangent={"g": "split_like(g_dot, xs, axis)"},
-     result=_same("xs"))
+     constant="xs", result=_same("xs"))
 rule(runtime.hstack_adjoint, params="g, xs", adjoint={}, tangent={"g": "hstack_adjoint(g_dot, xs)"},
      result=_same("xs"))
 rules.RULES[rules._key(runtime.hstack_adjoint)].constant = frozenset({"xs"})   # read for its items' shapes
 rule(runtime.unstack, params="g, xs, axis", adjoint={}, tangent={"g": "unstack(g_dot, xs, axis)"},
-     result=_same("xs"))
+     constant="xs", result=_same("xs"))
 rule(runtime.vstack_adjoint, params="g, xs", adjoint={}, tangent={"g": "vstack_adjoint(g_dot, xs)"},
-     result=_same("xs"))
+     constant="xs", result=_same("xs"))
 rule(runtime.solve_adjoint_a, params="g, a, solved", adjoint={},
      tangent={"g": "solve_adjoint_a(g_dot, a, solved)", "solved": "solve_adjoint_a(g, a, solved_dot)",
               "a": "-solve_adjoint_a(np.transpose(a_dot) @ np.linalg.solve(np.transpose(a), g), a, solved)"},
@@ -118,3 +124,6 @@ for _f, _r in [(runtime.zeros_like, lambda a, c: _like("x")(a, c)), (runtime.rev
                (runtime.reversed_first, lambda a, c: T.INT),
                (runtime.Tape, lambda a, c: T.OBJ)]:
     rules.NONDIFF[rules._key(_f)] = _r
+rules.value_free(runtime.pop, runtime.push, runtime.pop_shape, runtime.push_shape, runtime.tape_get, runtime.tape_put,
+                 runtime.tape_reserve, runtime.tape_release, runtime.outer_rows, runtime.zeros_like,
+                 runtime.reversed_range, runtime.reversed_first, runtime.Tape)

@@ -194,7 +194,7 @@ class Gen:
 
     def stmt(self, env, pad, nest):
         kinds = ["assign", "assign", "aug", "aug", "swap", "write", "write",
-                 "local_arr", "mat_row", "mat_elem", "row_view", "matvec"]
+                 "local_arr", "mat_row", "mat_elem", "row_view", "matvec", "overwrite", "overwrite"]
         if env["loop"]:
             kinds += ["local_arr"]              # arrays created inside a loop, then written
         if nest > 0:
@@ -216,6 +216,18 @@ class Gen:
             if op == "*=":
                 return [f"{pad}{t} *= (1.0 + 0.5 * np.tanh({self.expr(env, 2)}))"]
             return [f"{pad}{t} {op} {self.bounded(env)}"]
+        if kind == "overwrite":
+            # a result written over one of its own operands, an argument among them (`x = np.hypot(x, e)`):
+            # the operand's old value and the new result are both read by the rules of hypot and
+            # power (forward mode once read the new value for the old, silently)
+            u = self.pick(SCALARS + ["x", "y"])
+            e = self.expr(env, 1)
+            forms = [f"{u} = np.hypot({u}, {e})", f"{u} = np.hypot({e}, {u})", f"{u} = {u} * np.tanh({e})",
+                     f"{u} = np.tanh({u}) * {u}", f"{u} = np.sqrt(np.hypot({u}, 0.5)) * {u}"]
+            if not env["loop"]:  # powers of the written name: bounded once, not repeated in a loop
+                forms += [f"{u} = np.hypot({u}, 0.3) ** {self.pick(['y', 'x', '1.5', e])}",
+                          f"{u} = (1.2 + np.tanh({e})) ** {u}", f"{u} = np.power(1.0 + {u} * {u}, {u})"]
+            return [f"{pad}{self.pick(forms)}"]
         if kind == "swap":
             u = self.pick([s for s in SCALARS if s != t])
             return [f"{pad}{t}, {u} = {u}, np.tanh({t} + {self.expr(env, 1)})"]

@@ -700,7 +700,43 @@ def np_vstack(x, y, w):
     return np.sum(np.vstack((x, y)) * w)
 
 
+def np_atleast_1d_number(x, w):
+    return np.sum(np.atleast_1d(x) * w)
+
+
+def np_atleast_1d_matrix(x, w):
+    return np.sum(np.atleast_1d(x) * w)
+
+
+def np_r_(x, y, w):
+    return np.sum(np.r_[x, y, 2.0, x] * w)
+
+
+def np_c_(x, y, w):
+    return np.sum(np.c_[x, y, x * y] * w)
+
+
+def np_c_matrix(x, y, w):
+    return np.sum(np.c_[x, y] * w)
+
+
+def np_linspace(x, y, w):
+    return np.sum(np.linspace(x, y, 5) * w)
+
+
+def np_linspace_open(x, y, w):
+    return np.sum(np.linspace(x, y, num=4, endpoint=False) * w)
+
+
 SHAPE_CASES = [
+    case("np.atleast_1d[number]", np_atleast_1d_number, uniform(*GENERAL), weights(1)),
+    case("np.atleast_1d[2d]", np_atleast_1d_matrix, uniform(*GENERAL, 2, 3), weights(2, 3)),
+    case("np.r_", np_r_, uniform(*GENERAL, 3), uniform(*GENERAL), weights(8), argnums=(0, 1)),
+    case("np.c_[1d]", np_c_, uniform(*GENERAL, 3), uniform(*GENERAL, 3), weights(3, 3), argnums=(0, 1)),
+    case("np.c_[2d]", np_c_matrix, uniform(*GENERAL, 3, 2), uniform(*GENERAL, 3), weights(3, 3), argnums=(0, 1)),
+    case("np.linspace", np_linspace, uniform(*GENERAL), uniform(*GENERAL), weights(5), argnums=(0, 1)),
+    case("np.linspace(endpoint=False)", np_linspace_open, uniform(*GENERAL), uniform(*GENERAL), weights(4),
+         argnums=(0, 1)),
     case("np.reshape", np_reshape, uniform(*GENERAL, 2, 3), weights(3, 2)),
     case("np.reshape[-1]", np_reshape_minus1, uniform(*GENERAL, 6), weights(2, 3)),
     case("x.reshape((3,2))", method_reshape_tuple, uniform(*GENERAL, 6), weights(3, 2)),

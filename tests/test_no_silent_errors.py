@@ -1,0 +1,207 @@
+"""No silently wrong derivative: where s2sad has no derivative it says so, with the user's line.
+
+Each case here once returned a number (a zero gradient, a dropped check, a derivative of
+something else) where it had to return the true derivative or refuse.
+"""
+
+import inspect
+
+import numpy as np
+import pytest
+
+import s2sad
+from fd import numerical_grad
+
+
+# ---- np.r_, np.c_ and np.linspace are differentiated, not given a zero gradient ---------
+def joined_by_r(x, y):
+    return np.sum(np.r_[x, y, 2.0, x] ** 2 * np.arange(8.0))
+
+
+def joined_by_c(x, y):
+    return np.sum(np.c_[x, y, x * y] * np.arange(9.0).reshape(3, 3))
+
+
+def spaced(x, y):
+    return np.sum(np.sin(np.linspace(x, y, 5)) * np.arange(1.0, 6.0))
+
+
+def spaced_open(x, y):
+    return np.sum(np.linspace(x, y, num=4, endpoint=False) ** 2)
+
+
+def spaced_once(x, y):
+    return np.sum(np.linspace(x, y, 1)) * y
+
+
+JOINS = [(joined_by_r, (np.array([0.3, -1.2, 0.8]), 0.7)),
+         (joined_by_c, (np.array([0.3, -1.2, 0.8]), np.array([1.1, 0.4, -0.6]))),
+         (spaced, (0.3, 1.9)), (spaced_open, (0.3, 1.9)), (spaced_once, (0.3, 1.9))]
+
+
+@pytest.mark.parametrize("backend", ["python", "numba"])
+@pytest.mark.parametrize("f, args", JOINS, ids=lambda v: getattr(v, "__name__", ""))
+def test_index_tricks_and_linspace_in_both_modes_match_central_differences(f, args, backend):
+    reference = [numerical_grad(f, args, k) for k in (0, 1)]
+    reverse = s2sad.grad(f, argnums=(0, 1), backend=backend)(*args)
+    forward = s2sad.jacfwd(f, argnums=(0, 1), backend=backend)(*args)
+    for k in (0, 1):
+        np.testing.assert_allclose(reverse[k], reference[k], rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(forward[k], reference[k], rtol=1e-6, atol=1e-8)
+
+
+def test_the_issue_repros_give_the_true_gradient():
+    def r(x):
+        return np.sum(np.r_[x, x] * np.arange(6.0))
+    np.testing.assert_allclose(s2sad.grad(r)(np.ones(3)), [3.0, 5.0, 7.0])
+
+    def endpoint(x):
+        return np.sum(np.linspace(x, 3.4, 5))
+    np.testing.assert_allclose(s2sad.grad(endpoint)(0.5), 2.5)
+
+
+def test_linspace_gives_numpys_values():
+    got = s2sad.value_and_grad(lambda a, b: np.linspace(a, b, 7), argnums=1)
+    del got  # a vector output: its value is checked through vjp
+    def values(a, b):
+        return np.linspace(a, b, 7)
+    out, _ = s2sad.vjp(values, 0.1, 2.3)
+    np.testing.assert_array_equal(out, np.linspace(0.1, 2.3, 7))
+
+
+# ---- a differentiated value passed where no derivative flows is refused -------------------
+def arange_from(x):
+    return np.sum(np.arange(x, x + 3.0))  # MARK
+
+
+def range_of_r(x):
+    return np.sum(np.r_[0.0:x:0.5])  # MARK
+
+
+def line_of(f):
+    lines, first = inspect.getsourcelines(f)
+    return first + next(i for i, line in enumerate(lines) if "# MARK" in line)
+
+
+@pytest.mark.parametrize("f", [arange_from, range_of_r], ids=lambda f: f.__name__)
+def test_a_value_with_no_derivative_that_reaches_the_result_is_refused_with_its_line(f):
+    for transform in (s2sad.grad, s2sad.jacfwd):
+        with pytest.raises(s2sad.NonDifferentiableError) as info:
+            transform(f)(1.5)
+        assert f"{__file__}:{line_of(f)}:" in str(info.value)
+        assert "hint:" in str(info.value)
+
+
+def test_values_read_for_their_shape_pass_through():
+    def f(x):
+        return np.sum(np.zeros_like(x) + np.full_like(x, 2.0) * x + np.r_[0:3] * x) + len(x)
+    np.testing.assert_allclose(s2sad.grad(f)(np.ones(3)), [2.0, 3.0, 4.0])
+
+
+# ---- complex numbers are refused by every transform --------------------------------------
+def exp_of(x):
+    return np.exp(x)
+
+
+def complex_inside(x):
+    return np.sum(x * (1 + 2j))
+
+
+@pytest.mark.parametrize("call", [
+    lambda: s2sad.grad(exp_of)(0.4 - 0.1j),
+    lambda: s2sad.jacrev(exp_of)(0.4 - 0.1j),
+    lambda: s2sad.jacfwd(exp_of)(0.4 - 0.1j),
+    lambda: s2sad.vjp(exp_of, 0.4 - 0.1j),
+    lambda: s2sad.vjp(np.exp, 0.4 - 0.1j),
+    lambda: s2sad.vjp(exp_of, 0.4)[1](1.0 + 1j),
+    lambda: s2sad.jvp(exp_of, (0.4 - 0.1j,), (1.0,)),
+    lambda: s2sad.jvp(exp_of, (0.4,), (1j,)),
+    lambda: s2sad.grad(exp_of)(np.array([0.4 + 0j])),
+], ids=["grad", "jacrev", "jacfwd", "vjp", "vjp-ufunc", "vjp-cotangent", "jvp", "jvp-tangent", "grad-array"])
+def test_complex_inputs_are_refused_alike(call):
+    with pytest.raises(s2sad.NonDifferentiableError, match="is complex"):
+        call()
+
+
+def test_a_complex_number_inside_the_function_is_refused_with_its_line():
+    for transform in (s2sad.grad, s2sad.jacfwd):
+        with pytest.raises(s2sad.S2SADError, match="complex number") as info:
+            transform(complex_inside)(np.ones(2))
+        assert f"{__file__}:" in str(info.value)
+
+
+# ---- assertions, returns and auxiliary data ------------------------------------------------
+def asserts(x, y):
+    assert np.all(x > 0), "x must be positive"
+    s = 0.0
+    for i in range(3):
+        assert s < 100.0
+        s = s + np.sum(np.log(x) * y)
+    return s
+
+
+@pytest.mark.parametrize("backend", ["python", "numba"])
+def test_assertions_are_checked_by_derivative_code(backend):
+    x, y = np.array([1.0, 2.0]), 0.5
+    np.testing.assert_allclose(s2sad.grad(asserts, backend=backend)(x, y), numerical_grad(asserts, (x, y), 0))
+    np.testing.assert_allclose(s2sad.jacfwd(asserts, argnums=1, backend=backend)(x, y),
+                               numerical_grad(asserts, (x, y), 1))
+    with pytest.raises(AssertionError, match="x must be positive"):
+        s2sad.grad(asserts, backend=backend)(-x, y)
+    with pytest.raises(AssertionError, match="s < 100.0"):
+        s2sad.jacfwd(asserts, argnums=1, backend=backend)(x * 20.0, 40.0)
+
+
+def no_return(x):
+    y = x * 2.0  # noqa: F841
+
+
+def none_on_a_path(x):
+    if x > 0:
+        return x * 2.0
+
+
+def returns_none(x):
+    if x > 0:
+        return x
+    return None
+
+
+def returns_a_string(x):
+    return "abc"
+
+
+@pytest.mark.parametrize("f", [no_return, none_on_a_path, returns_none, returns_a_string], ids=lambda f: f.__name__)
+def test_a_function_that_returns_no_number_is_refused(f):
+    for transform in (s2sad.grad, s2sad.value_and_grad, s2sad.jacfwd):
+        with pytest.raises(s2sad.UnsupportedSyntaxError, match="return") as info:
+            transform(f)(-1.0)
+        assert f"{__file__}:" in str(info.value)
+
+
+def every_path_returns(x):
+    if x > 0:
+        return x * 2.0
+    else:
+        return x * 3.0
+
+
+def test_a_function_returning_on_every_path_is_accepted():
+    assert s2sad.grad(every_path_returns)(-1.0) == 3.0
+    assert s2sad.grad(every_path_returns)(1.0) == 2.0
+
+
+def three_outputs(x):
+    return np.sum(x * 2.0), 1.0, 2.0
+
+
+@pytest.mark.parametrize("call", [
+    lambda: s2sad.grad(three_outputs, has_aux=True)(np.ones(2)),
+    lambda: s2sad.value_and_grad(three_outputs, has_aux=True)(np.ones(2)),
+    lambda: s2sad.jacrev(three_outputs, has_aux=True)(np.ones(2)),
+    lambda: s2sad.jacfwd(three_outputs, has_aux=True)(np.ones(2)),
+    lambda: s2sad.vjp(three_outputs, np.ones(2), has_aux=True),
+], ids=["grad", "value_and_grad", "jacrev", "jacfwd", "vjp"])
+def test_has_aux_requires_a_pair(call):
+    with pytest.raises(s2sad.S2SADError, match="must return a pair"):
+        call()
