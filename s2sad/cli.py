@@ -432,48 +432,20 @@ def cache_dir():
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "s2sad"))
 
 
-def _is_ours(name):
-    return name.startswith(("s2sad_", ".tmp-")) or name == "__pycache__"
-
-
-def _cache_files(path):
-    """s2sad's files in the cache directory: s2sad_*.py, temporaries, and Numba's __pycache__."""
-    if not os.path.isdir(path):
-        return []
-    found = []
-    for entry in os.listdir(path):
-        full = os.path.join(path, entry)
-        if not _is_ours(entry):
-            continue
-        if os.path.isdir(full) and not os.path.islink(full):
-            found += [os.path.join(root, f) for root, _, files in os.walk(full) for f in files]
-        else:
-            found.append(full)
-    return found
-
-
 def cmd_cache(args, out):
-    import s2sad
+    from . import cache
+    from .errors import S2SADError
     path = cache_dir()
-    files = _cache_files(path)
-    if args.action == "info":
-        size = sum(os.path.getsize(f) for f in files if os.path.isfile(f))
-        out.write(f"cache directory: {path}{'' if os.path.isdir(path) else ' (does not exist yet)'}\n")
-        out.write(f"files: {len(files)}\nsize: {size} bytes ({size / 1024:.1f} KiB)\n")
-        return 0
-    if callable(getattr(s2sad, "clear_cache", None)):
-        removed = s2sad.clear_cache()
-        removed = len(files) if removed is None else removed
-    else:
-        import shutil
-        for entry in (os.listdir(path) if os.path.isdir(path) else []):
-            full = os.path.join(path, entry)
-            if _is_ours(entry):
-                if os.path.isdir(full) and not os.path.islink(full):
-                    shutil.rmtree(full, ignore_errors=True)
-                else:
-                    os.unlink(full)
-        removed = len(files)
+    try:
+        if args.action == "info":
+            files = cache.cache_files()   # generated modules and Numba's files, no symlink followed
+            size = sum(n for _, n in files)
+            out.write(f"cache directory: {path}{'' if os.path.isdir(path) else ' (does not exist yet)'}\n")
+            out.write(f"files: {len(files)}\nsize: {size} bytes ({size / 1024:.1f} KiB)\n")
+            return 0
+        removed = cache.clear_cache()
+    except S2SADError as err:
+        raise CLIError(str(err)) from None
     out.write(f"removed {removed} file(s) from {path}\n")
     return 0
 

@@ -39,7 +39,7 @@ from numba.extending import intrinsic, overload, typeof_impl
 from numba.np.numpy_support import as_dtype
 from numba.np.unsafe.ndarray import to_fixed_tuple
 
-from . import custom, numba_math, runtime
+from . import cache, custom, numba_math, runtime
 from .numba_math import flat_elements
 from .numba_reductions import drop_axis, split_shape
 from .errors import S2SADError
@@ -1527,7 +1527,6 @@ def _arrays_as_arguments(namespace, name, names):
 
 def _load_for_numba(source, namespace):
     """The rewritten module's namespace: a file of the disk cache when it is on, else exec'd."""
-    from . import cache
     base = {k: v for k, v in namespace.items() if not k.startswith("__")}
     loaded = cache.load(source, base)
     if loaded is not None:
@@ -1601,8 +1600,12 @@ def compile_module(namespace, name, module, explicit=False):
         clone.__qualname__ = fn.__qualname__
         # error_model="numpy": a division by zero is inf or NaN, as in NumPy (np.log(0.0)'s derivative
         # 1 / x is inf), not a ZeroDivisionError raised inside generated code
-        nb_namespace[fn_name] = njit(clone, cache=cached, inline="always" if fn_name in inline else "never",
+        nb_namespace[fn_name] = njit(clone, inline="always" if fn_name in inline else "never",
                                      error_model="numpy")
+        if cached:  # s2sad's own cache of Numba's files: beside the module, each checked before it is loaded
+            disk = cache.numba_cache(clone)
+            if disk is not None:
+                nb_namespace[fn_name]._cache = disk
         _unswitch_budget.ours.add(nb_namespace[fn_name])
     compiled = Compiled(name, nb_namespace[name], python, _strict(explicit))
     compiled.refused = "\n".join(dict.fromkeys(module.not_for_numba + refused)) or None
