@@ -81,6 +81,19 @@ def programs(draw):
                 f"np.cumprod(1.0 + 0.5 * np.tanh({X}), axis={axis})", f"np.repeat({X}, 2, axis=0)[1::2]",
                 f"np.repeat({X}, 3, axis=1)[:, ::3]", f"np.tile({X}, 2)[:, 1:{N + 1}]"]))
             lines.append(f"{new('X')} = {how}")
+        elif choice == 11:
+            # joins and spaced values (np.c_, np.r_, np.linspace), and a value with no derivative
+            # rule (np.arange from a float): differentiated right, or refused, never a zero
+            how = draw(st.integers(0, 3))
+            if how == 0:
+                lines.append(f"{new('X')} = np.c_[{X}[:, 0], {Y}[:, 1:]]")
+            elif how == 1:
+                c = draw(st.sampled_from(cols))
+                lines.append(f"{new('c')} = np.r_[{c}[1:], {X}[0, 0]] * {c}")
+            elif how == 2:
+                lines.append(f"{new('r')} = np.linspace({X}[0, 0], {Y}[1, 1], {M})")
+            else:
+                lines.append(f"{new('r')} = np.arange({X}[0, 0], {X}[0, 0] + {M - 0.5})")
         else:
             lines.append(f"{new('r')} = np.max({X}, axis=1) + np.sum({X} * {Y}, axis=-1)")
     # every value made reaches the result: nothing is dead code for the optimizer to drop
@@ -117,6 +130,10 @@ def check(text, name, seed, backend):
     assume(np.isfinite(value) and abs(value) < 1e6)
     fd = reference(f, args)
     assume(fd is not None)
+    if "np.arange(" in text:  # no derivative rule for a float start: refused, with the line
+        with pytest.raises(s2sad.NonDifferentiableError, match="np.arange"):
+            s2sad.grad(f, argnums=(0, 1, 2), backend=backend)(*[a.copy() for a in args])
+        assume(False)
     g = s2sad.grad(f, argnums=(0, 1, 2), backend=backend)(*[a.copy() for a in args])
     for i in range(3):
         np.testing.assert_allclose(g[i], fd[i], rtol=1e-5, atol=1e-7,
