@@ -284,5 +284,5 @@ def numpy_namespace():
     ns.__dict__.update(np.__dict__)
     ns.exp, ns.log, ns.tanh = exp, log, tanh
     ns.__dict__.update(numba_reductions.STAND_INS)
-    ns.hstack = numba_reductions.hstack
+    ns.hstack, ns.matmul, ns.inner = numba_reductions.hstack, numba_reductions.matmul, numba_reductions.inner
     return ns

@@ -503,6 +503,35 @@ def _hstack_adjoint_ov(g, xs):
     return None
 
 
+def matmul(a, b):
+    return np.matmul(a, b)
+
+
+@overload(matmul)
+def _matmul_ov(a, b):
+    """np.matmul(a, b) is `a @ b` (Numba has the operator, not the function)."""
+    return lambda a, b: a @ b
+
+
+def inner(a, b):
+    return np.inner(a, b)
+
+
+@overload(inner)
+def _inner_ov(a, b):
+    """np.inner (which Numba lacks): the last axes contracted, X Y^T of the matrices of last-axis rows."""
+    if not (isinstance(a, types.Array) and isinstance(b, types.Array)):
+        return lambda a, b: a * b
+    if a.ndim == 1 and b.ndim == 1:
+        return lambda a, b: np.dot(a, b)
+
+    def impl(a, b):
+        n = a.shape[-1]
+        product = np.dot(_as_matrix(a, a.size // n, n), _as_matrix(b, b.size // n, n).T)
+        return product.reshape(a.shape[:-1] + b.shape[:-1])
+    return impl
+
+
 def hstack(tup):
     return np.hstack(tup)
 

@@ -38,7 +38,6 @@ By default a sample of the cases runs (seeded per run: --rule-table-seed, or S2S
 else the day's number; the seed is in pytest's header); `pytest --full` runs them all.
 """
 
-import builtins
 import hashlib
 import importlib.util
 import inspect
@@ -47,6 +46,7 @@ import math
 import operator
 import os
 import random
+import re
 import sys
 import tempfile
 import warnings
@@ -655,6 +655,22 @@ def _sample(cases, k, seed, salt):
     return random.Random(f"{seed}-{salt}").sample(cases, k)
 
 
+# Cases that fail for a reason outside the rules (a limitation of s2sad or Numba, with its error),
+# by case id (`*` matches anything): expected to fail, strictly, so a fix shows up as an XPASS.
+XFAIL = {
+    **dict.fromkeys(["np.squeeze[3d213]-plain-da-hessian-*", "np.squeeze[3d213]-plain-da-jacfwd(jacfwd)-*"],
+                    "np.squeeze without an axis: the result's rank is not known from the argument types (ranks, "
+                    "not shapes), so its derivative is not differentiated again (S2SADError)"),
+}
+
+
+def _marked(case):
+    reasons = [r for pattern, r in XFAIL.items()
+               if re.fullmatch(".*".join(map(re.escape, pattern.split("*"))), _case_id(case))]
+    return pytest.param(case, marks=[pytest.mark.xfail(strict=True, reason=reasons[0])] if reasons else [],
+                        id=_case_id(case))
+
+
 SAMPLED = {"first python": 120, "first numba": 5, "second python": 30, "second numba": 1}
 
 
@@ -669,7 +685,7 @@ def pytest_generate_tests(metafunc):
             cases = [c for backend in ("python", "numba")
                      for c in _sample([c for c in cases if c[-1] == backend], SAMPLED[f"{order} {backend}"],
                                       seed, f"{order} {backend}")]
-        metafunc.parametrize(fixture, cases, ids=[_case_id(c) for c in cases])
+        metafunc.parametrize(fixture, [_marked(c) for c in cases])
 
 
 # ---- the references: central differences --------------------------------------------------
