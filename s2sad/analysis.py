@@ -64,6 +64,9 @@ class Analysis:
         self._scopes()
         self._infer_types()
         self.active = self._activity()
+        overflow = self.integer_products_as_data()
+        if overflow and compiler is not None and hasattr(compiler, "not_for_numba"):
+            compiler.not_for_numba.append(overflow)
 
     # ---- assignments and scopes ---------------------------------------
     def _count_assignments(self, body, in_loop):
@@ -319,10 +322,48 @@ class Analysis:
         self.varied, self.useful = varied, useful
         return {v for v in varied & useful if self._can_carry(v)}
 
+    def integer_products_as_data(self):
+        """Why Numba would compute a wrong number here, or None: a product or power of integer
+        variables (`n * m`, `n ** k`) that reaches a float value or the result. Numba computes it
+        in 64 bits, which wrap around where Python's integers grow; code that only indexes or
+        counts with such products is not affected (an index that large fails either way)."""
+        def int_scalar(node):
+            ty = self.type_of(node)
+            return ty.kind == "i" and ty.ndim == 0
+
+        grown, line = set(), None
+        for targets, rhs, stmt in _assignments(self.fn.body):
+            if not all(self.types.get(t, T.UNKNOWN).kind == "i" for t in targets) or len(targets) != 1:
+                continue
+            if isinstance(rhs, gast.BinOp) and isinstance(rhs.op, (gast.Mult, gast.Pow, gast.LShift)) \
+                    and int_scalar(rhs.left) and int_scalar(rhs.right) and not _small_growth(rhs):
+                grown.add(targets[0])
+                line = line or getattr(stmt, "lineno", None)
+            elif any(n in grown for n in names_in(rhs)):
+                grown.add(targets[0])
+        if not grown:
+            return None
+        ret = self.fn.body[-1].value
+        data = [n for n in names_in(ret) if n in grown] if ret is not None else []
+        for targets, rhs, stmt in _assignments(self.fn.body):
+            if data:
+                break
+            if isinstance(rhs, gast.Subscript):
+                continue  # an index
+            if any(self.types.get(t, T.UNKNOWN).kind in ("f", "?") for t in targets):
+                data = [n for n in names_in(rhs) if n in grown]
+        if not data:
+            return None
+        return (f"{self.fn.name} (line {line}) multiplies or raises integer variables and uses the result as a "
+                "number: Numba computes it in 64 bits, wrapping around where Python's integers grow, so the code "
+                "runs as Python (convert a factor to float, `float(n) * m`, to compile it)")
+
     def dropped_derivatives(self, rhs, targets):
         """The differentiated names `rhs` reads but passes no derivative from, where the value it
         gives a target flows to the result and can carry one: the derivative would be dropped."""
-        if not any(t in self.useful and self._can_carry(t) for t in targets):
+        if not any(t in self.useful and _carries_float(self.types.get(t, T.UNKNOWN)) for t in targets):
+            return []
+        if isinstance(rhs, gast.Attribute) and rhs.attr in ("shape", "size", "ndim", "dtype"):
             return []
         rule = None
         if isinstance(rhs, gast.Call) and not is_user_call(rhs) and not is_nested_call(rhs):
@@ -397,6 +438,25 @@ def _assignments(body):
 def _is_tape_call(node, func, arity=2):
     return isinstance(node, gast.Call) and not is_user_call(node) and not is_nested_call(node) \
         and call_func(node) is func and len(node.args) == arity and isinstance(node.args[0], gast.Name)
+
+
+def _carries_float(ty):
+    """Can a value of this type carry a derivative (a float, or something not known)?"""
+    if ty.kind == "tuple":
+        return any(_carries_float(t) for t in ty.items)
+    return ty.kind not in ("i", "b", "obj")
+
+
+def _small_growth(binop):
+    """An integer product that stays small for any integer a program counts to: a constant factor,
+    a square (`k * 3`, `k ** 2`); a variable factor or a larger power may pass 2**63."""
+    left, right = binop.left, binop.right
+    if isinstance(binop.op, gast.Mult):
+        return isinstance(left, gast.Constant) or isinstance(right, gast.Constant)
+    if isinstance(binop.op, gast.Pow):
+        return isinstance(right, gast.Constant) and right.value in (0, 1, 2) or \
+            isinstance(left, gast.Constant) and left.value in (0, 1)
+    return False
 
 
 def check_differentiable(analysis, where):

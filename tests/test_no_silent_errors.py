@@ -205,3 +205,32 @@ def three_outputs(x):
 def test_has_aux_requires_a_pair(call):
     with pytest.raises(s2sad.S2SADError, match="must return a pair"):
         call()
+
+
+# ---- integers: Python's, not int64's -------------------------------------------------------
+def big_power(x, n):
+    k = n ** 40
+    return x * k
+
+
+def products_as_indices(x, v, n):
+    s = 0.0
+    for i in range(n):
+        for j in range(n):
+            s = s + x * v[(i * n + j) % n]
+    return s
+
+
+def test_an_integer_product_that_numba_would_wrap_runs_as_python(monkeypatch):
+    exact = float(3 ** 40)  # 1.2e19: past int64, where Numba's product wraps around
+    monkeypatch.setenv("S2SAD_BACKEND", "numba")   # the default backend: a warning, and Python's number
+    with pytest.warns(RuntimeWarning, match="integer variables"):
+        assert s2sad.grad(big_power)(2.0, 3) == exact
+    with pytest.raises(s2sad.S2SADError, match="integer variables"):
+        s2sad.grad(big_power, backend="numba")(2.0, 3)
+
+
+def test_integer_products_used_as_indices_compile():
+    v = np.arange(1.0, 4.0)
+    reference = numerical_grad(products_as_indices, (2.0, v, 3), 0)
+    np.testing.assert_allclose(s2sad.grad(products_as_indices, backend="numba")(2.0, v, 3), reference, rtol=1e-8)
