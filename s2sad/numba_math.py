@@ -284,5 +284,7 @@ def numpy_namespace():
     ns.__dict__.update(np.__dict__)
     ns.exp, ns.log, ns.tanh = exp, log, tanh
     ns.__dict__.update(numba_reductions.STAND_INS)
-    ns.hstack, ns.matmul, ns.inner = numba_reductions.hstack, numba_reductions.matmul, numba_reductions.inner
+    # functions Numba lacks, or lacks for some arguments (numba_reductions)
+    for name in ("hstack", "matmul", "inner", "array", "clip"):
+        setattr(ns, name, getattr(numba_reductions, name))
     return ns

@@ -532,6 +532,35 @@ def _inner_ov(a, b):
     return impl
 
 
+def array(object, dtype=None):  # noqa: A002  (np.array's parameter name)
+    return np.array(object, dtype=dtype)
+
+
+@overload(array)
+def _array_ov(object, dtype=None):  # noqa: A002
+    """np.array of an array is a copy, of a tuple of arrays their stack (Numba's takes lists and
+    tuples of numbers only)."""
+    if _no_arg(dtype):
+        if isinstance(object, types.Array):
+            return lambda object, dtype=None: object.copy()
+        if isinstance(object, types.UniTuple) and isinstance(object.dtype, types.Array):
+            return lambda object, dtype=None: np.stack(object)
+        return lambda object, dtype=None: np.array(object)
+    return lambda object, dtype=None: np.array(object, dtype)
+
+
+def clip(a, a_min, a_max):
+    return np.clip(a, a_min, a_max)
+
+
+@overload(clip)
+def _clip_ov(a, a_min, a_max):
+    """np.clip of numbers (Numba's takes an array)."""
+    if all(isinstance(t, types.Number) for t in (a, a_min, a_max)):
+        return lambda a, a_min, a_max: a_min if a < a_min else a_max if a > a_max else a
+    return lambda a, a_min, a_max: np.clip(a, a_min, a_max)
+
+
 def hstack(tup):
     return np.hstack(tup)
 

@@ -417,9 +417,10 @@ def array_of(args, consts):
     return T.array("f", x.ndim) if x.numeric else T.UNKNOWN
 
 
+# (np.array, not np.copy, in the tangent: of a tuple of tangents, Numba stacks them only there)
 rule(np.copy, np.array, np.asarray, params="x",
      adjoint={"x": "g"},
-     tangent={"x": "np.copy(x_dot)"}, result=array_of)
+     tangent={"x": "np.array(x_dot)"}, result=array_of)
 rule(np.concatenate, params="xs, axis=0",
      adjoint={"xs": "split_like(g, xs, axis)"},
      tangent={"xs": "np.concatenate(xs_dot, axis=axis)"},
