@@ -285,6 +285,6 @@ def numpy_namespace():
     ns.exp, ns.log, ns.tanh = exp, log, tanh
     ns.__dict__.update(numba_reductions.STAND_INS)
     # functions Numba lacks, or lacks for some arguments (numba_reductions)
-    for name in ("hstack", "matmul", "inner", "array", "clip"):
+    for name in ("hstack", "matmul", "inner", "array", "clip", "dot"):
         setattr(ns, name, getattr(numba_reductions, name))
     return ns

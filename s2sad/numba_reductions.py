@@ -561,6 +561,25 @@ def _clip_ov(a, a_min, a_max):
     return lambda a, a_min, a_max: np.clip(a, a_min, a_max)
 
 
+def dot(a, b):
+    return np.dot(a, b)
+
+
+@overload(dot)
+def _dot_ov(a, b):
+    """np.dot with a number on either side (a product), or of a stack (more than two axes) with a
+    vector or matrix (its last axis against the other's first): Numba's takes vectors and matrices."""
+    if not isinstance(a, types.Array) or not isinstance(b, types.Array):
+        return lambda a, b: a * b
+    if a.ndim > 2 and b.ndim <= 2:
+        def stacked(a, b):
+            n = a.shape[-1]
+            product = np.dot(_as_matrix(a, a.size // n, n), b)
+            return product.reshape(a.shape[:-1] + b.shape[1:])
+        return stacked
+    return lambda a, b: np.dot(a, b)
+
+
 def hstack(tup):
     return np.hstack(tup)
 
