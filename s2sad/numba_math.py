@@ -287,4 +287,7 @@ def numpy_namespace():
     # functions Numba lacks, or lacks for some arguments (numba_reductions)
     for name in ("hstack", "matmul", "inner", "array", "clip", "dot"):
         setattr(ns, name, getattr(numba_reductions, name))
+    ns.linalg = pytypes.ModuleType("numpy.linalg")
+    ns.linalg.__dict__.update(np.linalg.__dict__)
+    ns.linalg.norm = numba_reductions.norm
     return ns

@@ -580,6 +580,18 @@ def _dot_ov(a, b):
     return lambda a, b: np.dot(a, b)
 
 
+def norm(x):
+    return np.linalg.norm(x)
+
+
+@overload(norm)
+def _norm_ov(x):
+    """np.linalg.norm of a tuple of numbers (a list in the user's code): Numba's takes arrays only."""
+    if isinstance(x, types.BaseTuple):
+        return lambda x: np.linalg.norm(np.array(x))
+    return lambda x: np.linalg.norm(x)
+
+
 def hstack(tup):
     return np.hstack(tup)
 
