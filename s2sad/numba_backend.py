@@ -1525,6 +1525,45 @@ def _arrays_as_arguments(namespace, name, names):
     return source, tuple(values[p] for p in sorted(needs[name]))
 
 
+def _names_read(code):
+    """The global and attribute names a code object (and the code nested in it) reads."""
+    names, todo = set(), [code]
+    while todo:
+        c = todo.pop()
+        names.update(c.co_names)
+        todo += [k for k in c.co_consts if hasattr(k, "co_code")]
+    return names
+
+
+def _arrays_read(fn, seen=None):
+    """The arrays a user function (or a user function it calls) reads from its module, a module's
+    attribute or a closure cell: Numba compiles their values in as constants when it compiles the
+    function as it is."""
+    if not isinstance(fn, pytypes.FunctionType) or (fn.__module__ or "").startswith(("s2sad", "numpy")):
+        return []
+    seen = set() if seen is None else seen
+    if fn in seen:
+        return []
+    seen.add(fn)
+    code = fn.__code__
+    names = _names_read(code)
+    scope = fn.__globals__
+    found = sorted(n for n in names if isinstance(scope.get(n), np.ndarray))
+    for n in sorted(names):
+        found += _arrays_read(getattr(scope.get(n), "py_func", scope.get(n)), seen)
+    for n in sorted(names):
+        module = scope.get(n)
+        if isinstance(module, pytypes.ModuleType) and module.__name__.partition(".")[0] not in ("numpy", "math"):
+            found += [f"{n}.{a}" for a in sorted(names) if isinstance(getattr(module, a, None), np.ndarray)]
+    for name, cell in zip(code.co_freevars, fn.__closure__ or ()):
+        try:
+            if isinstance(cell.cell_contents, np.ndarray):
+                found.append(name)
+        except ValueError:
+            pass
+    return found
+
+
 def _load_for_numba(source, namespace):
     """The rewritten module's namespace: a file of the disk cache when it is on, else exec'd."""
     base = {k: v for k, v in namespace.items() if not k.startswith("__")}
@@ -1575,10 +1614,18 @@ def compile_module(namespace, name, module, explicit=False):
         nb_namespace = dict(namespace)
     # user functions generated code calls as they are (a custom_vjp's primal and rules; a custom_jvp's
     # rule): Numba needs them compiled too
+    referenced = set().union(*(_names_read(namespace[n].__code__) for n in names))
     for key, value in list(nb_namespace.items()):
         if isinstance(value, pytypes.FunctionType) and key not in names \
                 and not (value.__module__ or "").startswith("s2sad"):
             nb_namespace[key] = njit(value)
+        user = value.fun if isinstance(value, custom._Custom) else value
+        user = getattr(user, "py_func", user)
+        frozen = _arrays_read(user) if key in referenced and key not in names else []
+        if frozen:  # compiled as it is, it would keep the values the arrays have now
+            refused.append(f"{user.__name__}, a custom rule compiled as it is, reads the array "
+                           f"{frozen[0]} from outside, and Numba would compile its present values in "
+                           "(pass the array as an argument to have it compiled)")
     nb_namespace["Tape"] = Tape
     nb_namespace["np"] = NUMPY
     nb_namespace["logistic"] = numba_math.logistic   # a ufunc: fused with the arithmetic around it

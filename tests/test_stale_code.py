@@ -363,3 +363,41 @@ def test_s2sads_own_decorators_keep_working(cdir):
     assert s2sad.grad(clip_grad)(3.0) == pytest.approx(0.5)        # the rule, not 2x
     assert s2sad.grad(wraps_custom)(3.0) == pytest.approx(5.0)
     assert s2sad.grad(s2sad.grad(lambda x: x * x * x))(2.0) == pytest.approx(12.0)
+
+
+# a custom rule is compiled by Numba as the user wrote it: an array it reads from outside would be
+# compiled in, so it runs as Python (strict: refused), never with the old values
+V = np.array([0.6, 1.0])
+
+
+@s2sad.custom_vjp
+def weighted_by_v(x):
+    return np.sum(V * x)
+
+
+def _weighted_fwd(x):
+    return np.sum(V * x), x
+
+
+def _weighted_bwd(x, g):
+    return (g * V,)
+
+
+weighted_by_v.defvjp(_weighted_fwd, _weighted_bwd)
+
+
+def uses_custom(x):
+    return weighted_by_v(x) * 2.0
+
+
+def test_custom_rule_reading_a_global_array_is_not_frozen(cdir, monkeypatch):
+    x = np.array([1.0, 2.0])
+    monkeypatch.setenv("S2SAD_BACKEND", "numba")
+    monkeypatch.setitem(globals(), "V", np.array([0.6, 1.0]))
+    g = s2sad.grad(uses_custom)
+    with pytest.warns(RuntimeWarning, match="reads the array V"):
+        np.testing.assert_allclose(g(x), 2 * V)
+    V[0] = 6.0
+    np.testing.assert_allclose(g(x), [12.0, 2.0])
+    with pytest.raises(s2sad.S2SADError, match="reads the array V"):
+        s2sad.grad(uses_custom, backend="numba")(x)
