@@ -201,13 +201,10 @@ def fingerprint(value, depth=0):
         import numpy as np
         if isinstance(value, np.generic):
             return f"np.{type(value).__name__}:{value!r}"
-        if isinstance(value, np.ndarray) and depth == 0:
-            # a global array is an argument of the compiled code (numba_backend._arrays_as_arguments),
-            # read at each call: its values are not part of the code
+        if isinstance(value, np.ndarray):
+            # a global array (or tuple of them) is an argument of the compiled code
+            # (numba_backend._arrays_as_arguments), read at each call: its values are not part of the code
             return f"ndarray:{value.dtype.str}:{value.ndim}"
-        if isinstance(value, np.ndarray):  # inside a tuple: Numba may compile its values in
-            data = hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()
-            return f"ndarray:{value.dtype.str}:{value.shape}:{data}"
     except ImportError:  # pragma: no cover
         pass
     if isinstance(value, (tuple, list)):

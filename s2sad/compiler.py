@@ -69,9 +69,9 @@ class Function:
                 return True
             if now is not value and not _same_value(now, value):
                 return True
-        for module, read, seen in self.attributes_read:  # `helpers.scale`: rebound, or the module reloaded
+        for where, read, seen in self.attributes_read:  # `helpers.scale`: rebound, or the module reloaded
             try:
-                if read(module) != seen:
+                if read(where) != seen:
                     return True
             except Exception:  # noqa: BLE001 - an attribute deleted, an array compared
                 return True
@@ -108,7 +108,7 @@ _LIBRARIES = {"numpy", "math", "cmath", "scipy", "numba", "s2sad", "builtins", "
 
 def _module_attributes(tree, code, namespace):
     """The attributes of the user's modules a function reads (`helpers.scale`, `pkg.sub.fn`), as
-    (module, getter, values seen): generated code holds them (a number folded in, a helper's
+    (the module's dict or the module, getter, values seen): generated code holds them (a number folded in, a helper's
     derivative), and rebinding one or reloading the module does not rebind a global."""
     local = set(code.co_varnames) | set(code.co_cellvars) if code is not None else set()
     chains = {}
@@ -135,9 +135,13 @@ def _module_attributes(tree, code, namespace):
             chains.setdefault(id(module), (module, set()))[1].add(".".join(kept))
     watched = []
     for module, names in chains.values():
-        names = sorted(names)
-        read = operator.attrgetter(*(names * 2 if len(names) == 1 else names))
-        watched.append((module, read, read(module)))
+        # plain names: C-level lookups in the module's dict (which a reload refills); dotted: getattr
+        for source, names, getter in ((vars(module), [n for n in names if "." not in n], operator.itemgetter),
+                                      (module, [n for n in names if "." in n], operator.attrgetter)):
+            if names:
+                names = sorted(names)
+                read = getter(*(names * 2 if len(names) == 1 else names))
+                watched.append((source, read, read(source)))
     return tuple(watched)
 
 

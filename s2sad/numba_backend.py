@@ -1421,7 +1421,8 @@ class _NotAsArguments(Exception):
 
 
 def _arrays_as_arguments(namespace, name, names):
-    """The generated module rewritten so that the global arrays it reads are arguments.
+    """The generated module rewritten so that the global arrays (and tuples of arrays) it reads are
+    arguments.
 
     Numba compiles a global array into the machine code as a constant, so an array the user
     changes in place after the first call (`W[0] = 6.0`) would keep its old values there. Each
@@ -1458,7 +1459,7 @@ def _arrays_as_arguments(namespace, name, names):
                     calls[fname].add(n.id)
                     if id(n) not in called:
                         escaped.add(n.id)
-                elif isinstance(namespace.get(n.id), np.ndarray):
+                elif _holds_array(namespace.get(n.id)):
                     direct[fname].add(n.id)
                     values[n.id] = namespace[n.id]
             elif isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Load):
@@ -1472,7 +1473,7 @@ def _arrays_as_arguments(namespace, name, names):
                 obj = namespace[base.id]
                 for part in reversed(chain):
                     obj = getattr(obj, part, None)
-                if not isinstance(obj, np.ndarray):
+                if not _holds_array(obj):
                     continue
                 spelled = (base.id, *reversed(chain))
                 param = param_of_chain.get(spelled)
@@ -1525,6 +1526,13 @@ def _arrays_as_arguments(namespace, name, names):
     return source, tuple(values[p] for p in sorted(needs[name]))
 
 
+def _holds_array(value):
+    """An array, or a tuple holding one (Numba compiles either in as a constant)."""
+    if isinstance(value, np.ndarray):
+        return True
+    return isinstance(value, tuple) and any(_holds_array(v) for v in value)
+
+
 def _names_read(code):
     """The global and attribute names a code object (and the code nested in it) reads."""
     names, todo = set(), [code]
@@ -1548,16 +1556,16 @@ def _arrays_read(fn, seen=None):
     code = fn.__code__
     names = _names_read(code)
     scope = fn.__globals__
-    found = sorted(n for n in names if isinstance(scope.get(n), np.ndarray))
+    found = sorted(n for n in names if _holds_array(scope.get(n)))
     for n in sorted(names):
         found += _arrays_read(getattr(scope.get(n), "py_func", scope.get(n)), seen)
     for n in sorted(names):
         module = scope.get(n)
         if isinstance(module, pytypes.ModuleType) and module.__name__.partition(".")[0] not in ("numpy", "math"):
-            found += [f"{n}.{a}" for a in sorted(names) if isinstance(getattr(module, a, None), np.ndarray)]
+            found += [f"{n}.{a}" for a in sorted(names) if _holds_array(getattr(module, a, None))]
     for name, cell in zip(code.co_freevars, fn.__closure__ or ()):
         try:
-            if isinstance(cell.cell_contents, np.ndarray):
+            if _holds_array(cell.cell_contents):
                 found.append(name)
         except ValueError:
             pass

@@ -79,8 +79,8 @@ def test_injected_globals_are_part_of_the_key():
     assert cache.key(src, {"C": np.ones(3)}) == cache.key(src, {"C": np.zeros(4)})
     assert cache.key(src, {"C": np.ones(3)}) != cache.key(src, {"C": np.ones((3, 1))})
     assert cache.key(src, {"C": np.ones(3)}) != cache.key(src, {"C": np.ones(3, dtype=np.float32)})
-    # inside a tuple, Numba may compile the values in
-    assert cache.key(src, {"C": (np.ones(3),)}) != cache.key(src, {"C": (np.zeros(3),)})
+    assert cache.key(src, {"C": (np.ones(3), 2.0)}) == cache.key(src, {"C": (np.zeros(3), 2.0)})
+    assert cache.key(src, {"C": (np.ones(3), 2.0)}) != cache.key(src, {"C": (np.ones(3), 3.0)})
     assert cache.key(src, {"h": poly}) == cache.key(src, {"h": poly})
     assert cache.key(src, {"h": poly}) != cache.key(src, {"h": cubic})
     assert cache.key(src, {"C": 2.0}) != cache.key(src + " ", {"C": 2.0})

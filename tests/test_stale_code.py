@@ -85,6 +85,13 @@ def weighted_scalar(s):
     return np.sum(W * s) * s
 
 
+PAIR = (np.array([0.6, 1.0]), 2.0)
+
+
+def through_tuple(x):
+    return np.sum(PAIR[0] * x) * PAIR[1]
+
+
 @pytest.mark.parametrize("backend", ["numba", "python"])
 def test_global_array_changed_in_place_after_the_first_call(cdir, backend):
     global W
@@ -98,6 +105,11 @@ def test_global_array_changed_in_place_after_the_first_call(cdir, backend):
     np.testing.assert_allclose(g(x), [6.0, 1.0])
     np.testing.assert_allclose(gh(x), [12.0, 2.0])
     np.testing.assert_allclose(gs(2.0), 2 * 2.0 * 7.0)
+    gt = s2sad.grad(through_tuple, backend=backend)
+    np.testing.assert_allclose(gt(x), [1.2, 2.0])
+    PAIR[0][0] = 6.0  # an array held by a global tuple, changed in place
+    np.testing.assert_allclose(gt(x), [12.0, 2.0])
+    PAIR[0][0] = 0.6
     W = np.array([3.0, 4.0])  # rebound
     np.testing.assert_allclose(g(x), [3.0, 4.0])
     np.testing.assert_allclose(gs(0.5), 2 * 0.5 * 7.0)
