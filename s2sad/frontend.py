@@ -6,6 +6,7 @@ user's file lines, and the namespace (globals, closure cells, builtins) in
 which its free names resolve. Next stage: `fence`.
 """
 
+import ast
 import builtins
 import inspect
 import linecache
@@ -60,6 +61,7 @@ def parse(fn):
     col_shift = _indent(source) - _indent(dedented)
     if lambda_:
         tree = _find_lambda(fn, dedented, first, col_shift)
+        check_source_runs(fn, tree.s2sad_source, filename, tree.lineno)
     else:
         module = gast.parse(dedented)
         gast.increment_lineno(module, first - 1)
@@ -313,11 +315,15 @@ def _find_lambda(fn, source, first, col_shift):
     if not candidates:
         raise S2SADError(f"{code.co_filename}:{first}: could not find the source of this lambda")
     node = candidates[0]
+    text = ast.unparse(gast.gast_to_ast(gast.Expression(body=node)))
     body = gast.Return(value=node.body)
     gast.copy_location(body, node.body)
     tree = gast.FunctionDef(name="lambda_", args=node.args, body=[body], decorator_list=[],
                             returns=None, type_comment=None, type_params=[])
     gast.copy_location(tree, node)
+    # the lambda alone, as an assignment check_source_runs can compile in the lambda's scopes
+    depth = code.co_qualname.count(".") if hasattr(code, "co_qualname") else fn.__qualname__.count(".")
+    tree.s2sad_source = f"{' ' * (depth + bool(code.co_freevars))}_s2sad_lambda = ({text})\n"
     return tree
 
 

@@ -211,6 +211,9 @@ class Model:
 
 def quad(x):
     return x * x * x
+
+
+lam = lambda x: x * x * x  # noqa: E731
 """
 
 
@@ -239,6 +242,8 @@ def test_file_edited_after_import_is_refused_not_mixed(cdir, tmp_path, monkeypat
         message = str(err.value)
         assert f"s2sad_test_edited.py:{line}:" in message and "not the code Python runs" in message
         assert "hint: reload the module" in message
+    with pytest.raises(s2sad.S2SADError, match="s2sad_test_edited.py:20: the source of <lambda> .* not the code"):
+        s2sad.grad(mod.lam)(2.0)
     importlib.reload(mod)  # now the file is the code: its derivative, checked by a central difference
     value, slope = s2sad.value_and_grad(mod.cube)(2.0)
     assert value == 16.0 and slope == pytest.approx((mod.cube(2.0 + 1e-6) - mod.cube(2.0 - 1e-6)) / 2e-6)
