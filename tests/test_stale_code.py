@@ -115,6 +115,23 @@ def test_global_array_changed_in_place_after_the_first_call(cdir, backend):
     np.testing.assert_allclose(gs(0.5), 2 * 0.5 * 7.0)
 
 
+def _closure_over_array():
+    A = np.array([0.6, 1.0])
+
+    def f(x):
+        return np.sum(A * x * x)
+    return f, A
+
+
+@pytest.mark.parametrize("backend", ["numba", "python"])
+def test_closure_array_changed_in_place(cdir, backend):
+    f, A = _closure_over_array()
+    g, x = s2sad.grad(f, backend=backend), np.array([1.0, 2.0])
+    np.testing.assert_allclose(g(x), 2 * A * x)
+    A[0] = 5.0
+    np.testing.assert_allclose(g(x), [10.0, 4.0])
+
+
 HELPERS = """
 import numpy as np
 scale = 2.0
