@@ -592,6 +592,26 @@ def _norm_ov(x):
     return lambda x: np.linalg.norm(x)
 
 
+def squeeze(a, axis=None):
+    return np.squeeze(a, axis=axis)
+
+
+@overload(squeeze)
+def _squeeze_ov(a, axis=None):
+    """np.squeeze along a given axis (Numba has no np.squeeze; without an axis the result's rank
+    depends on the shape, which Numba's types do not know)."""
+    if isinstance(a, types.Array) and isinstance(axis, types.Integer):
+        nd, m = a.ndim, a.ndim - 1
+
+        def impl(a, axis=None):
+            ax = axis + nd if axis < 0 else axis
+            if a.shape[ax] != 1:
+                raise ValueError("cannot select an axis to squeeze out which has size not equal to one")
+            return np.ascontiguousarray(a).reshape(to_fixed_tuple(drop_axis(a.shape, ax), m))
+        return impl
+    return None
+
+
 def hstack(tup):
     return np.hstack(tup)
 
