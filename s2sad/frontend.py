@@ -116,8 +116,8 @@ def _wrapper_with_parameters(fn, tree, where):
             spread = []
             for a in node.args:
                 if isinstance(a, gast.Starred) and isinstance(a.value, gast.Name) and a.value.id == star:
-                    spread += [gast.copy_location(gast.Name(id=n, ctx=gast.Load(), annotation=None, type_comment=None), a)
-                               for n in names]
+                    spread += [gast.copy_location(
+                        gast.Name(id=n, ctx=gast.Load(), annotation=None, type_comment=None), a) for n in names]
                 else:
                     spread.append(a)
             node.args = spread
