@@ -285,7 +285,7 @@ def numpy_namespace():
     ns.exp, ns.log, ns.tanh = exp, log, tanh
     ns.__dict__.update(numba_reductions.STAND_INS)
     # functions Numba lacks, or lacks for some arguments (numba_reductions)
-    for name in ("hstack", "matmul", "inner", "array", "clip", "dot", "squeeze"):
+    for name in ("hstack", "matmul", "inner", "array", "clip", "dot", "squeeze", "vdot"):
         setattr(ns, name, getattr(numba_reductions, name))
     ns.linalg = pytypes.ModuleType("numpy.linalg")
     ns.linalg.__dict__.update(np.linalg.__dict__)

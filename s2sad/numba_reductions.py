@@ -612,6 +612,18 @@ def _squeeze_ov(a, axis=None):
     return None
 
 
+def vdot(a, b):
+    return np.vdot(a, b)
+
+
+@overload(vdot)
+def _vdot_ov(a, b):
+    """np.vdot of arrays of any rank (their elements in order): Numba's takes vectors."""
+    if isinstance(a, types.Array) and isinstance(b, types.Array):
+        return lambda a, b: np.dot(np.ascontiguousarray(a).reshape(a.size), np.ascontiguousarray(b).reshape(b.size))
+    return None
+
+
 def hstack(tup):
     return np.hstack(tup)
 
