@@ -15,9 +15,9 @@ import inspect
 import gast
 import numpy as np
 
-from . import rules, runtime
+from . import definitions, rules, runtime
 from . import typesys as T
-from .definitions import INTEGER_ARGUMENTS
+from .definitions import DEFINITIONS, INTEGER_ARGUMENTS
 from .errors import NonDifferentiableError
 
 _BINOPS = {gast.Add: "add", gast.Sub: "sub", gast.Mult: "mul", gast.Div: "truediv", gast.Pow: "pow",
@@ -555,7 +555,10 @@ def check_aliasing(analysis, where):
 
     def share_source(stmt):
         t, rhs = stmt.targets[0], stmt.value
-        if not isinstance(t, gast.Name) or not analysis.types.get(t.id, T.UNKNOWN).is_array:
+        if not isinstance(t, gast.Name):
+            return None
+        ty = analysis.types.get(t.id, T.UNKNOWN)
+        if not (ty.is_array or not ty.known):
             return None
         if isinstance(rhs, gast.Name) and atom_name(rhs):
             return rhs.id
@@ -567,6 +570,17 @@ def check_aliasing(analysis, where):
             return t.value.id
         if getattr(stmt, "s2sad_inplace", False) and analysis.types.get(t.id, T.UNKNOWN).is_array:
             return t.id
+        return None
+
+    def helper_result(stmt):
+        """The helper whose result the statement binds, where the helper takes an array (its result
+        may be that array, or a view of it)."""
+        rhs = stmt.value
+        if not (isinstance(rhs, gast.Call) and (is_user_call(rhs) or is_nested_call(rhs))) \
+                or call_func(rhs) in VIEW_FUNCTIONS or call_func(rhs) in DEFINITIONS_COPYING:
+            return None
+        if any(analysis.type_of(a).is_array for a in rhs.args if isinstance(a, gast.Name)):
+            return getattr(call_func(rhs), "__name__", "the helper")
         return None
 
     def run(body, views, dirty):
@@ -591,6 +605,11 @@ def check_aliasing(analysis, where):
                         f"`{views[n]}` directly")
             y = written_name(stmt)
             if y is not None:
+                if y in returned_by:
+                    raise UnsupportedSyntaxError(
+                        f"an in-place write into `{y}`, the result of `{returned_by[y]}(...)`, which may be one of "
+                        "its array arguments or share its memory", where(stmt),
+                        f"make a copy (`{y} = {returned_by[y]}(...).copy()`) so that each name owns its array")
                 if y in params:
                     raise UnsupportedSyntaxError(
                         f"a write into the argument `{y}`", where(stmt),
@@ -602,16 +621,20 @@ def check_aliasing(analysis, where):
                 dirty |= {z for z, base in views.items() if base == y}
                 continue
             t = stmt.targets[0]
+            helper = helper_result(stmt)
             for v in ([t.id] if isinstance(t, gast.Name) else [e.id for e in t.elts]
                       if isinstance(t, gast.Tuple) else []):
                 views.pop(v, None)
                 dirty.discard(v)
+                returned_by.pop(v, None)
+                if helper is not None:
+                    returned_by[v] = helper
             source = share_source(stmt)
             if source is not None:
                 views[t.id] = views.get(source, source)
         return views, dirty
 
-    views = {}
+    views, returned_by = {}, {}   # returned_by: name -> the helper whose result it holds
     run(analysis.fn.body, views, set())
 
 
@@ -619,7 +642,8 @@ def _first_top_level_assignment(body):
     """For each name, whether it is reassigned at the top level before anything else mentions it."""
     seen, fresh = set(), {}
     for s in body:
-        if isinstance(s, gast.Assign) and isinstance(s.targets[0], gast.Name):
+        if isinstance(s, gast.Assign) and isinstance(s.targets[0], gast.Name) \
+                and not getattr(s, "s2sad_inplace", False):  # `x += e` writes into x's own array
             v = s.targets[0].id
             if v not in seen:
                 fresh[v] = True
@@ -634,7 +658,15 @@ def _first_top_level_assignment(body):
 # NumPy functions whose result may share its first argument's memory (a view): a write into that
 # argument shows through the result. The normalizer spells methods (`M.T`, `M.reshape(...)`) so.
 VIEW_FUNCTIONS = {np.transpose, np.reshape, np.ravel, np.squeeze, np.expand_dims, np.swapaxes, np.moveaxis,
-                  np.atleast_1d, np.atleast_2d, np.atleast_3d, np.asarray, np.diagonal, np.broadcast_to}
+                  np.atleast_1d, np.atleast_2d, np.atleast_3d, np.asarray, np.asanyarray, np.ascontiguousarray,
+                  np.diagonal, np.broadcast_to, np.real, np.flip, np.flipud, np.fliplr,
+                  # NumPy's flips are views; s2sad computes them by definitions (definitions.py)
+                  definitions.flip_all, definitions.flip_along, definitions.flipud, definitions.fliplr}
+
+
+# definitions whose result is a new array, as NumPy's is (np.var, np.roll, np.sort, ...)
+DEFINITIONS_COPYING = {d for how in DEFINITIONS.values() for d in (how.plain, how.along, how.flat)
+                       if d is not None} - VIEW_FUNCTIONS
 
 
 def view_source(rhs, analysis):
@@ -646,7 +678,9 @@ def view_source(rhs, analysis):
                  and not (isinstance(p, gast.Constant) and p.value in (None, Ellipsis))]
         if all(analysis.type_of(p).is_scalar for p in basic):
             return rhs.value.id  # basic indexing returns a view
-    if isinstance(rhs, gast.Call) and call_func(rhs) in VIEW_FUNCTIONS and rhs.args and atom_name(rhs.args[0]):
+    if isinstance(rhs, gast.Call) and rhs.args and atom_name(rhs.args[0]) and (
+            call_func(rhs) in VIEW_FUNCTIONS or call_func(rhs) is runtime.astype and any(
+                k.arg == "copy" and isinstance(k.value, gast.Constant) and not k.value.value for k in rhs.keywords)):
         return rhs.args[0].id
     return None
 

@@ -307,6 +307,8 @@ def _stack(parts, in_shape):
 
 def _stack_rows(rows, out_shape, in_shape):
     """Rows d out[index] / d x, in out's index order, into out.shape + x.shape."""
+    if not rows:  # an empty output: an empty Jacobian
+        return np.zeros(tuple(out_shape) + tuple(in_shape))
     stacked = np.stack(rows).reshape(tuple(out_shape) + tuple(in_shape))
     return stacked if stacked.ndim else float(stacked)
 

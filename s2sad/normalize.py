@@ -369,6 +369,7 @@ class Normalizer:
             out.append(node)
             return
         # a[i] += v: evaluate the index once, read, combine, write back
+        self.check_local_write(target, s)
         array = self.atom(target.value, out)
         index = self.index(target.slice, out)
         old = self.fresh("t")
@@ -377,6 +378,13 @@ class Normalizer:
         gast.copy_location(value, s)
         new = self.atom(value, out)
         out.append(assign(gast.Subscript(value=_store(array), slice=index, ctx=gast.Store()), new, s))
+
+    def check_local_write(self, target, s):
+        """`G[0] = v` writes into a global array: its change is not a value s2sad can differentiate."""
+        if isinstance(target.value, gast.Name) and target.value.id not in self.locals:
+            raise self.error(f"a write into `{target.value.id}`, which is not a local of the function", s,
+                             "s2sad differentiates values, not changes to module-level arrays: copy it into a "
+                             f"local (`g = {target.value.id}.copy()`) and write into that")
 
     def stmt_AnnAssign(self, s, out):
         if s.value is not None:
@@ -394,6 +402,7 @@ class Normalizer:
         if isinstance(target, (gast.Tuple, gast.List)):
             self.unpack(target, value, s, out)
         elif isinstance(target, gast.Subscript):
+            self.check_local_write(target, s)
             array = self.atom(target.value, out)
             index = self.index(target.slice, out)
             result = self.atom(value, out)
@@ -892,6 +901,10 @@ class Normalizer:
         spelled = canonical_name(obj)
         if obj in DEFINITIONS:
             return self.defined_call(DEFINITIONS[obj], expr, out, args, keywords)
+        if obj in (builtins.max, builtins.min) and len(args) == 1 and not keywords:
+            # max(v) of a vector: its largest element, as np.max(v)
+            reduce = np.max if obj is builtins.max else np.min
+            return self.reduction(_call(f"np.{obj.__name__}", args, reduce, expr), out, expr)
         if obj in (builtins.max, builtins.min) and len(args) > 2 and not keywords:
             # max(a, b, c) -> max(max(a, b), c): the rule takes two
             for _ in range(len(args) - 2):

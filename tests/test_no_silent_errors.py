@@ -234,3 +234,96 @@ def test_integer_products_used_as_indices_compile():
     v = np.arange(1.0, 4.0)
     reference = numerical_grad(products_as_indices, (2.0, v, 3), 0)
     np.testing.assert_allclose(s2sad.grad(products_as_indices, backend="numba")(2.0, v, 3), reference, rtol=1e-8)
+
+
+# ---- writes NumPy would show through another name are refused -----------------------------
+def bump(a):
+    a += 1.0
+    return 0.0
+
+
+def helper_changes_its_argument(x):
+    y = x * 1.0
+    s = bump(y)
+    return np.sum(y * y) + s
+
+
+def adds_into_the_argument(x):
+    x += 1.0
+    return np.sum(x * x)
+
+
+def ident(t):
+    return t
+
+
+def writes_into_a_helpers_result(x):
+    a = np.sin(x)
+    b = ident(a)
+    b[0] = 7.0
+    return np.sum(a * x)
+
+
+def writes_into_a_flip(x):
+    a = np.sin(x)
+    b = np.flip(a)
+    b[0] = 5.0
+    return np.sum(a * a)
+
+
+def writes_into_a_contiguous_copy(x):
+    a = np.sin(x)
+    b = np.ascontiguousarray(a)
+    b[0] = 5.0
+    return np.sum(a * a)
+
+
+SHARED = np.ones(3)
+
+
+def writes_into_a_global(x):
+    SHARED[0] = x[0]
+    return np.sum(SHARED * x)
+
+
+@pytest.mark.parametrize("f", [helper_changes_its_argument, adds_into_the_argument, writes_into_a_helpers_result,
+                               writes_into_a_flip, writes_into_a_contiguous_copy, writes_into_a_global],
+                         ids=lambda f: f.__name__)
+def test_in_place_writes_seen_through_another_name_are_refused(f):
+    x = np.array([0.3, -0.5, 0.8])
+    for transform in (s2sad.grad, s2sad.jacfwd, s2sad.jacrev):
+        with pytest.raises(s2sad.UnsupportedSyntaxError, match="write") as info:
+            transform(f)(x.copy())
+        assert f"{__file__}:" in str(info.value)
+
+
+def writes_into_a_helpers_copy(x):
+    a = np.sin(x)
+    b = np.copy(ident(a))
+    b[0] = 7.0
+    return np.sum(a * x) + np.sum(b)
+
+
+def test_a_copy_of_a_helpers_result_may_be_written():
+    x = np.array([0.3, -0.5, 0.8])
+    np.testing.assert_allclose(s2sad.grad(writes_into_a_helpers_copy)(x),
+                               numerical_grad(writes_into_a_helpers_copy, (x,), 0), rtol=1e-7)
+
+
+def largest_square(x):
+    return max(x * x)
+
+
+def test_builtin_max_of_a_vector_is_its_largest_element():
+    x = np.array([0.5, -2.0, 1.0])
+    np.testing.assert_allclose(s2sad.grad(largest_square)(x), [0.0, -4.0, 0.0])
+    np.testing.assert_allclose(s2sad.jacfwd(largest_square)(x), [0.0, -4.0, 0.0])
+
+
+def differences(x):
+    return np.diff(x)
+
+
+def test_jacobian_of_an_empty_output_is_empty():
+    for transform in (s2sad.jacrev, s2sad.jacfwd):
+        assert np.shape(transform(differences)(np.array([0.5]))) == (0, 1)
