@@ -655,6 +655,7 @@ def vjp(fun, *primals, has_aux=False, backend=None):
 
     def vjp_fn(cotangent):
         _check_leaves_not_complex([cotangent], "cotangent", "vjp")
+        _check_cotangent(cotangent, zero)
         _, grads = spec.call(*flat, spec.seed(cotangent))
         per_arg = []
         for i, p in enumerate(positions):
@@ -664,6 +665,18 @@ def vjp(fun, *primals, has_aux=False, backend=None):
     if has_aux:
         return out[0], vjp_fn, out[1]
     return out, vjp_fn
+
+
+def _check_cotangent(cotangent, like):
+    """A cotangent has the output's structure and shapes (JAX's rule): one that NumPy would broadcast
+    gives the vjp of another output, silently."""
+    def leaves(v):
+        return pytree.tree_leaves(v) if pytree.is_container(v) else [v]
+    got, want = leaves(cotangent), leaves(like)
+    if len(got) != len(want) or any(np.shape(g) != np.shape(w) for g, w in zip(got, want)):
+        shapes = lambda vs: ", ".join(str(np.shape(v)) for v in vs)  # noqa: E731
+        raise S2SADError(f"vjp: the cotangent must have the output's structure and shapes ({shapes(want)}); "
+                         f"got {shapes(got)}")
 
 
 def _zero_like(fun, flat):

@@ -327,3 +327,13 @@ def differences(x):
 def test_jacobian_of_an_empty_output_is_empty():
     for transform in (s2sad.jacrev, s2sad.jacfwd):
         assert np.shape(transform(differences)(np.array([0.5]))) == (0, 1)
+
+
+def test_a_cotangent_of_another_shape_is_refused():
+    def outer(x):
+        return np.outer(x, x[:3] * 2.0)
+    out, vjp_fn = s2sad.vjp(outer, np.ones(2 * 3)[:2] * 0.5 + np.arange(2.0))
+    del out
+    for wrong in (np.ones(3), np.ones((1, 3)), 1.0):
+        with pytest.raises(s2sad.S2SADError, match="cotangent"):
+            vjp_fn(wrong)
