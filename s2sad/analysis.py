@@ -339,8 +339,9 @@ class Analysis:
                     and int_scalar(rhs.left) and int_scalar(rhs.right) and not _small_growth(rhs):
                 grown.add(targets[0])
                 line = line or getattr(stmt, "lineno", None)
-            elif any(n in grown for n in names_in(rhs)):
-                grown.add(targets[0])
+            elif any(n in grown for n in names_in(rhs)) and int_scalar(gast.Name(id=targets[0], ctx=gast.Load(),
+                                                                                  annotation=None, type_comment=None)):
+                grown.add(targets[0])  # (an array of such numbers, np.arange(n * m), is as large: it fails first)
         if not grown:
             return None
         ret = self.fn.body[-1].value

@@ -669,9 +669,6 @@ XFAIL = {
                     "Numba's @ multiplies vectors and matrices, not stacks"),
     "np.trace[stack]-plain-*-numba": "Numba's np.trace takes a matrix, not a stack",
     "np.vstack[mat23,vec3]-plain-*-numba": "Numba's np.vstack takes arrays of one rank",
-    **dict.fromkeys(["np.repeat[*]-plain-da-hessian-numba", "np.tile[*]-plain-da-hessian-numba"],
-                    "s2sad's guard against wrapping integer products refuses to compile the Hessian through "
-                    "the definition's `np.arange(np.size(flat) * repeats)` (an array length, not a number)"),
     **dict.fromkeys(["runtime.matmul_adjoint_x[3d224,3d223,3d234]-plain-*-numba",
                      "runtime.matmul_adjoint_y[3d224,3d223,3d234]-plain-*-numba"],
                     "the Numba versions of matmul_adjoint_x/y (numba_backend.py) take vectors and matrices"),
