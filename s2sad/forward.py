@@ -186,6 +186,11 @@ class Forward:
         if tangent is None:  # an active name given an inactive value: its tangent is zero
             return [s, assign(self.dot(v), self.zero(target))]
         tangent, reads_ans = self.match_type(tangent, rhs, target)
+        if isinstance(tangent, gast.Name) and tangent.id != self.dot(v) and self.ty(target).is_array \
+                and (v in self.written or self.names.source_of(tangent.id) in self.written):
+            # `q = v * 1.0` has v's tangent itself (the rule folds `* 1`): a copy, where either array
+            # is written in place later (`q[2] = ...` would write into v's tangent too)
+            tangent = gast.Call(func=parse_expr("np.copy"), args=[tangent], keywords=[])
         if not (uses_ans or reads_ans):
             if isinstance(tangent, gast.Name) and tangent.id == self.dot(v):
                 return [s]  # `v = v + inactive`: v's tangent is unchanged (and `v_dot = v_dot` would alias)
@@ -226,10 +231,7 @@ class Forward:
         if isinstance(rhs, gast.Name):
             if not self.active(rhs):
                 return None, False
-            value = name(self.dot(rhs.id))
-            if self.ty(rhs).is_array and target.id in self.written:
-                value = gast.Call(func=parse_expr("np.copy"), args=[value], keywords=[])
-            return value, False
+            return name(self.dot(rhs.id)), False  # copied where an array is written in place: see `assign`
         if isinstance(rhs, gast.BinOp):
             return self.apply_rule(rules.lookup(binop_func(rhs.op)), {"x": rhs.left, "y": rhs.right}, ans)
         if isinstance(rhs, gast.UnaryOp):

@@ -100,6 +100,10 @@ class DerivedNames:
             self.derived[v] = candidate
         return self.derived[v]
 
+    def source_of(self, derived):
+        """The name whose derived name `derived` is, else None."""
+        return next((v for v, d in self.derived.items() if d == derived), None)
+
     def fresh(self, stem):
         while True:
             self.counter += 1

@@ -394,3 +394,19 @@ def test_forward_mode_of_an_array_result_that_overwrites_an_operand():
         reference = numerical_grad(array_overwritten, (a, b), k)
         np.testing.assert_allclose(s2sad.jacfwd(array_overwritten, argnums=k)(a, b), reference, rtol=1e-6)
         np.testing.assert_allclose(s2sad.grad(array_overwritten, argnums=k)(a, b), reference, rtol=1e-6)
+
+
+def copy_then_write(v):
+    q = v * 1.0              # the tangent rule folds `* 1.0`: q's tangent is v's
+    q[2] = q[2] + np.cos(np.sum(v))
+    return np.dot(q, v)
+
+
+def test_a_tangent_shared_by_two_arrays_is_copied_before_one_is_written():
+    v = np.array([0.51, 0.03, 0.87])
+    t = np.array([0.54, -0.42, -0.14])
+    t_given = t.copy()
+    _, tangent = s2sad.jvp(copy_then_write, [v], [t])
+    np.testing.assert_array_equal(t, t_given)   # the caller's tangent is not written into
+    np.testing.assert_allclose(tangent, numerical_grad(copy_then_write, (v,), 0) @ t, rtol=1e-7)
+    np.testing.assert_allclose(s2sad.jacfwd(copy_then_write)(v), numerical_grad(copy_then_write, (v,), 0), rtol=1e-7)
