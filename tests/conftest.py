@@ -1,6 +1,8 @@
 import os
 import sys
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(__file__))
 
 # The suite runs generated code as plain Python unless a test asks for Numba
@@ -26,3 +28,14 @@ def pytest_configure(config):
 def pytest_report_header(config):
     mode = "every case (--full)" if config.getoption("--full") else f"a sample, seed {config.rule_table_seed}"
     return f"rule table: {mode}"
+
+
+@pytest.fixture
+def cdir(tmp_path, monkeypatch):
+    """A fresh, empty disk cache of s2sad's for the test (S2SAD_CACHE_DIR), on."""
+    from s2sad import cache
+    d = tmp_path / "cache"
+    monkeypatch.setenv("S2SAD_CACHE_DIR", str(d))
+    monkeypatch.delenv("S2SAD_CACHE", raising=False)
+    cache._warned.clear()
+    return d

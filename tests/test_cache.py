@@ -28,15 +28,6 @@ def cubic(x):
     return x * x * x
 
 
-@pytest.fixture
-def cdir(tmp_path, monkeypatch):
-    d = tmp_path / "cache"
-    monkeypatch.setenv("S2SAD_CACHE_DIR", str(d))
-    monkeypatch.delenv("S2SAD_CACHE", raising=False)
-    cache._warned.clear()
-    return d
-
-
 def files(d):
     return sorted(glob.glob(os.path.join(str(d), "s2sad_*.py")))
 

@@ -12,16 +12,6 @@ import numpy as np
 import pytest
 
 import s2sad
-from s2sad import cache
-
-
-@pytest.fixture
-def cdir(tmp_path, monkeypatch):
-    d = tmp_path / "cache"
-    monkeypatch.setenv("S2SAD_CACHE_DIR", str(d))
-    monkeypatch.delenv("S2SAD_CACHE", raising=False)
-    cache._warned.clear()
-    return d
 
 
 def run_script(tmp_path, source, env=None, name="script.py"):
