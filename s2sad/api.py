@@ -13,6 +13,7 @@ import numpy as np
 
 from . import backends
 from . import compiler
+from . import frontend
 from . import optimize
 from . import pytree
 from . import typesys as T
@@ -488,6 +489,8 @@ def _drop_value(transformed, fun, types, treedefs, module, name):
 def _signature(fun):
     if isinstance(fun, np.ufunc):
         return None
+    if frontend.library_function(fun):
+        return frontend.library_signature(fun)
     try:
         return inspect.signature(fun)
     except (TypeError, ValueError):

@@ -42,6 +42,8 @@ def parse(fn):
     from .custom import _Custom
     if isinstance(fn, _Custom):   # grad(f) of a custom_vjp/custom_jvp f: a function that calls it
         return _parse_call_of(fn, fn.__name__, fn.params, {fn.__name__: fn}, f"{fn.__name__}, a custom rule")
+    if library_function(fn):
+        return _parse_library_function(fn)
     if not inspect.isfunction(fn):
         raise S2SADError(f"s2sad differentiates Python functions; got {fn!r} of type {type(fn).__name__}")
     try:
@@ -280,7 +282,38 @@ def _indent(text):
 
 def _parse_ufunc(ufunc):
     params = ["x"] if ufunc.nin == 1 else [f"x{i}" for i in range(ufunc.nin)]
-    return _parse_call_of(ufunc, f"np.{ufunc.__name__}", params, {"np": np}, f"numpy.{ufunc.__name__}")
+    if getattr(np, ufunc.__name__, None) is ufunc:
+        return _parse_call_of(ufunc, f"np.{ufunc.__name__}", params, {"np": np}, f"numpy.{ufunc.__name__}")
+    return _parse_call_of(ufunc, ufunc.__name__, params, {ufunc.__name__: ufunc}, ufunc.__name__)
+
+
+def library_function(fn):
+    """A NumPy or SciPy function other than a ufunc: `grad(np.std)` differentiates a call of it
+    (its rule), never the library's own source."""
+    return (callable(fn) and not isinstance(fn, np.ufunc)
+            and (getattr(fn, "__module__", None) or "").split(".")[0] in ("numpy", "scipy"))
+
+
+def library_signature(fn):
+    """The parameters `grad(np.std)` takes: the required positional ones (the others keep their
+    defaults)."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        raise S2SADError(f"cannot read the parameters of {fn.__module__}.{fn.__name__}; differentiate "
+                         f"a function that calls it: `lambda x: {fn.__name__}(x)`") from None
+    return signature.replace(parameters=[
+        p for p in signature.parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty])
+
+
+def _parse_library_function(fn):
+    params = list(library_signature(fn).parameters)
+    spelled = next((f"{prefix}.{fn.__name__}" for prefix, module in (("np", np), ("np.linalg", np.linalg))
+                    if getattr(module, fn.__name__, None) is fn), None)
+    if spelled is not None:
+        return _parse_call_of(fn, spelled, params, {"np": np}, f"{fn.__module__}.{fn.__name__}")
+    return _parse_call_of(fn, fn.__name__, params, {fn.__name__: fn}, f"{fn.__module__}.{fn.__name__}")
 
 
 def _parse_call_of(fn, spelled, params, namespace, what):

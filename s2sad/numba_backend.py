@@ -39,7 +39,7 @@ from numba.extending import intrinsic, overload, typeof_impl
 from numba.np.numpy_support import as_dtype
 from numba.np.unsafe.ndarray import to_fixed_tuple
 
-from . import cache, custom, numba_math, runtime
+from . import backends, cache, custom, numba_math, runtime
 from .numba_math import flat_elements
 from .numba_reductions import drop_axis, split_shape
 from .errors import S2SADError
@@ -1596,7 +1596,7 @@ def compile_module(namespace, name, module, explicit=False):
     """
     overload_scipy_special()
     names = [tree.name for tree in module.functions]
-    python, extra, refused = namespace[name], (), []
+    python, extra, refused = backends.numpy_scalars(namespace[name]), (), []
     try:
         rewritten = _arrays_as_arguments(namespace, name, names)
     except _NotAsArguments as why:

@@ -13,6 +13,7 @@ Templates are Python source, parsed once and spliced into generated code
 with the names replaced, so generated code reads like the table.
 """
 
+import ast
 import builtins
 import math
 import operator
@@ -272,12 +273,25 @@ def _shape_len(t, value=None):
 
 
 # ---- elementwise: partial derivatives ------------------------------------
+def _times(seed, d):
+    """`seed * d` as source. A quotient `c / e` becomes `seed * c / e`: dividing the seed (a
+    NumPy float) by zero gives inf as NumPy does, where `1 / e` of a Python zero raises."""
+    if d in ("1", "-1"):
+        return seed if d == "1" else f"-{seed}"
+    e = ast.parse(d, mode="eval").body
+    if isinstance(e, ast.BinOp) and isinstance(e.op, ast.Div):
+        c = ast.unparse(e.left)
+        scaled = seed if c == "1" else f"-{seed}" if c == "-1" else f"{seed} * ({c})"
+        return f"{scaled} / ({ast.unparse(e.right)})"
+    return f"{seed} * ({d})"
+
+
 def elementwise(*funcs, keep_kind=False):
     def define(params, **partials):
         adjoint, tangent = {}, {}
         for p, d in partials.items():
-            adjoint[p] = "g" if d == "1" else "-g" if d == "-1" else f"g * ({d})"
-            tangent[p] = f"{p}_dot" if d == "1" else f"-{p}_dot" if d == "-1" else f"{p}_dot * ({d})"
+            adjoint[p] = _times("g", d)
+            tangent[p] = _times(f"{p}_dot", d)
         _register(funcs, Rule(params, adjoint, tangent, elementwise_type("keep" if keep_kind else "f"),
                               broadcasts=True))
     return define

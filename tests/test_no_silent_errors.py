@@ -5,6 +5,7 @@ something else) where it had to return the true derivative or refuse.
 """
 
 import inspect
+import warnings
 
 import numpy as np
 import pytest
@@ -337,3 +338,39 @@ def test_a_cotangent_of_another_shape_is_refused():
     for wrong in (np.ones(3), np.ones((1, 3)), 1.0):
         with pytest.raises(s2sad.S2SADError, match="cotangent"):
             vjp_fn(wrong)
+
+
+# ---- a derivative that divides by zero is inf or NaN, as NumPy divides, on both backends ----
+def log_of(x):
+    return np.log(x)
+
+
+def std_of_one(x):
+    return np.std(x, ddof=1)
+
+
+@pytest.mark.parametrize("backend", ["python", "numba"])
+def test_derivative_dividing_by_zero_follows_numpy(backend):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # NumPy's own warnings, as for np.log(0.0)
+        assert s2sad.grad(log_of, backend=backend)(0.0) == np.inf      # 1 / x at 0, NumPy's value
+        assert s2sad.jvp(log_of, (0.0,), (1.0,), backend=backend)[1] == np.inf
+        assert np.isnan(s2sad.grad(std_of_one, backend=backend)(np.array([2.0]))).all()  # np.std is NaN too
+
+
+# ---- a NumPy or SciPy function itself, as autograd and JAX differentiate jnp.std -------------
+@pytest.mark.parametrize("backend", ["python", "numba"])
+def test_library_functions_differentiated_as_their_rules(backend):
+    import scipy.special
+    x = np.array([1.0, 2.0, 4.0, -0.5])
+    for fn in (np.std, np.var, np.sum, np.prod, np.linalg.norm, scipy.special.logsumexp):
+        got = s2sad.grad(fn, backend=backend)(x)
+        np.testing.assert_allclose(got, numerical_grad(fn, (x,), 0), rtol=1e-6, atol=1e-9, err_msg=fn.__name__)
+    np.testing.assert_allclose(s2sad.grad(scipy.special.erf, backend=backend)(0.3),
+                               2 / np.sqrt(np.pi) * np.exp(-0.09), rtol=1e-12)
+    np.testing.assert_allclose(s2sad.jacrev(np.cumsum, backend=backend)(x), np.tril(np.ones((4, 4))))
+
+
+def test_library_function_without_a_rule_is_refused():
+    with pytest.raises(s2sad.NonDifferentiableError, match="no derivative rule for `fft`"):
+        s2sad.jacrev(np.fft.fft, backend="python")(np.ones(3))
