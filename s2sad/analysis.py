@@ -18,7 +18,7 @@ import numpy as np
 from . import definitions, rules, runtime
 from . import typesys as T
 from .definitions import DEFINITIONS, INTEGER_ARGUMENTS
-from .errors import NonDifferentiableError
+from .errors import NonDifferentiableError, UnsupportedSyntaxError
 
 _BINOPS = {gast.Add: "add", gast.Sub: "sub", gast.Mult: "mul", gast.Div: "truediv", gast.Pow: "pow",
            gast.Mod: "mod", gast.FloorDiv: "floordiv", gast.MatMult: "matmul"}
@@ -486,6 +486,29 @@ def check_differentiable(analysis, where):
                 "differentiated")
 
 
+def check_indexing(analysis, where):
+    """Refuse an index into a number (`x[0]` where x is a float): Python raises TypeError there,
+    and generated code, which holds NumPy floats, would fail inside itself."""
+    for targets, rhs, stmt in _assignments(analysis.fn.body):
+        subscripts = [rhs] + [t for t in getattr(stmt, "targets", ()) if isinstance(t, gast.Subscript)]
+        for sub in subscripts:
+            if not isinstance(sub, gast.Subscript):
+                continue
+            base = analysis.type_of(sub.value)
+            if base.numeric and base.ndim == 0:
+                raise UnsupportedSyntaxError(
+                    f"an index into `{gast.unparse(sub.value) if hasattr(gast, 'unparse') else '?'}`, a number "
+                    f"({base!r}) here", where(stmt), "pass an array (np.array([...])) where the function indexes one")
+
+
+def check(analysis, where):
+    """Every check of analyzed code before it is differentiated."""
+    check_differentiable(analysis, where)
+    check_rule_arguments(analysis, where)
+    check_indexing(analysis, where)
+    check_aliasing(analysis, where)
+
+
 def _float_dtype(node):
     value = node.value if isinstance(node, gast.Constant) else getattr(node, "s2sad_obj", None)
     try:
@@ -546,7 +569,6 @@ def check_aliasing(analysis, where):
     that shares another array (`z = y` or a slice view `z = y[1:3]`); and a
     read of such a name after its array was written.
     """
-    from .errors import UnsupportedSyntaxError
     fresh_param = _first_top_level_assignment(analysis.fn.body)
     params = {p for p in analysis.params if not fresh_param.get(p, False)}
 

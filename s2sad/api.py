@@ -685,11 +685,9 @@ def _check_cotangent(cotangent, like):
 def _zero_like(fun, flat):
     """A zero cotangent of the right structure: run the primal once to learn it."""
     out = fun(*flat) if not isinstance(fun, Transformed) else None
-    if pytree.is_container(out) and not isinstance(out, tuple):
-        return pytree.tree_map(lambda o: np.zeros_like(o, dtype=float) if np.ndim(o) else 0.0, out)
-    if isinstance(out, tuple):
-        return tuple(np.zeros_like(o, dtype=float) if np.ndim(o) else 0.0 for o in out)
-    return np.zeros_like(out, dtype=float) if np.ndim(out) else 0.0
+    zero = lambda o: np.zeros_like(o, dtype=float) if np.ndim(o) else 0.0  # noqa: E731
+    # every container, tuples inside tuples too (a tuple of numbers is not an array here)
+    return pytree.tree_map(zero, out) if pytree.is_container(out) else zero(out)
 
 
 def source(f):

@@ -250,9 +250,7 @@ class Module:
             params = [a.id for a in func.ir.args.args]
             wrt = [params[i] for i in wrt_positions]
             an = func.analyze(arg_types, wrt, self)
-            analysis_mod.check_differentiable(an, func.parsed.where)
-            analysis_mod.check_rule_arguments(an, func.parsed.where)
-            analysis_mod.check_aliasing(an, func.parsed.where)
+            analysis_mod.check(an, func.parsed.where)
             self.add(func, forward.transform(func.ir, an, self, func.parsed, name, wrt))
         return self.vjps[key]
 
@@ -283,9 +281,7 @@ class Module:
 
     def reverse(self, func, arg_types, wrt, name, aux=False):
         an = func.analyze(arg_types, wrt, self, aux)
-        analysis_mod.check_differentiable(an, func.parsed.where)
-        analysis_mod.check_rule_arguments(an, func.parsed.where)
-        analysis_mod.check_aliasing(an, func.parsed.where)
+        analysis_mod.check(an, func.parsed.where)
         ir = analysis_mod.copy_views_of_written_arrays(func.ir, an)
         if ir is not func.ir:
             an = analysis_mod.Analysis(ir, arg_types, wrt, self, aux)

@@ -856,8 +856,8 @@ def _transpose_adjoint(g, axes):
 
 @overload(runtime.solve_adjoint_a)
 def _solve_adjoint_a(g, a, ans):
-    if not (isinstance(a, types.Array) and isinstance(ans, types.Array)):
-        return None
+    if not (isinstance(a, types.Array) and isinstance(ans, types.Array) and a.ndim == 2):
+        return None  # (Numba's np.linalg.solve takes one matrix, not a stack)
     if ans.ndim == 1:
         def impl(g, a, ans):
             b_bar = np.linalg.solve(_f64(a.T), _f64(g))

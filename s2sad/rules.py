@@ -425,10 +425,13 @@ def squeezed(args, consts):
     return T.array("f", x.ndim - (len(axis) if isinstance(axis, tuple) else 1))
 def array_of(args, consts):
     """np.array of an array copies it; of a list/tuple of equal items, stacks them on a new axis."""
-    x = args["x"]
-    if x.kind == "tuple" and x.items and all(i == x.items[0] for i in x.items) and x.items[0].numeric:
-        return T.array("f", x.items[0].ndim + 1)
-    return T.array("f", x.ndim) if x.numeric else T.UNKNOWN
+    def ndim(t):  # of nested lists/tuples of one shape (np.array([[2.0, x], [x, 3.0]])); None if not
+        if t.numeric:
+            return t.ndim
+        inner = {ndim(i) for i in t.items} if t.kind == "tuple" and t.items else {None}
+        return None if None in inner or len(inner) > 1 else inner.pop() + 1
+    n = ndim(args["x"])
+    return T.UNKNOWN if n is None else T.array("f", n)
 
 
 # (np.array, not np.copy, in the tangent: of a tuple of tangents, Numba stacks them only there)
@@ -487,8 +490,7 @@ rule(np.linalg.inv, params="x",
      tangent={"x": "-(ans @ x_dot @ ans)"}, result=same_as("x"))
 rule(np.linalg.solve, params="a, b",
      adjoint={"a": "solve_adjoint_a(g, a, ans)", "b": "np.linalg.solve(np.transpose(a), g)"},
-     stacked_adjoint={"a": "-(np.linalg.solve(np.swapaxes(a, -1, -2), g) @ np.swapaxes(ans, -1, -2))",
-                      "b": "np.linalg.solve(np.swapaxes(a, -1, -2), g)"},
+     stacked_adjoint={"a": "solve_adjoint_a(g, a, ans)", "b": "np.linalg.solve(np.swapaxes(a, -1, -2), g)"},
      tangent={"a": "-np.linalg.solve(a, a_dot @ ans)", "b": "np.linalg.solve(a, b_dot)"},
      result=same_as("b"))
 # forward mode selects (a NaN tangent of the branch not taken, sqrt's at a negative x, stays out

@@ -411,10 +411,13 @@ def vstack_adjoint(g, xs):
 
 
 def solve_adjoint_a(g, a, ans):
-    b_bar = np.linalg.solve(np.transpose(a), g)
-    if np.ndim(ans) == 1:
-        return -np.outer(b_bar, ans)
-    return -np.dot(b_bar, np.transpose(ans))
+    """The adjoint of `a` in `ans = np.linalg.solve(a, b)`: -solve(a^T, g) ans^T, for a matrix or a
+    stack of them, and `b` a vector (NumPy's rule: b.ndim == 1) or a matrix (or a stack of them)."""
+    at = np.swapaxes(a, -1, -2)
+    if np.ndim(ans) == np.ndim(a) - 1:  # b a vector
+        b_bar = np.linalg.solve(at, g[..., None])[..., 0]
+        return -(b_bar[..., :, None] * ans[..., None, :])
+    return -(np.linalg.solve(at, g) @ np.swapaxes(ans, -1, -2))
 
 
 def max_share(x, y):

@@ -68,7 +68,8 @@ rule(runtime.vstack_adjoint, params="g, xs", adjoint={}, tangent={"g": "vstack_a
      constant="xs", result=_same("xs"))
 rule(runtime.solve_adjoint_a, params="g, a, solved", adjoint={},
      tangent={"g": "solve_adjoint_a(g_dot, a, solved)", "solved": "solve_adjoint_a(g, a, solved_dot)",
-              "a": "-solve_adjoint_a(np.transpose(a_dot) @ np.linalg.solve(np.transpose(a), g), a, solved)"},
+              "a": "-solve_adjoint_a(np.swapaxes(a_dot, -1, -2) @ np.linalg.solve(np.swapaxes(a, -1, -2), g), "
+                   "a, solved)"},
      result=_like("a"))
 # np.inner's adjoints are linear in g and in the other operand; the operand itself is read for its shape
 rule(runtime.inner_adjoint_x, params="g, x, y", adjoint={},

@@ -374,3 +374,39 @@ def test_library_functions_differentiated_as_their_rules(backend):
 def test_library_function_without_a_rule_is_refused():
     with pytest.raises(s2sad.NonDifferentiableError, match="no derivative rule for `fft`"):
         s2sad.jacrev(np.fft.fft, backend="python")(np.ones(3))
+
+
+# ---- internal errors on valid input, found trying the README's claims --------------------------
+def solve_through_literal_matrix(x):
+    M = np.array([[2.0, 1.0], [1.0, 3.0]]) * x      # a matrix built from nested lists
+    return np.sum(np.linalg.solve(M, np.array([1.0, 2.0])))
+
+
+def nested_containers_out(x):
+    return np.sin(x), [2 * x, {"q": x ** 2}]
+
+
+def tuples_in_tuples_out(x):
+    return (x, x * x), x
+
+
+@pytest.mark.parametrize("backend", ["python", "numba"])
+def test_solve_with_a_vector_and_nested_outputs(backend):
+    want = numerical_grad(solve_through_literal_matrix, (0.7,), 0)
+    assert np.isclose(s2sad.vjp(solve_through_literal_matrix, 0.7, backend=backend)[1](1.0)[0], want, rtol=1e-7)
+    assert np.isclose(s2sad.jacrev(solve_through_literal_matrix, backend=backend)(0.7), want, rtol=1e-7)
+    out, vjp_fn = s2sad.vjp(nested_containers_out, 0.7, backend=backend)
+    (g,) = vjp_fn((1.0, [1.0, {"q": 1.0}]))
+    assert np.isclose(g, np.cos(0.7) + 2 + 1.4, rtol=1e-12)
+    out, vjp_fn = s2sad.vjp(tuples_in_tuples_out, 0.7, backend=backend)
+    assert np.isclose(vjp_fn(((1.0, 2.0), 3.0))[0], 1 + 2 * 1.4 + 3, rtol=1e-12)
+
+
+def indexes_its_argument(x):
+    return x[::-1][0] * 2.0
+
+
+def test_an_index_into_a_number_is_refused_with_its_line():
+    with pytest.raises(s2sad.UnsupportedSyntaxError,
+                       match=r"test_no_silent_errors.py:\d+.*an index into `x`, a number"):
+        s2sad.grad(indexes_its_argument, backend="python")(0.5)
