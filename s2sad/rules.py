@@ -84,11 +84,26 @@ def expand(template, mapping):
 
 
 class _Fold(gast.NodeTransformer):
-    """`2 * x ** (2 - 1)` -> `2 * x`: arithmetic on constants, `e ** 1`, `e * 1`, `1 * e`."""
+    """`2 * x ** (2 - 1)` -> `2 * x`: arithmetic and comparisons on constants, `e ** 1`, `e * 1`,
+    `1 * e`, and a guard a constant turns off: `x + (x == 0) * (2 == 0)` -> `x`."""
+
+    def visit_Compare(self, node):
+        self.generic_visit(node)
+        if len(node.ops) == 1 and _is_number(node.left) and _is_number(node.comparators[0]):
+            ops = {gast.Eq: operator.eq, gast.NotEq: operator.ne, gast.Lt: operator.lt, gast.LtE: operator.le,
+                   gast.Gt: operator.gt, gast.GtE: operator.ge}
+            if type(node.ops[0]) in ops:
+                return gast.Constant(value=ops[type(node.ops[0])](node.left.value, node.comparators[0].value),
+                                     kind=None)
+        return node
 
     def visit_BinOp(self, node):
         self.generic_visit(node)
         left, right = node.left, node.right
+        if isinstance(node.op, gast.Mult) and isinstance(left, gast.Compare) and _is_false(right):
+            return gast.Constant(value=0, kind=None)  # a mask times False: the guard is off
+        if isinstance(node.op, gast.Add) and _is_false(right) and not _is_false(left):
+            return left
         lc = left.value if _is_number(left) else None
         rc = right.value if _is_number(right) else None
         if lc is not None and rc is not None and not isinstance(node.op, (gast.Div, gast.FloorDiv, gast.Mod)):
@@ -102,6 +117,12 @@ class _Fold(gast.NodeTransformer):
         if isinstance(node.op, gast.Mult) and lc == 1:
             return right
         return node
+
+
+def _is_false(node):
+    """The constant False, or the 0 a guard folds to."""
+    return isinstance(node, gast.Constant) and node.value is not True and node.value == 0 \
+        and isinstance(node.value, (int, bool))
 
 
 def _is_number(node):
