@@ -100,7 +100,8 @@ class _Fold(gast.NodeTransformer):
     def visit_BinOp(self, node):
         self.generic_visit(node)
         left, right = node.left, node.right
-        if isinstance(node.op, gast.Mult) and isinstance(left, gast.Compare) and _is_false(right):
+        if isinstance(node.op, gast.Mult) and (isinstance(left, gast.Compare) and _is_false(right)
+                                               or _is_false(left) and isinstance(right, gast.Compare)):
             return gast.Constant(value=0, kind=None)  # a mask times False: the guard is off
         if isinstance(node.op, gast.Add) and _is_false(right) and not _is_false(left):
             return left

@@ -1069,3 +1069,34 @@ def test_stacks_of_matrices_agree_in_both_modes_and_to_second_order():
     eps = 1e-6
     want = (gq(q + eps * d, k, v) - gq(q - eps * d, k, v)) / (2 * eps)
     np.testing.assert_allclose(np.tensordot(hessian, d, axes=3), want, rtol=1e-6, atol=1e-8)
+
+
+def test_templates_fold_what_a_constant_operand_decides():
+    """With a number for an operand (x ** 2, 2.0 ** y), no expanded template keeps a comparison of
+    two numbers or a guard that the number turns off: x ** 2 differentiates to `2 * x`."""
+    import gast
+    seen = 0
+    for rule in {id(r): r for r in rules.RULES.values()}.values():
+        if not rule.broadcasts or len(rule.params) != 2:
+            continue
+        for const_param in rule.params:
+            mapping = {p: gast.Name(id=p, ctx=gast.Load(), annotation=None, type_comment=None)
+                       for p in (*rule.params, "g", "ans", *(f"{p}_dot" for p in rule.params))}
+            mapping[const_param] = gast.Constant(value=2, kind=None)
+            for templates in (rule.adjoint, rule.tangent):
+                for template in templates.values():
+                    expr = rules.expand(template, mapping)
+                    seen += 1
+                    for node in gast.walk(expr):
+                        if isinstance(node, gast.Compare):
+                            assert not all(isinstance(e, gast.Constant) for e in [node.left, *node.comparators]), \
+                                gast.dump(expr)
+                        if isinstance(node, gast.Constant):
+                            assert node.value is not False, gast.dump(expr)
+    assert seen > 50
+    x = gast.Name(id="x", ctx=gast.Load(), annotation=None, type_comment=None)
+    g = gast.Name(id="g", ctx=gast.Load(), annotation=None, type_comment=None)
+    power = rules.RULES[id(np.power)]
+    folded = rules.expand(power.adjoint["x"], {"x": x, "y": gast.Constant(value=2, kind=None), "g": g, "ans": x})
+    import ast
+    assert ast.unparse(gast.gast_to_ast(folded)) == "g * (2 * x)"
