@@ -10,6 +10,7 @@ import ast
 import builtins
 import inspect
 import linecache
+import re
 import textwrap
 
 import gast
@@ -47,10 +48,7 @@ def parse(fn):
     if not inspect.isfunction(fn):
         raise S2SADError(f"s2sad differentiates Python functions; got {fn!r} of type {type(fn).__name__}")
     try:
-        # the code object's own lines: inspect.getsourcelines(fn) would follow a decorator's
-        # __wrapped__ to the function it wraps, which is not the code that runs
-        lines, first = inspect.getsourcelines(fn.__code__)
-        filename = inspect.getsourcefile(fn) or fn.__code__.co_filename
+        lines, first, filename = _source_lines(fn)
     except (OSError, TypeError) as err:
         raise S2SADError(
             f"cannot read the source of {fn.__qualname__} ({err}); s2sad needs the function's "
@@ -273,6 +271,29 @@ def namespace_of(fn):
             except ValueError:  # an empty cell: the name is assigned later in the enclosing scope
                 pass
     return ns
+
+
+_DEF_LINE = re.compile(r"^(\s*def\s)|(\s*async\s+def\s)|(.*(?<!\w)lambda(:|\s))|^(\s*@)")
+
+
+def _source_lines(fn):
+    """The lines of `fn`'s own code object, their first line number and the file. As
+    inspect.getsourcelines(fn.__code__) reads them (inspect.getsourcelines(fn) would follow a
+    decorator's __wrapped__ to the function it wraps, which is not the code that runs), without
+    its search for the code's module through every module loaded (50 ms in a process that has
+    imported Numba)."""
+    code = fn.__code__
+    filename = inspect.getsourcefile(fn) or code.co_filename
+    linecache.checkcache(filename)   # a file edited since: its new lines (check_source_runs refuses them)
+    lines = linecache.getlines(filename, fn.__globals__)
+    if not lines:
+        raise OSError("could not get source code")
+    start = code.co_firstlineno - 1
+    if start >= len(lines):
+        raise OSError("lineno is out of bounds")
+    while start > 0 and not _DEF_LINE.match(lines[start]):
+        start -= 1
+    return inspect.getblock(lines[start:]), start + 1, filename
 
 
 def _indent(text):
