@@ -2,9 +2,10 @@
 
 import sys
 
+from .cli import main as cli_main
+
 
 def main(argv=None):
-    from .cli import main as cli_main
     return cli_main(argv)
 
 

@@ -15,10 +15,12 @@ import inspect
 import gast
 import numpy as np
 
-from . import definitions, rules, runtime
-from . import typesys as T
-from .definitions import DEFINITIONS, INTEGER_ARGUMENTS
+from . import rules, runtime
 from .errors import NonDifferentiableError, UnsupportedSyntaxError
+from .ir import types as T
+from .normalize import DerivedNames, _call, assign, copy_ir, name
+from .rules import definitions
+from .rules.definitions import DEFINITIONS, INTEGER_ARGUMENTS
 
 _BINOPS = {gast.Add: "add", gast.Sub: "sub", gast.Mult: "mul", gast.Div: "truediv", gast.Pow: "pow",
            gast.Mod: "mod", gast.FloorDiv: "floordiv", gast.MatMult: "matmul"}
@@ -717,7 +719,6 @@ def copy_views_of_written_arrays(fn, analysis):
     the same value at every read the program makes, and keeps it.
     Returns `fn` itself when nothing needs copying.
     """
-    from .normalize import DerivedNames, _call, assign, copy_ir, name
     written = {t.value.id for t in gast.walk(fn) if isinstance(t, gast.Subscript) and isinstance(t.ctx, gast.Store)}
     if not written:
         return fn

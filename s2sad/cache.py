@@ -43,6 +43,9 @@ import tempfile
 import types
 import warnings
 
+from .errors import S2SADError
+from .version import __version__
+
 log = logging.getLogger("s2sad")
 
 HEADER = "# s2sad-cache v1 sha256="
@@ -173,7 +176,6 @@ def _warn_once(msg):
 
 
 def _version():
-    from . import __version__
     return __version__
 
 
@@ -544,7 +546,6 @@ def _ours(name):
 def _open_dir(path):
     """A descriptor of the directory `path` itself (no symlink followed at its last component), or
     None where it does not exist; raises S2SADError where it is not a directory of this user."""
-    from .errors import S2SADError
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0))
     except FileNotFoundError:

@@ -26,6 +26,11 @@ import traceback
 
 import numpy as np
 
+from . import cache
+from .codegen import compiler, standalone
+from .errors import S2SADError
+from .ir import emit
+
 EXIT_ERROR, EXIT_USAGE = 1, 2
 
 
@@ -171,7 +176,6 @@ def argnums_from(args, params, default=(0,)):
 
 # ---- commands --------------------------------------------------------------------------------
 def _generate(args, mode=None):
-    from . import standalone
     fn, path = load_function(args.target)
     params = params_of(fn)
     if not params:
@@ -205,7 +209,6 @@ def _command_line(args):
 
 
 def cmd_emit(args, out):
-    from . import standalone
     gen, fn, path = _generate(args)
     source, warnings = standalone.emit_module(
         gen, numba=args.numba, version=_version(),
@@ -300,7 +303,6 @@ def write_output(output, text, inputs, suggest="derivative.py"):
 
 
 def cmd_show(args, out):
-    from . import compiler, emit, standalone
     stage = args.stage or {"reverse": "adjoint", "forward": "tangent"}[args.mode]
     if stage == "normalized":
         fn, path = load_function(args.target)
@@ -356,7 +358,6 @@ def _fd(fn, args, i, index, eps):
 
 def cmd_check(args, out):
     import s2sad
-    from .errors import S2SADError
     fn, path = load_function(args.target)
     params = params_of(fn)
     values = _parse_args_literal(args.args)
@@ -433,8 +434,6 @@ def cache_dir():
 
 
 def cmd_cache(args, out):
-    from . import cache
-    from .errors import S2SADError
     path = cache_dir()
     try:
         if args.action == "info":
@@ -535,7 +534,6 @@ def main(argv=None, out=None):
     except Exception as err:
         if debug:
             raise
-        from .errors import S2SADError
         if isinstance(err, S2SADError):
             print(f"s2sad: error: {err}", file=sys.stderr)
             return EXIT_ERROR

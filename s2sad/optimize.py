@@ -12,8 +12,10 @@ import copy
 
 import gast
 
+from .ir.emit import comment_text
 from .normalize import copy_ir
 from .rules import _is_number
+from .runtime import SHAPE_ARGS
 
 
 def run(fn):
@@ -100,7 +102,7 @@ def drop_dead_stores(fn):
     kept = []
     for s in reversed(fn.body):
         if isinstance(s, gast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], gast.Name) \
-                and s.targets[0].id not in live and _pure(s.value) and _comment_text(s) is None:
+                and s.targets[0].id not in live and _pure(s.value) and comment_text(s) is None:
             continue
         if isinstance(s, gast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], gast.Name) \
                 and not any(isinstance(n, (gast.For, gast.While)) for n in [s]):
@@ -111,12 +113,6 @@ def drop_dead_stores(fn):
     return fn
 
 
-def _comment_text(s):
-    from .emit import _MARK
-    if isinstance(s, gast.Expr) and isinstance(s.value, gast.Constant) and isinstance(s.value.value, str) \
-            and s.value.value.startswith(_MARK):
-        return s.value.value
-    return None
 
 
 def tidy_comments(fn):
@@ -124,10 +120,10 @@ def tidy_comments(fn):
     def tidy(stmts):
         out, last = [], None
         for i, s in enumerate(stmts):
-            text = _comment_text(s)
+            text = comment_text(s)
             if text is not None:
                 following = stmts[i + 1] if i + 1 < len(stmts) else None
-                if following is None or _comment_text(following) is not None or text == last:
+                if following is None or comment_text(following) is not None or text == last:
                     continue
                 last = text
             for field in ("body", "orelse"):
@@ -326,7 +322,7 @@ def _trips_commute(loop):
     """Do the loop's trips share nothing but sums? Every statement either adds into a name or an
     array item that nothing else in the loop reads, or assigns a name that each trip assigns
     before it reads it (so no value flows from one trip to the next)."""
-    body = [s for s in loop.body if _comment_text(s) is None and not isinstance(s, gast.Pass)]
+    body = [s for s in loop.body if comment_text(s) is None and not isinstance(s, gast.Pass)]
     if not all(isinstance(s, gast.Assign) and len(s.targets) == 1 and not _effectful(s) for s in body):
         return False  # a loop, a branch, a tape: keep the order
     sums = [_accumulated(s) for s in body]
@@ -460,7 +456,7 @@ def _higher_elements_first(body, i):
     def item_sum(s):
         return _accumulated(s) is not None and isinstance(s.targets[0], gast.Subscript)
     k = len(body)
-    while k > 0 and (item_sum(body[k - 1]) or _comment_text(body[k - 1]) is not None):
+    while k > 0 and (item_sum(body[k - 1]) or comment_text(body[k - 1]) is not None):
         k -= 1
     slots = [j for j in range(k, len(body)) if item_sum(body[j])]
     tail = [body[j] for j in slots]
@@ -892,7 +888,7 @@ def _name_targets(s):
 
 
 def _empty(stmts):
-    return all(_comment_text(s) is not None or isinstance(s, gast.Pass) for s in stmts)
+    return all(comment_text(s) is not None or isinstance(s, gast.Pass) for s in stmts)
 
 
 def _root_reads(s):
@@ -1007,12 +1003,7 @@ def drop_unused(fn):
     return fn
 
 
-# runtime helpers that read one argument for its shape alone (its position): a matrix product's
-# adjoint with respect to one factor multiplies by the other and needs only the rank of its own
-SHAPE_ARGS = {"unbroadcast": 1, "sum_adjoint": 1, "dot_adjoint_x": 1, "dot_adjoint_y": 2,
-              "inner_adjoint_x": 1, "inner_adjoint_y": 2, "add_dot_adjoint_x": 2, "add_dot_adjoint_y": 3,
-              "later_dot_adjoint_x": 3, "later_dot_adjoint_y": 4, "matmul_adjoint_x": 1, "matmul_adjoint_y": 2}
-# ... and every call that reads only the shape of its argument at this position
+# every call that reads only the shape of its argument at this position
 _SHAPE_READS = {**SHAPE_ARGS, "zeros_like": 0, "push_shape": 1, "pop_shape": 1}
 _NP_SHAPE_READS = {"zeros_like", "empty_like", "ones_like", "shape"}
 _NP_ALLOCATIONS = {"zeros", "empty", "ones", "full", "zeros_like", "empty_like", "ones_like"}
@@ -1128,7 +1119,7 @@ def _single_temporary(s, loads, stores):
 def _leaves_alone(s, names):
     """Does statement `s` leave every name in `names` (and what they refer to) as it was? Plain
     assignments to other names, of pure values or tape operations, do; anything else may not."""
-    if _comment_text(s) is not None:
+    if comment_text(s) is not None:
         return True
     if isinstance(s, gast.Expr):
         return isinstance(s.value, gast.Call) and _pure_value(s.value, _EFFECTS)

@@ -452,3 +452,9 @@ def astype(x, dtype):
 
 HELPERS = {name: obj for name, obj in globals().items()
            if callable(obj) and not name.startswith("_") and name not in ("np",)}
+
+# helpers that read one argument for its shape alone (its position): a matrix product's adjoint
+# with respect to one factor multiplies by the other and needs only the rank of its own
+SHAPE_ARGS = {"unbroadcast": 1, "sum_adjoint": 1, "dot_adjoint_x": 1, "dot_adjoint_y": 2,
+              "inner_adjoint_x": 1, "inner_adjoint_y": 2, "add_dot_adjoint_x": 2, "add_dot_adjoint_y": 3,
+              "later_dot_adjoint_x": 3, "later_dot_adjoint_y": 4, "matmul_adjoint_x": 1, "matmul_adjoint_y": 2}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import s2sad
-from s2sad import display
+from s2sad.api import display
 from s2sad.errors import S2SADError
 
 pytest.importorskip("pygments")

@@ -169,7 +169,7 @@ def test_numba_second_call_reuses_compiled_code():
 
 
 def test_tape_push_pop_roundtrip_under_njit():
-    from s2sad import numba_backend
+    from s2sad.backends import numba as numba_backend
 
     @numba.njit
     def roundtrip(a, x, n, b):
@@ -195,7 +195,7 @@ def test_tape_push_pop_roundtrip_under_njit():
 def test_a_taped_shape_comes_back_without_an_allocation_when_it_is_unchanged():
     # pop_shape's array is read for its shape alone: the variable's own array serves when it
     # has the taped shape, and only a changed shape makes a new (unset) array
-    from s2sad import numba_backend
+    from s2sad.backends import numba as numba_backend
 
     def restore(tape, earlier, now):
         runtime.push_shape(tape, earlier)
@@ -268,7 +268,7 @@ def test_an_internal_error_of_numba_compiling_is_a_fallback_too(monkeypatch):
 
 
 def test_python_backend_untouched_by_numba_import():
-    from s2sad import numba_backend  # noqa: F401  (registers the overloads)
+    from s2sad.backends import numba as numba_backend  # noqa: F401  (registers the overloads)
     tape = runtime.Tape()
     runtime.push(tape, np.ones((2, 2)))
     runtime.push(tape, 3)
@@ -639,7 +639,7 @@ def test_an_index_chosen_by_argmin_along_an_axis_is_an_int_array():
 def test_large_tape_buffers_are_reused_across_calls_but_never_shared():
     # a tape's float buffer from 1 MiB up comes from a pool: the next call gets the same memory
     # (its pages mapped already), a second tape alive at the same time does not
-    from s2sad import numba_backend as nb
+    from s2sad.backends import numba as nb
 
     @numba.njit
     def two_at_once():
@@ -711,7 +711,7 @@ def test_a_factor_a_matrix_product_reads_for_its_rank_alone_tapes_only_its_shape
 
 def test_an_outer_product_added_to_an_accumulator_of_another_shape_broadcasts_as_numpy():
     # numba_backend._add_outer's fallback (a loop: NumPy's array expression took 2.4 s to compile)
-    from s2sad.numba_backend import _add_outer
+    from s2sad.backends.numba import _add_outer
     rng = np.random.default_rng(0)
     for acc_shape, m, k in [((1, 4), 3, 4), ((3, 1), 3, 4), ((1, 1), 3, 4), ((3, 4), 1, 4), ((3, 4), 3, 1),
                             ((3, 4), 1, 1), ((3, 4), 3, 4)]:
@@ -786,7 +786,7 @@ def test_llvm_unswitching_budget_is_raised_while_s2sad_compiles_and_restored_aft
     # Numba's broadcasting loops vectorize only when LLVM unswitches them (numba_backend); the
     # raised budget is process-wide LLVM state, so it must hold for s2sad's compiles alone
     import llvmlite.binding as llvm
-    from s2sad import numba_backend
+    from s2sad.backends import numba as numba_backend
     settings = []
     real = llvm.set_option
     monkeypatch.setattr(llvm, "set_option", lambda name, option: (settings.append(option), real(name, option)))
@@ -827,7 +827,7 @@ def test_the_adjoint_of_an_added_axis_is_a_view_and_right():
 
 @functools.lru_cache(maxsize=None)
 def _compiled_unbroadcast():
-    from s2sad import numba_backend  # noqa: F401  (registers the Numba versions of the helpers)
+    from s2sad.backends import numba as numba_backend  # noqa: F401  (registers the Numba versions of the helpers)
     return numba.njit(lambda g, x: runtime.unbroadcast(g, x))
 
 

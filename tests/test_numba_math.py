@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numba import njit
 
-from s2sad import numba_math
+from s2sad.backends import numba_math
 
 LIBM = {"exp": math.exp, "log": math.log, "tanh": math.tanh}
 KERNELS = {"exp": numba_math.exp_kernel, "log": numba_math.log_kernel, "tanh": numba_math.tanh_kernel}

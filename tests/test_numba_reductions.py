@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numba import njit
 
-from s2sad.numba_backend import NUMPY as NP  # the `np` compiled generated code sees
+from s2sad.backends.numba import NUMPY as NP  # the `np` compiled generated code sees
 SOURCE = """
 def whole_sum(a): return np.sum(a)
 def sum_axis0(a): return np.sum(a, axis=0)

@@ -9,7 +9,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from s2sad import emit, optimize, runtime
+from s2sad import optimize, runtime
+from s2sad.ir import emit
 
 
 def rewritten(source, rewrite):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import s2sad
-from s2sad import pytree
+from s2sad.normalize import pytree
 
 
 def fd_tree(f, args, argnum, eps=1e-6):

@@ -58,7 +58,8 @@ import scipy.special
 
 import s2sad
 from fd import numerical_grad
-from s2sad import definitions, rules, runtime, runtime_rules  # noqa: F401  (registers the helpers' rules)
+from s2sad import rules, runtime
+from s2sad.rules import definitions, helpers as runtime_rules  # noqa: F401  (registers the helpers' rules)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
@@ -830,7 +831,7 @@ def _helpers_called(rule):
 def _numba_version(func):
     """Does Numba's typing know `func` (an overload, or a function it compiles)?"""
     from numba.core.registry import cpu_target
-    from s2sad import numba_backend  # noqa: F401  (registers the overloads)
+    from s2sad.backends import numba as numba_backend  # noqa: F401  (registers the overloads)
     context = cpu_target.typing_context
     context.refresh()
     try:

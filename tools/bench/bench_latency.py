@@ -64,7 +64,7 @@ Every derivative is checked against a closed form (rtol 1e-9 for s2sad,
 1e-7 for JAX): s2sad's in the child right after the timed first call (that
 first call is what is checked) and before its steady-state timing; JAX's before
 its steady-state timing. The import times of s2sad and of Numba (importing
-`s2sad.numba_backend`, which every numba-backend process needs) are measured
+`s2sad.backends.numba`, which every numba-backend process needs) are measured
 in each child and reported apart from the first call. Children run one at a
 time; times are wall-clock `time.perf_counter`.
 """
@@ -209,7 +209,7 @@ def check(label, got, ref, rtol, who):
 # ---- codegen alone (this process) -------------------------------------------------------------
 def specialize(transformed, args):
     """What a first call does before running anything: build the Specialization (codegen + load)."""
-    from s2sad import api
+    from s2sad.api import transforms as api
     argnums = transformed._argnums()
     flat, treedefs, positions = api._flatten(list(args), argnums)
     mode = "forward" if (transformed.kind == "jacfwd" or transformed.nested) else "reverse"
@@ -218,7 +218,8 @@ def specialize(transformed, args):
 
 def clear_process_caches():
     """Forget what s2sad memoizes per process (parsed functions, generated inner derivatives)."""
-    from s2sad import api, compiler
+    from s2sad.api import transforms as api
+    from s2sad.codegen import compiler
     compiler.Function._cache.clear()
     for name in ("_AS_FUNCTION", "_JVP_CACHE"):  # module-level memo dicts, where this version has them
         memo = getattr(api, name, None)
@@ -244,7 +245,7 @@ def codegen_time(make, args, tries=3):
 # ---- the child: one fresh process, one first call -----------------------------------------------
 def child(label, n, repeat, preinit=False):
     t0 = time.perf_counter()
-    import s2sad.numba_backend  # noqa: F401  (imports numba and registers s2sad's overloads)
+    import s2sad.backends.numba  # noqa: F401  (imports numba and registers s2sad's overloads)
     t_numba = time.perf_counter() - t0
     t_init = float("nan")
     if preinit:  # what Numba otherwise does lazily inside the first compile or cache load of a process
@@ -381,7 +382,7 @@ def main():
     walls_c = [r["wall"] for r in cold.values()]
     walls_w = [r["wall"] for r in warm.values()]
     print(f"child imports (median over {len(imp_s)} fresh processes): numpy {np.median(imp_np):.2f} s, "
-          f"s2sad {np.median(imp_s):.2f} s, numba + s2sad.numba_backend {np.median(imp_nb):.2f} s "
+          f"s2sad {np.median(imp_s):.2f} s, numba + s2sad.backends.numba {np.median(imp_nb):.2f} s "
           "(not in the '1st' columns)")
     print(f"numba context init (median over {len(inits)} processes, measured apart for 'w/o init'): "
           f"{np.median(inits):.2f} s; it is inside 'cold 1st' and 'warm 1st'")

@@ -63,7 +63,7 @@ def primal(name, fun, sample, helpers=()):
 
         import numba
 
-        from s2sad import numba_backend
+        from s2sad.backends import numba as numba_backend
         glb = dict(fun.__globals__)
         glb["np"] = numba_backend.NUMPY
         for h in helpers:

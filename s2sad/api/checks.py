@@ -8,9 +8,9 @@ for the derivative functions, recursively, as JAX's `check_grads` does.
 
 import numpy as np
 
-from . import api
-from . import pytree
-from .errors import S2SADError
+from . import transforms as api
+from ..normalize import pytree
+from ..errors import S2SADError
 
 
 def _is_float(leaf):

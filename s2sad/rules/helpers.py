@@ -6,9 +6,9 @@ adjoint they carry (`g`); the tape operations are handled by the forward
 transform itself (a parallel tape carries the tangents).
 """
 
-from . import rules, runtime
-from . import typesys as T
-from .rules import rule
+from .. import rules, runtime
+from ..ir import types as T
+from . import rule
 
 
 def _same(param):

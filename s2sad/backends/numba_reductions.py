@@ -35,7 +35,7 @@ from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 from numba.np.unsafe.ndarray import to_fixed_tuple
 
-from . import runtime
+from .. import runtime
 
 
 def _no_arg(t):

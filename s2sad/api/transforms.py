@@ -11,20 +11,19 @@ import itertools
 
 import numpy as np
 
-from . import backends
-from . import compiler
-from . import frontend
-from . import optimize
-from . import pytree
-from . import typesys as T
-from .errors import NonDifferentiableError, S2SADError
-from .runtime import stop_gradient
+from . import display
+from .. import backends, frontend, optimize, rules
+from ..codegen import compiler
+from ..ir import nested
+from ..ir import types as T
+from ..normalize import pytree
+from ..errors import NonDifferentiableError, S2SADError
+from ..runtime import stop_gradient
 
 _counter = itertools.count(1)
 
 
 def _register_stop_gradient():
-    from . import rules
     # no derivative flows through it; its value is its argument's
     rules.NONDIFF[rules._key(stop_gradient)] = lambda args, consts: next(iter(args.values()))
     rules.value_free(stop_gradient)
@@ -286,8 +285,26 @@ class Transformed:
         return f"<s2sad.{self.kind} of {getattr(self.fun, '__name__', self.fun)}>"
 
     def _repr_html_(self):
-        from . import display
         return display.transformed_html(self)
+
+    def in_mode(self, wanted):
+        """A specialization in mode `wanted` ("reverse" or "forward") for the types of the latest call:
+        the latest one if its mode matches; otherwise (the adjoint of a function only used in
+        forward mode, say) a fresh one for the same types."""
+        spec = self.last
+        if spec.mode == wanted:
+            return spec
+        types, argnums, treedefs, _ = next(key for key, s in self.specializations.items() if s is spec)
+        other = (types, argnums, treedefs, wanted)
+        if other in self.specializations:
+            return self.specializations[other]
+        if self.nested:
+            raise S2SADError(f"{self.__qualname__} is a higher-order derivative computed in {spec.mode} mode; "
+                             f"s2sad.show cannot regenerate it in {wanted} mode")
+        wrt = [k for k, name in spec.module.vjps.items() if name == spec.name][0]
+        wrt = wrt[3] if wrt[0] == "jvp" else wrt[2]
+        self.specializations[other] = Specialization(self, self.fun, types, wrt, treedefs, wanted)
+        return self.specializations[other]
 
 
 def _output_leaves(spec, out, has_aux):
@@ -699,3 +716,7 @@ def source(f):
 
 def default_backend():
     return backends.default()
+
+
+nested.declare((Transformed, JvpOf), {"grad": grad, "value_and_grad": value_and_grad, "jacfwd": jacfwd,
+                                      "jacrev": jacrev, "jvp": jvp}, JvpOf)

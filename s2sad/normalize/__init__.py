@@ -31,8 +31,11 @@ import types
 import gast
 import numpy as np
 
-from .definitions import DEFINITIONS
-from .errors import UnsupportedSyntaxError
+from .. import rules, runtime
+from ..errors import UnsupportedSyntaxError
+from ..ir import nested
+from ..rules import custom
+from ..rules.definitions import DEFINITIONS
 
 # ndarray methods rewritten to NumPy functions: `x.sum(axis=0)` -> `np.sum(x, axis=0)`
 METHODS = {name: getattr(np, name) for name in (
@@ -49,7 +52,6 @@ def canonical_name(obj):
     """How generated code spells a known function object, or None."""
     if obj is None:
         return None
-    from . import runtime
     if obj is runtime.stop_gradient:
         return "stop_gradient"
     for prefix, module in (("np", np), ("np.linalg", np.linalg), ("math", math)):
@@ -148,8 +150,7 @@ def _locals_renamed_off_helpers(fn):
     """`fn`, or a copy of it in which each local variable named like a helper that generated code
     calls (`push`, `unbroadcast`, `logistic`, ...) is renamed (`push_`): else the generated code
     would call the user's value."""
-    from .compiler import module_names
-    reserved = set(module_names()) - {"np", "math"}  # a local `np` breaks the user's own code first
+    reserved = set(custom.module_names()) - {"np", "math"}  # a local `np` breaks the user's own code first
     args = fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs
     local = {a.id for a in args} | {n.id for n in gast.walk(fn) if isinstance(n, gast.Name)
                                     and isinstance(n.ctx, (gast.Store, gast.Param))}
@@ -299,7 +300,6 @@ class Normalizer:
             out.append(gast.copy_location(gast.Expr(value=node), s))
 
     def is_tape_push(self, call):
-        from . import runtime
         return isinstance(call.func, gast.Name) and self.resolve(call.func) in (runtime.push, runtime.push_shape, runtime.tape_put)
 
     def stmt_Assert(self, s, out):
@@ -582,7 +582,6 @@ class Normalizer:
                 args.append(const(1))
             if not backwards:
                 return args[0], args[1], args[2], [], target.id
-        from . import runtime
         if func is runtime.reversed_range or backwards:
             # `reversed(range(...))`, and generated adjoint code transformed again: a range loop
             start, stop, step = args if backwards else [self.atom(a, out) for a in it.args]
@@ -708,7 +707,6 @@ class Normalizer:
         if isinstance(expr, gast.BinOp):
             x = self.logistic_argument(expr)
             if x is not None:
-                from . import runtime
                 return _call("logistic", [self.atom(x, out)], runtime.logistic, expr)
             return _binop(self.atom(expr.left, out), expr.op, self.atom(expr.right, out), expr)
         if isinstance(expr, gast.UnaryOp):
@@ -920,7 +918,6 @@ class Normalizer:
             raise self.error(f"`{obj.__name__}(...)` other than as a for loop's sequence", expr,
                              "loop over it directly (`for i, (a, b) in enumerate(zip(xs, ys)):`, `for a in "
                              "reversed(xs):`); zip within zip is not supported")
-        from . import custom
         if obj is custom.jvp_transpose:   # the reverse rule of a custom_jvp function, differentiated again
             rule = _spell(expr.args[0]) if expr.args else "its rule"
             raise self.error(f"a second derivative through a custom_jvp function (its rule `{rule}`): s2sad "
@@ -1040,7 +1037,6 @@ class Normalizer:
         return [v if isinstance(v, gast.AST) else self.default_atom(v, expr) for v in bound.arguments.values()]
 
     def nested_jvp(self, expr, out):
-        from . import api
         if len(expr.args) != 3 or expr.keywords or not all(isinstance(a, (gast.Tuple, gast.List))
                                                           for a in expr.args[1:]):
             raise self.error("a `jvp` call inside differentiated code not of the form "
@@ -1051,7 +1047,7 @@ class Normalizer:
         primals, tangents = expr.args[1].elts, expr.args[2].elts
         if len(primals) != len(tangents):
             raise self.error("`jvp` with different numbers of primals and tangents", expr)
-        obj = api.JvpOf(fun)
+        obj = nested.jvp_of(fun)
         args = [self.atom(a, out) for a in primals + tangents]
         node = _call(self.name_object(obj), args, obj, expr)
         node.s2sad_nested = True
@@ -1059,9 +1055,8 @@ class Normalizer:
 
     def transform_object(self, call):
         """`s2sad.grad(f, argnums=1)` called inline: build the transformed function now."""
-        from . import api
         ctor = self.resolve(call.func)
-        if ctor not in (api.grad, api.value_and_grad, api.jacfwd, api.jacrev):
+        if not nested.is_transform(ctor, "grad", "value_and_grad", "jacfwd", "jacrev"):
             raise self.error("a call of a call's result", call, "call functions by their global name")
         def value(node):
             if isinstance(node, gast.Constant):
@@ -1077,7 +1072,6 @@ class Normalizer:
 
     def name_object(self, obj):
         """A name for an object generated code calls (registered where generated modules see it)."""
-        from . import custom
         stem = getattr(getattr(obj, "fun", None), "__name__", "f")
         stem = f"{stem if stem.isidentifier() else 'f'}_{obj.kind}"
         return custom._register_name(stem, obj, avoid=self.ns)
@@ -1093,17 +1087,14 @@ _MISSING = object()
 
 
 def _is_transformed(obj):
-    from . import api
-    return isinstance(obj, (api.Transformed, api.JvpOf))
+    return nested.is_transformed(obj)
 
 
 def _is_jvp(obj):
-    from . import api
-    return obj is api.jvp
+    return nested.is_transform(obj, "jvp")
 
 
 def _has_rule(obj):
-    from . import rules
     return rules.lookup(obj) is not None or rules.nondiff(obj) is not None
 
 

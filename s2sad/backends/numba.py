@@ -39,10 +39,13 @@ from numba.extending import intrinsic, overload, typeof_impl
 from numba.np.numpy_support import as_dtype
 from numba.np.unsafe.ndarray import to_fixed_tuple
 
-from . import backends, cache, custom, numba_math, runtime
+from .. import cache, runtime
+from ..errors import S2SADError
+from ..rules import custom
+from . import numba_math
+from . import python as python_backend
 from .numba_math import flat_elements
 from .numba_reductions import drop_axis, split_shape
-from .errors import S2SADError
 
 
 # ---- the tape -----------------------------------------------------------------
@@ -1270,7 +1273,7 @@ def _strict(explicit):
     return explicit or os.environ.get("S2SAD_STRICT", "") not in ("", "0")
 
 
-def _reason(exc, lines=12):
+def failure_reason(exc, lines=12):
     if not isinstance(exc, nb_errors.NumbaError):   # an internal error of Numba's, often with no message
         last = traceback.extract_tb(exc.__traceback__)[-1]
         return (f"{type(exc).__name__} inside Numba's compiler ({os.path.basename(last.filename)}:{last.lineno}, "
@@ -1327,7 +1330,7 @@ class Compiled:
             except Exception as exc:
                 if not compile_failure(exc):
                     raise   # an error of the computation (generated code reached a NumPy check)
-                self._fall_back(_reason(exc), "Numba says")
+                self._fall_back(failure_reason(exc), "Numba says")
         return self.python(*args)
 
     def _fall_back(self, reason, who):
@@ -1596,7 +1599,7 @@ def compile_module(namespace, name, module, explicit=False):
     """
     overload_scipy_special()
     names = [tree.name for tree in module.functions]
-    python, extra, refused = backends.numpy_scalars(namespace[name]), (), []
+    python, extra, refused = python_backend.numpy_scalars(namespace[name]), (), []
     try:
         rewritten = _arrays_as_arguments(namespace, name, names)
     except _NotAsArguments as why:

@@ -9,17 +9,20 @@ turns them into one Python module: readable source, then live functions.
 
 import copy
 import linecache
-import math
 import operator
 import sys
 
 import gast
-import numpy as np
 
-from . import analysis as analysis_mod
-from . import custom, emit, fence, forward, frontend, normalize, pytree, reverse, runtime, runtime_rules  # noqa: F401
-from . import typesys as T
-from .errors import S2SADError
+from .. import analysis as analysis_mod
+from .. import cache, frontend, normalize
+from ..errors import S2SADError
+from ..frontend import fence
+from ..ir import emit
+from ..ir import types as T
+from ..normalize import pytree
+from ..rules import custom, helpers  # noqa: F401  (registers the rules of the runtime's helpers)
+from ..transform import forward, reverse
 
 
 class Function:
@@ -356,7 +359,6 @@ class Module:
         if "scipy.special" in sys.modules:  # generated code calls scipy.special only where the user's did
             namespace["scipy"] = sys.modules["scipy"]
         namespace.update(self.namespace)
-        from . import cache
         cached = cache.load(source, namespace)  # a content-hashed file, so Numba can cache compiled code
         if cached is not None:
             return cached
@@ -367,14 +369,7 @@ class Module:
         return namespace
 
 
-def module_names():
-    """The names every generated module has before the user's globals join it."""
-    names = {"np": np, "math": math}
-    names.update(runtime.HELPERS)
-    names.update(custom.NAMES)
-    names["scalar_output_tangent"] = custom.scalar_output_tangent
-    names["jvp_transpose"] = custom.jvp_transpose
-    return names
+module_names = custom.module_names
 
 
 def _same_value(a, b):

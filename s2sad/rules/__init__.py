@@ -22,7 +22,7 @@ import sys
 import gast
 import numpy as np
 
-from . import typesys as T
+from ..ir import types as T
 
 
 # ---- template machinery --------------------------------------------------

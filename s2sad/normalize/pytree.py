@@ -10,7 +10,8 @@ the arguments' own structure.
 
 import gast
 
-from .errors import UnsupportedSyntaxError
+from ..errors import UnsupportedSyntaxError
+from . import copy_ir
 
 
 def is_container(x):
@@ -78,7 +79,6 @@ def flatten_params(ir, treedefs, where):
     treedefs: one per parameter (None for a plain scalar/array). Returns the
     new FunctionDef and, per original parameter, the list of its leaf names.
     """
-    from .normalize import copy_ir
     ir = copy_ir(ir)
     taken = {n.id for n in gast.walk(ir) if isinstance(n, gast.Name)}
     new_args, leaves_of, paths = [], [], {}
@@ -216,7 +216,6 @@ def _unrolled(loop, trips, where, taken):
     its element with a constant key, and the elements may differ in shape (as in JAX, where
     such a loop runs while tracing). A name each trip assigns before reading it gets a name of
     its own in every copy but the last, so that no variable holds arrays of two shapes."""
-    from .normalize import copy_ir
     exit_ = next((n for n in gast.walk(loop) if isinstance(n, (gast.Break, gast.Continue, gast.Return))),
                  loop if loop.orelse else None)
     if exit_ is not None:

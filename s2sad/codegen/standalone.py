@@ -23,9 +23,11 @@ import tokenize
 
 import numpy as np
 
-from . import compiler, emit, optimize, runtime
-from . import typesys as T
-from .errors import S2SADError
+from . import compiler
+from ..ir import emit
+from .. import optimize, runtime
+from ..ir import types as T
+from ..errors import S2SADError
 
 _counter = itertools.count(1)
 
@@ -333,7 +335,7 @@ def _runtime_part(used, use_numba):
         for name in _closure(helpers, rt):
             chunks.append(rt[name][0])
         return chunks, warnings
-    from . import numba_backend
+    from ..backends import numba as numba_backend  # Numba on first use (s2sad.backends)
     nb = _with_imported_defs(numba_backend)
     nb.update(_STANDALONE_DEFS)
     overloads = {}   # runtime helper name -> overload function name in numba_backend
@@ -384,7 +386,7 @@ def _runtime_part(used, use_numba):
 def _along_axis_part(used, have):
     """np.max(x, axis) and the like, which Numba lacks: the overloads s2sad registers for them,
     and the call that registers them for the ones `used`."""
-    from . import numba_reductions
+    from ..backends import numba_reductions  # Numba on first use (s2sad.backends)
     names = [name for name in numba_reductions.ALONG if f"np.{name}" in used]
     if not names:
         return []
@@ -458,8 +460,8 @@ def numba_reason(source, gen):
         try:
             getattr(module, gen.entry()[0]).compile(tuple(sig))
         except Exception as exc:  # noqa: BLE001 - compiling runs nothing: Numba's errors, typing or internal
-            from .numba_backend import _reason
-            return _reason(exc, lines=6)
+            from ..backends.numba import failure_reason  # Numba on first use (s2sad.backends)
+            return failure_reason(exc, lines=6)
     return None
 
 

@@ -22,8 +22,10 @@ import types as pytypes
 
 import numpy as np
 
-from . import api
-from .errors import S2SADError
+from . import transforms as api
+from .batch import is_jvp_partial, loop_source
+from ..errors import S2SADError
+from ..normalize import pytree
 
 _counter = itertools.count(1)
 
@@ -81,7 +83,6 @@ def is_device_array(x):
 
 # ---- refusing what cannot run in a kernel -------------------------------------------------
 def innermost(fun):
-    from .vmap import is_jvp_partial
     if is_jvp_partial(fun):
         fun = fun.args[0]
     while isinstance(fun, api.Transformed):
@@ -179,7 +180,6 @@ def check_generated(source, where):
 # ---- the kernel -----------------------------------------------------------------------------------
 class KernelRunner:
     def __init__(self, plan, fun):
-        from .vmap import loop_source
         cuda = _cuda()
         self.plan = plan
         user = innermost(fun)
@@ -225,8 +225,8 @@ class KernelRunner:
         except Exception as exc:
             if self.compiled:
                 raise
-            from .numba_backend import _reason
-            raise S2SADError(f"numba-cuda cannot compile the generated kernel:\n{_reason(exc)}\n"
+            from ..backends.numba import failure_reason  # Numba on first use (s2sad.backends)
+            raise S2SADError(f"numba-cuda cannot compile the generated kernel:\n{failure_reason(exc)}\n"
                              "(see .source of the vmap'ed function)") from None
         self.compiled = True
         if device:
@@ -240,7 +240,6 @@ def _plan_sample(plan):
 
 def call_device(vm, leaves, axes, treedefs):
     """vmap over CUDA device arrays: outputs stay on the device."""
-    from . import pytree
     n = None
     for x, a in zip(leaves, axes):
         if a is None:

@@ -18,10 +18,12 @@ differentiated when generated code is transformed again.
 
 import functools
 import inspect
+import math
 
 import numpy as np
 
-from . import rules, typesys as T
+from .. import rules, runtime
+from ..ir import types as T
 
 # names generated code uses for users' rule functions -> the functions
 NAMES = {}
@@ -114,3 +116,14 @@ def jvp_transpose(rule, primals, i, g):
         tangents = tuple(unit if k == i else z for k, z in enumerate(zeros))
         out[index] = np.sum(np.asarray(g) * rule(primals, tangents)[1])
     return out
+
+
+def module_names():
+    """The names every generated module has before the user's globals join it: NumPy, math, the
+    runtime's helpers and the custom rules generated code calls."""
+    names = {"np": np, "math": math}
+    names.update(runtime.HELPERS)
+    names.update(NAMES)
+    names["scalar_output_tangent"] = scalar_output_tangent
+    names["jvp_transpose"] = jvp_transpose
+    return names

@@ -18,7 +18,10 @@ notebook viewers that strip stylesheets) and a plain-text `__str__`.
 import difflib
 import html
 
-from .errors import S2SADError
+from .. import backends
+from ..codegen import compiler
+from ..errors import S2SADError
+from ..ir import emit, nested
 
 STAGES = ("normalized", "adjoint", "tangent", "generated", "diff")
 _NOT_YET = ("Code is generated at the first call, for the argument types of that call: "
@@ -106,8 +109,7 @@ class SideBySide:
 # ---- describing a transformed function ------------------------------------------
 
 def _is_transformed(f):
-    from .api import Transformed
-    return isinstance(f, Transformed)
+    return nested.is_transformed(f)
 
 
 def innermost(f):
@@ -141,8 +143,7 @@ def mode(t):
 
 
 def backend(t):
-    from .api import default_backend
-    return t.backend or default_backend()
+    return t.backend or backends.default()
 
 
 def _name(f):
@@ -174,44 +175,14 @@ def transformed_html(t):
 # ---- stages -------------------------------------------------------------------------
 
 def normalized_source(fn):
-    from . import compiler, emit
     return emit.to_source(compiler.Function.of(fn).ir)
 
 
 def _generated_functions(spec, which):
     """Source of the generated functions of `spec.module` of one kind: 'reverse' or 'forward'."""
-    from . import emit
     names = {name for key, name in spec.module.vjps.items() if (key[0] == "jvp") == (which == "forward")}
     trees = [tree for tree in spec.module.functions if tree.name in names]
     return "\n\n".join(emit.to_source(tree) for tree in trees)
-
-
-def _spec_for(t, wanted):
-    """A specialization of `t` in mode `wanted`, for the types of the latest call.
-
-    The latest one if its mode matches; otherwise (say, the adjoint of a
-    function only used in forward mode) a fresh one for the same types.
-    """
-    from .api import Specialization
-    spec = t.last
-    if spec.mode == wanted:
-        return spec
-    for key, s in list(t.specializations.items()):
-        types, argnums, treedefs, m = key
-        if s is spec:
-            break
-    else:  # pragma: no cover
-        raise S2SADError("cannot find the latest specialization")
-    other = (types, argnums, treedefs, wanted)
-    if other in t.specializations:
-        return t.specializations[other]
-    if t.nested:
-        raise S2SADError(f"{_name(t)} is a higher-order derivative computed in {spec.mode} mode; "
-                         f"s2sad.show cannot regenerate it in {wanted} mode")
-    wrt = [k for k, name in spec.module.vjps.items() if name == spec.name][0]
-    wrt = wrt[3] if wrt[0] == "jvp" else wrt[2]
-    t.specializations[other] = Specialization(t, t.fun, types, wrt, treedefs, wanted)
-    return t.specializations[other]
 
 
 def _require_called(t, stage):
@@ -246,12 +217,11 @@ def show(f, stage=None, side_by_side=False):
         return Code(describe(f), f.last.source, stage)
     if stage == "adjoint":
         return Code(f"{describe(f)} - adjoint (reverse-mode) code",
-                    _generated_functions(_spec_for(f, "reverse"), "reverse"), stage)
+                    _generated_functions(f.in_mode("reverse"), "reverse"), stage)
     if stage == "tangent":
         return Code(f"{describe(f)} - tangent (forward-mode) code",
-                    _generated_functions(_spec_for(f, "forward"), "forward"), stage)
+                    _generated_functions(f.in_mode("forward"), "forward"), stage)
     # diff: the function that was differentiated, normalized, next to the top generated function
-    from . import emit
     spec = f.last
     top = [tree for tree in spec.module.functions if tree.name == spec.name][0]
     try:

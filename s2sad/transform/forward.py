@@ -18,11 +18,11 @@ import copy
 
 import gast
 
-from . import rules, runtime
-from . import typesys as T
-from .analysis import atom_name, binop_func, call_func, is_nested_call, is_user_call
-from .errors import NonDifferentiableError
-from .normalize import DerivedNames, assign, const, name
+from .. import rules, runtime
+from ..ir import types as T
+from ..analysis import atom_name, binop_func, call_func, is_nested_call, is_user_call
+from ..errors import NonDifferentiableError
+from ..normalize import DerivedNames, assign, const, name
 
 def parse_expr(text):
     return gast.parse(text, mode="eval").body

@@ -19,14 +19,15 @@ import copy
 
 import gast
 
-from . import rules
-from . import typesys as T
-from .analysis import atom_name, binop_func, call_func, is_nested_call, is_user_call
-from .analysis import names_in as analysis_names
-from .emit import comment
-from .optimize import SHAPE_ARGS, _comment_text
-from .errors import NonDifferentiableError
-from .normalize import DerivedNames, assign, const, name
+from .. import rules
+from ..ir import types as T
+from ..analysis import atom_name, binop_func, call_func, is_nested_call, is_user_call
+from ..analysis import names_in as analysis_names
+from ..ir import nested
+from ..ir.emit import comment, comment_text
+from ..runtime import SHAPE_ARGS
+from ..errors import NonDifferentiableError
+from ..normalize import DerivedNames, assign, const, name
 
 
 def parse_stmt(text):
@@ -332,7 +333,7 @@ class Reverse:
                 if self.does_work(s.body + s.orelse):
                     return True
             elif not isinstance(s, gast.Pass) and not getattr(s, "s2sad_init", False) \
-                    and _comment_text(s) is None:
+                    and comment_text(s) is None:
                 return True
         return False
 
@@ -578,7 +579,6 @@ class Reverse:
         symmetric: the cotangent v_bar pulled back to every argument is the
         derivative of the full gradient of f along v_bar placed in the A slots.
         """
-        from . import api
         obj = call_func(call)
         types = [self.ty(a) for a in call.args]
         if not obj.is_gradient(types):
@@ -588,7 +588,7 @@ class Reverse:
                 f"  hint: use forward mode (jvp/jacfwd) on the outer function")
         floats = tuple(i for i, t in enumerate(types) if t.kind == "f")
         argnums = (obj.argnums,) if isinstance(obj.argnums, int) else tuple(obj.argnums)
-        full = api.grad(obj.fun, argnums=floats, backend="python")
+        full = nested.transform("grad")(obj.fun, argnums=floats, backend="python")
         wrapper = full.as_function(types)
         jvp = self.compiler.jvp_name(wrapper, types, argnums)
         for a in call.args:

@@ -20,6 +20,14 @@ def comment(text, like=None):
     return node
 
 
+def comment_text(s):
+    """The text of a comment statement (made by `comment`), or None for any other statement."""
+    if isinstance(s, gast.Expr) and isinstance(s.value, gast.Constant) and isinstance(s.value.value, str) \
+            and s.value.value.startswith(_MARK):
+        return s.value.value
+    return None
+
+
 def to_source(node):
     tree = gast.gast_to_ast(gast.fix_missing_locations(node))
     text = astor.to_source(tree)

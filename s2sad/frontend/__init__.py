@@ -16,7 +16,8 @@ import textwrap
 import gast
 import numpy as np
 
-from .errors import Location, S2SADError
+from ..errors import Location, S2SADError, UnsupportedSyntaxError
+from ..rules.custom import _Custom
 
 
 class Parsed:
@@ -40,7 +41,6 @@ def parse(fn):
     """Parse `fn` into a `Parsed`; raise S2SADError if its source is unavailable."""
     if isinstance(fn, np.ufunc):
         return _parse_ufunc(fn)
-    from .custom import _Custom
     if isinstance(fn, _Custom):   # grad(f) of a custom_vjp/custom_jvp f: a function that calls it
         return _parse_call_of(fn, fn.__name__, fn.params, {fn.__name__: fn}, f"{fn.__name__}, a custom rule")
     if library_function(fn):
@@ -67,7 +67,6 @@ def parse(fn):
         gast.increment_lineno(module, first - 1)
         tree = module.body[0]
         if isinstance(tree, gast.AsyncFunctionDef):
-            from .errors import UnsupportedSyntaxError
             raise UnsupportedSyntaxError("an `async def`", Location(filename, tree.lineno, tree.col_offset + col_shift),
                                          "use a plain function")
         if not isinstance(tree, gast.FunctionDef):

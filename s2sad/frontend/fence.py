@@ -6,7 +6,8 @@ file:line:col, the construct, and what to write instead. Next: `normalize`.
 
 import gast
 
-from .errors import UnsupportedSyntaxError
+from .. import runtime
+from ..errors import UnsupportedSyntaxError
 
 # construct -> (what it is called, what to write instead)
 REFUSED = {
@@ -116,7 +117,6 @@ def _is_docstring(node):
 
 def _is_tape_push(node, namespace):
     """Generated adjoint code pushes onto its tape; transforming it again must keep that."""
-    from . import runtime
     call = node.value
     return isinstance(call, gast.Call) and isinstance(call.func, gast.Name) \
         and namespace.get(call.func.id) in (runtime.push, runtime.push_shape, runtime.tape_put)

@@ -25,10 +25,12 @@ import types as pytypes
 
 import numpy as np
 
-from . import api
-from . import pytree
-from . import typesys as T
-from .errors import S2SADError
+from . import transforms as api
+from . import vmap_cuda as cuda_backend
+from .batch import is_jvp_partial, loop_source
+from ..normalize import pytree
+from ..ir import types as T
+from ..errors import S2SADError
 
 BACKENDS = ("python", "numba", "parallel", "cuda")
 _counter = itertools.count(1)
@@ -66,7 +68,6 @@ class Vmapped:
             raise TypeError("vmap'ed functions take positional arguments only")
         leaves, axes, treedefs = _in_leaves(args, self.in_axes)
         if self.backend == "cuda":
-            from . import cuda_backend
             if any(cuda_backend.is_device_array(x) for x in leaves):
                 return cuda_backend.call_device(self, leaves, axes, treedefs)
         n = _batch_size(leaves, axes)
@@ -200,11 +201,6 @@ def _assemble(outs, out_def, out_axes):
 
 
 # ---- what a sample computes, as generated code ----------------------------------------
-def is_jvp_partial(fun):
-    return (isinstance(fun, functools.partial) and fun.func is api.jvp and len(fun.args) == 1
-            and not fun.keywords)
-
-
 def forward_chain(fun):
     """The same derivative, every level in forward mode (no tape): for functions of scalars,
     grad = jacfwd = jacrev, and the forward code runs in a CUDA kernel."""
@@ -241,7 +237,6 @@ class Plan:
                            for v in flat]
         self.base_source = base_source
         if forward:
-            from . import cuda_backend
             self.runner = cuda_backend.KernelRunner(self, fun)
         else:
             self.runner = _NumbaRunner(self, parallel=vm.backend == "parallel")
@@ -316,7 +311,6 @@ class Plan:
     def _tapeless_reverse(self, fun, sample, argnums, nones, positions):
         """The reverse-mode specialization for a kernel when it needs no tape (straight-line code of
         scalars, say), else None: the kernel then runs one forward pass per input."""
-        from . import cuda_backend
         if not all(isinstance(sample[i], float) for i in argnums):
             return None
         spec = fun.specialize(list(sample), argnums, nones, positions, "reverse")
@@ -341,22 +335,10 @@ def _leaf_exprs(value, prefix):
     return [prefix]
 
 
-def loop_source(plan, name, header, index_lines):
-    """Source of the loop over the batch: `header` opens it, `index_lines` pick sample i."""
-    ins = [f"x{k}" for k in range(len(plan.params))]
-    outs = [f"out{k}" for k in range(len(plan.out_exprs))]
-    lines = [f"def {name}(n, {', '.join(ins + outs)}):"] + header
-    call = ", ".join(f"x{k}[i]" if b else f"x{k}" for k, b in enumerate(plan.batched))
-    lines.append(f"{index_lines}_r = _s2sad_sample({call})")
-    for k, e in enumerate(plan.out_exprs):
-        lines.append(f"{index_lines}out{k}[i] = {e}")
-    return "\n".join(lines) + "\n"
-
-
 class _NumbaRunner:
     def __init__(self, plan, parallel):
         import numba
-        from . import numba_backend
+        from ..backends import numba as numba_backend  # Numba on first use (s2sad.backends)
         self.plan = plan
         loop = "prange" if parallel else "range"
         src = loop_source(plan, "_s2sad_batch", [f"    for i in {loop}(n):"], "        ")
@@ -378,9 +360,9 @@ class _NumbaRunner:
         try:
             self.batch(n, *ins, *outs)
         except Exception as exc:
-            from .numba_backend import _reason, compile_failure
+            from ..backends.numba import failure_reason, compile_failure  # Numba on first use (s2sad.backends)
             if not compile_failure(exc):
                 raise
-            raise S2SADError(f"Numba cannot compile the generated vmap loop:\n{_reason(exc)}\n"
+            raise S2SADError(f"Numba cannot compile the generated vmap loop:\n{failure_reason(exc)}\n"
                              "(see .source of the vmap'ed function; backend='python' runs it without Numba)") from None
         return outs
