@@ -117,3 +117,19 @@ def test_along_an_axis_the_result_has_numpys_dtype(a):
     for got, want in zip(ALL_ALONG_ROWS(a), PLAIN["all_along_rows"](a)):
         assert got.dtype == want.dtype, (got.dtype, want.dtype)
         np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def column_of_a_matrix_joined(A):
+    return np.sum(np.c_[A[:, 0], A[:, 1:]] ** 2) + np.sum(np.reshape(A[:, 1], (-1, 1)) * A)
+
+
+def test_reshape_of_a_strided_view_compiles_as_numpy_reshapes_it():
+    """np.c_ reshapes a matrix's column (not contiguous), which Numba's np.reshape refuses; found by
+    test_random_arrays' Numba sweep."""
+    import s2sad
+    A = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_allclose(s2sad.grad(column_of_a_matrix_joined, backend="numba")(A),
+                               s2sad.grad(column_of_a_matrix_joined, backend="python")(A), rtol=1e-14)
+    want = 2 * A + A[:, [1]]           # d/dA of sum(A ** 2) + sum_ij A[i, 1] A[i, j]
+    want[:, 1] += A.sum(axis=1)
+    np.testing.assert_allclose(s2sad.grad(column_of_a_matrix_joined, backend="python")(A), want, rtol=1e-14)

@@ -662,6 +662,20 @@ def _swapaxes_ov(a, axis1, axis2):
     return impl
 
 
+def reshape(a, shape):
+    return np.reshape(a, shape)
+
+
+@overload(reshape)
+def _reshape_ov(a, shape):
+    """NumPy reshapes any array, copying where it cannot give a view; Numba's takes contiguous
+    arrays only (np.c_[A[:, 0], ...] reshapes a column of a matrix): one that is not is copied
+    first."""
+    if isinstance(a, types.Array) and a.layout != "C":
+        return lambda a, shape: np.reshape(np.ascontiguousarray(a), shape)
+    return lambda a, shape: np.reshape(a, shape)
+
+
 def atleast_1d(a):
     return np.atleast_1d(a)
 
@@ -681,4 +695,4 @@ def _atleast_1d_ov(a):
 
 
 STAND_INS = {"sum": sum, "mean": mean, "max": max, "amax": max, "min": min, "amin": min, "swapaxes": swapaxes,
-             "atleast_1d": atleast_1d}
+             "atleast_1d": atleast_1d, "reshape": reshape}
