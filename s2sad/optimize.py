@@ -31,6 +31,8 @@ def run(fn):
     simplify(fn)
     if drop_unread_tape_pairs(fn):
         drop_dead(fn)  # what was read only to be taped
+    drop_self_assignments(fn)
+    shapes_of_sources(fn)
     return tidy_comments(fn)
 
 
@@ -91,6 +93,29 @@ def drop_unread_temporaries(fn):
             return fn
 
 
+def _pure_allocation(expr):
+    """`np.zeros_like(x_bar)`: an allocation of atoms, with no effect."""
+    return _allocation(expr) and all(isinstance(a, (gast.Name, gast.Constant)) for a in expr.args) \
+        and all(_pure(k.value) for k in expr.keywords)
+
+
+def drop_self_assignments(fn):
+    """`b_bar = b_bar` (the adjoint of `b = b + 1.0`) does nothing; an `if` left with nothing to do
+    on either branch goes too, when its test is a name (reading it has no effect)."""
+    def block(stmts):
+        out = []
+        for s in stmts:
+            if isinstance(s, gast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], gast.Name) \
+                    and isinstance(s.value, gast.Name) and s.value.id == s.targets[0].id:
+                continue
+            if isinstance(s, gast.If) and isinstance(s.test, gast.Name) and _empty(s.body) \
+                    and _empty(s.orelse):
+                continue
+            out.append(s)
+        return out
+    return _rewrite_blocks(fn, block)
+
+
 def _pure(expr):
     """Only drop what cannot have an effect: no calls except pop (whose tape effect we must keep)."""
     return not any(isinstance(n, gast.Call) for n in gast.walk(expr))
@@ -102,7 +127,8 @@ def drop_dead_stores(fn):
     kept = []
     for s in reversed(fn.body):
         if isinstance(s, gast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], gast.Name) \
-                and s.targets[0].id not in live and _pure(s.value) and comment_text(s) is None:
+                and s.targets[0].id not in live and (_pure(s.value) or _pure_allocation(s.value)) \
+                and comment_text(s) is None:
             continue
         if isinstance(s, gast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], gast.Name) \
                 and not any(isinstance(n, (gast.For, gast.While)) for n in [s]):
@@ -1187,6 +1213,32 @@ def inline_temporaries(fn):
 # ---- shapes --------------------------------------------------------------------------------------
 # NumPy functions that read only the shape of one argument (its position); helpers: SHAPE_ARGS
 _SHAPE_ARGUMENT_NP = {"size": 0, "shape": 0, "ndim": 0}
+
+
+def shapes_of_sources(fn):
+    """`sum_adjoint(g, b ** 2, None)` -> `sum_adjoint(g, b, None)`: an argument read for its shape
+    alone is not computed where a name of the same shape is at hand (the expression was inlined
+    there after `read_shapes_of_sources` ran)."""
+    def shape_only(node):
+        k = SHAPE_ARGS.get(_call_name(node)) if isinstance(node, gast.Call) else None
+        if k is None or len(node.args) <= k or isinstance(node.args[k], gast.Name):
+            return None
+        return k if _shape_source(node.args[k]) is not None else None
+
+    def block(stmts):
+        out = []
+        for s in stmts:
+            if not isinstance(s, (gast.For, gast.While, gast.If)) and \
+                    any(shape_only(n) is not None for n in gast.walk(s)):
+                s = copy_ir(s)
+                for n in gast.walk(s):
+                    k = shape_only(n)
+                    if k is not None:
+                        n.args[k] = gast.Name(id=_shape_source(n.args[k]), ctx=gast.Load(), annotation=None,
+                                              type_comment=None)
+            out.append(s)
+        return out
+    return _rewrite_blocks(fn, block)
 
 
 def _shape_read(node):

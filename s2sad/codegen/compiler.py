@@ -332,6 +332,27 @@ class Module:
         self.namespace[f"{base}_{n}"] = value
         return f"{base}_{n}"
 
+    def keep_called_by(self, entry):
+        """Keep only the functions `entry` calls, directly or not: a Hessian's module generates the
+        gradient it differentiates, and then calls that gradient's derivative alone."""
+        by_name = {t.name: t for t in self.functions}
+        kept, todo = set(), [entry]
+        while todo:
+            name = todo.pop()
+            if name in kept or name not in by_name:
+                continue
+            kept.add(name)
+            for node in gast.walk(by_name[name]):
+                if isinstance(node, gast.Name):
+                    todo.append(node.id)
+                elif isinstance(node, gast.Call) and id(getattr(node, "s2sad_func", None)) in self.primals:
+                    todo.append(self.primals[id(node.s2sad_func)])   # as _call_primals_by_name spells it
+        self.taken -= {t.name for t in self.functions if t.name not in kept}
+        self.functions = [t for t in self.functions if t.name in kept]
+        # what was dropped is generated again if a later wrapper (jacobian_wrapper) asks for it
+        self.primals = {k: n for k, n in self.primals.items() if n in kept}
+        self.vjps = {k: n for k, n in self.vjps.items() if n in kept}
+
     # ---- output -----------------------------------------------------------------
     def source(self, header=""):
         parts = [header] if header else []

@@ -27,6 +27,9 @@ class Parsed:
         self.namespace = namespace
         self.filename = filename
         self.col_shift = col_shift  # columns removed by dedent
+        # code s2sad generated (a derivative differentiated again): its comments cite the user's lines
+        self.generated = filename.startswith("<s2sad") or \
+            (getattr(fn, "__globals__", None) or {}).get("__name__", "").startswith("s2sad_")
 
     @property
     def name(self):
@@ -35,6 +38,27 @@ class Parsed:
     def where(self, node):
         return Location(self.filename, getattr(node, "lineno", None) or self.tree.lineno,
                         (getattr(node, "col_offset", 0) or 0) + self.col_shift)
+
+    def cites(self, node):
+        """The comment generated code puts above the derivative of `node`: `line N: <its line>` of
+        the user's file; in generated code, the user's line that the comment above it cites."""
+        lineno = getattr(node, "lineno", None)
+        lines = linecache.getlines(self.filename) if self.filename else []
+        if lineno is None or not 0 < lineno <= len(lines):
+            return None
+        if not self.generated:
+            text = lines[lineno - 1].strip()
+            return f"line {lineno}: {text}" if text else None
+        for k in range(lineno - 2, -1, -1):   # the nearest comment above it, within its function
+            cited = _CITES.match(lines[k])
+            if cited:
+                return cited.group(1)
+            if lines[k].lstrip().startswith("def "):
+                return None
+        return None
+
+
+_CITES = re.compile(r"^\s*# (line \d+: .*?)\s*$")
 
 
 def parse(fn):

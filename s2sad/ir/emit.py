@@ -7,6 +7,7 @@ come from); these become `# ...` comments above the statement.
 import re
 
 import astor
+import astor.source_repr
 import gast
 
 _MARK = "__s2sad_comment__:"
@@ -28,9 +29,16 @@ def comment_text(s):
     return None
 
 
+LINE = 120  # columns: astor breaks a longer line (inside its parentheses)
+
+
+def _pretty(source):
+    return "".join(astor.source_repr.split_lines(source, maxline=LINE))
+
+
 def to_source(node):
     tree = gast.gast_to_ast(gast.fix_missing_locations(node))
-    text = astor.to_source(tree)
+    text = astor.to_source(tree, pretty_source=_pretty)
     return re.sub(r"""^(\s*)('\'\'|\"\"\"|'|")%s(.*?)\2$""" % re.escape(_MARK), _uncomment, text, flags=re.M)
 
 

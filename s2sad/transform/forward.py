@@ -20,6 +20,7 @@ import gast
 
 from .. import rules, runtime
 from ..ir import types as T
+from ..ir.emit import comment
 from ..analysis import atom_name, binop_func, call_func, is_nested_call, is_user_call
 from ..errors import NonDifferentiableError
 from ..normalize import DerivedNames, assign, const, name
@@ -128,6 +129,9 @@ class Forward:
             out = [s]
         else:
             raise AssertionError(type(s).__name__)
+        note = None if isinstance(s, (gast.If, gast.For, gast.While)) else self.parsed.cites(s)
+        if note and out:
+            out.insert(0, comment(note))
         for node in out:
             gast.copy_location(node, s)
         return out

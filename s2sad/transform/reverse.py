@@ -224,9 +224,9 @@ class Reverse:
         else:
             raise AssertionError(f"unexpected statement {type(s).__name__}")
         if out and hasattr(s, "lineno"):
-            line = self.parsed.where(s).line.strip()
-            if line and not isinstance(s, (gast.If, gast.For, gast.While)):
-                out.insert(0, comment(f"line {s.lineno}: {line}"))
+            note = None if isinstance(s, (gast.If, gast.For, gast.While)) else self.parsed.cites(s)
+            if note:
+                out.insert(0, comment(note))
             for node in out:
                 gast.copy_location(node, s)
         return out
