@@ -31,7 +31,6 @@ def run(fn):
     simplify(fn)
     if drop_unread_tape_pairs(fn):
         drop_dead(fn)  # what was read only to be taped
-    drop_self_assignments(fn)
     shapes_of_sources(fn)
     return tidy_comments(fn)
 
@@ -97,23 +96,6 @@ def _pure_allocation(expr):
     """`np.zeros_like(x_bar)`: an allocation of atoms, with no effect."""
     return _allocation(expr) and all(isinstance(a, (gast.Name, gast.Constant)) for a in expr.args) \
         and all(_pure(k.value) for k in expr.keywords)
-
-
-def drop_self_assignments(fn):
-    """`b_bar = b_bar` (the adjoint of `b = b + 1.0`) does nothing; an `if` left with nothing to do
-    on either branch goes too, when its test is a name (reading it has no effect)."""
-    def block(stmts):
-        out = []
-        for s in stmts:
-            if isinstance(s, gast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], gast.Name) \
-                    and isinstance(s.value, gast.Name) and s.value.id == s.targets[0].id:
-                continue
-            if isinstance(s, gast.If) and isinstance(s.test, gast.Name) and _empty(s.body) \
-                    and _empty(s.orelse):
-                continue
-            out.append(s)
-        return out
-    return _rewrite_blocks(fn, block)
 
 
 def _pure(expr):

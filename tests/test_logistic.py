@@ -63,8 +63,8 @@ def test_every_spelling_forward_and_reverse_and_second_order(backend):
     assert s2sad.grad(s2sad.grad(every_spelling, backend=backend), backend=backend)(z) == pytest.approx(d2, rel=1e-6)
     g = s2sad.grad(every_spelling, backend=backend)
     g(z)
-    src = s2sad.source(g)
-    assert src.count("logistic(") >= 4 and "np.exp" not in src and "math.exp" not in src
+    code = "\n".join(line for line in s2sad.source(g).splitlines() if not line.strip().startswith("#"))
+    assert code.count("logistic(") >= 4 and "np.exp" not in code and "math.exp" not in code
 
 
 def test_look_alikes_are_left_alone():

@@ -42,7 +42,7 @@ def programs(draw):
 
     for _ in range(draw(st.integers(2, 7))):
         X, Y = draw(st.sampled_from(mats)), draw(st.sampled_from(mats))
-        choice = draw(st.integers(0, 12))
+        choice = draw(st.integers(0, 13))
         if choice == 0:
             op = draw(st.sampled_from(["+", "-", "*"]))
             lines.append(f"{new('X')} = {X} {op} {Y}")
@@ -94,6 +94,11 @@ def programs(draw):
                 lines.append(f"{new('r')} = np.linspace({X}[0, 0], {Y}[1, 1], {M})")
             else:
                 lines.append(f"{new('r')} = np.arange({X}[0, 0], {X}[0, 0] + {M - 0.5})")
+        elif choice == 13:
+            # a name updated by a number that depends on the inputs: its adjoint passes through
+            c = draw(st.sampled_from(cols))
+            how = draw(st.sampled_from([f"{X} + np.sum({c})", f"np.mean({Y}) + {X}", f"{X} - np.sum({c} * {c})"]))
+            lines.append(f"{X} = {how}")
         else:
             lines.append(f"{new('r')} = np.max({X}, axis=1) + np.sum({X} * {Y}, axis=-1)")
     # every value made reaches the result: nothing is dead code for the optimizer to drop

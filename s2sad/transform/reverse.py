@@ -353,6 +353,19 @@ class Reverse:
             self_referential = v in analysis_names(rhs)
             if v in self.an.active:
                 g = name(self.bar(v))
+                other = self.passes_through(rhs, v) if self_referential else None
+                if other is not None:
+                    # `v = v + e`, `v = e + v`, `v = v - e` with e a number: v's adjoint passes
+                    # through as it is, e's comes from it (the old v, restored, has the same shape)
+                    if self.active(other):   # a number: the sum of the adjoint over v's elements
+                        part = g if self.ty(v).is_scalar else gast.Call(func=parse_expr("np.sum"), args=[g],
+                                                                        keywords=[])
+                        if isinstance(rhs.op, gast.Sub):
+                            part = gast.UnaryOp(op=gast.USub(), operand=part)
+                        out.append(self.accumulate(other.id, part))
+                    if id(s) not in self.first:
+                        out.append(self.restore_marker("name", v, s))
+                    return out
                 if self_referential:
                     # `v = f(v, ...)`: the adjoint reads the old v, so restore it first,
                     # keeping the new value for rules that read `ans`
@@ -444,6 +457,18 @@ class Reverse:
             return assign(self.bar(v), gast.Call(func=name("add_tuples"), args=[name(self.bar(v)), contribution],
                                                  keywords=[]))
         return assign(self.bar(v), gast.BinOp(left=name(self.bar(v)), op=gast.Add(), right=contribution))
+
+    def passes_through(self, rhs, v):
+        """The other operand e where `rhs` is `v + e`, `e + v` or `v - e` with e a number that is not
+        v (v keeps its shape, and its adjoint is the result's), else None."""
+        if not (isinstance(rhs, gast.BinOp) and isinstance(rhs.op, (gast.Add, gast.Sub))):
+            return None
+        left_v = isinstance(rhs.left, gast.Name) and rhs.left.id == v
+        right_v = isinstance(rhs.right, gast.Name) and rhs.right.id == v
+        if left_v == right_v or (right_v and isinstance(rhs.op, gast.Sub)):
+            return None
+        other = rhs.right if left_v else rhs.left
+        return other if isinstance(other, gast.Constant) or self.ty(other).is_scalar else None
 
     def adjoint(self, rhs, g, ans):
         """Statements adding the contributions of `ans = rhs` to its operands' adjoints."""
