@@ -13,7 +13,8 @@ os.environ.setdefault("S2SAD_BACKEND", "python")
 
 def pytest_addoption(parser):
     parser.addoption("--full", action="store_true", default=False,
-                     help="run every generated case of tests/test_rule_table.py, not a sample of them")
+                     help="run every generated case of tests/test_rule_table.py, not a sample of them, "
+                          "and the random-program sweeps at their full size")
     parser.addoption("--rule-table-seed", default=None,
                      help="the seed that picks tests/test_rule_table.py's sample (default: "
                           "S2SAD_RULE_TABLE_SEED, else the day's number)")
@@ -21,6 +22,8 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     import datetime
+    if config.getoption("--full"):
+        os.environ["S2SAD_FULL_SWEEPS"] = "1"   # read where the sweeps' sizes are set (at import)
     seed = config.getoption("--rule-table-seed") or os.environ.get("S2SAD_RULE_TABLE_SEED")
     config.rule_table_seed = int(seed) if seed is not None else datetime.date.today().toordinal()
 
