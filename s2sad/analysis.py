@@ -525,6 +525,8 @@ def check_rule_arguments(analysis, where):
     for targets, rhs, stmt in _assignments(analysis.fn.body):
         if is_user_call(rhs) and call_func(rhs) in INTEGER_ARGUMENTS:
             _check_integer_argument(analysis, rhs, where(stmt))
+        if is_user_call(rhs) and call_func(rhs) in _ALONG_AN_AXIS:
+            _check_axis_argument(analysis, rhs, where(stmt))
         if not (isinstance(rhs, gast.Call) and not is_user_call(rhs) and not is_nested_call(rhs)):
             continue
         rule = rules.lookup(call_func(rhs))
@@ -542,6 +544,23 @@ def check_rule_arguments(analysis, where):
                 f"passes {', '.join(f'`{e}`' if ' ' not in e else e for e in extra)}\n    {where(stmt).line.strip()}\n"
                 "  hint: write the computation out with the arguments s2sad takes (docs/rules.md), e.g. "
                 "`np.sqrt(np.sum(x * x, axis=1))` for a norm along an axis")
+
+
+_ALONG_AN_AXIS = {how.along: numpy_function for numpy_function, how in DEFINITIONS.items() if how.along}
+
+
+def _check_axis_argument(analysis, call, where):
+    """A definition along an axis takes an integer axis: one given through a name (`axis=ax`) that
+    holds None or anything else is refused (the call as written picked this definition)."""
+    definition = call_func(call)
+    ty = analysis.type_of(call.args[list(inspect.signature(definition).parameters).index("axis")])
+    if ty.known and not (ty.kind in ("i", "b") and ty.ndim == 0):
+        spelled = f"np.{_ALONG_AN_AXIS[definition].__name__}"
+        raise NonDifferentiableError(
+            f"{where}: s2sad differentiates {spelled} along one integer axis given through a name, and this "
+            f"call's axis is {'None' if ty.value is None and ty.kind == 'obj' else repr(ty)}\n"
+            f"    {where.line.strip()}\n  hint: write the axis in the call (`axis=None`, `axis=1`) or leave it "
+            "out for the default")
 
 
 def _check_integer_argument(analysis, call, where):

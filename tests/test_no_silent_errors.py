@@ -410,3 +410,20 @@ def test_an_index_into_a_number_is_refused_with_its_line():
     with pytest.raises(s2sad.UnsupportedSyntaxError,
                        match=r"test_no_silent_errors.py:\d+.*an index into `x`, a number"):
         s2sad.grad(indexes_its_argument, backend="python")(0.5)
+
+
+# ---- an axis given through a name ------------------------------------------------------------
+def var_along_a_named_axis(X, axis=1):
+    return np.sum(np.var(X, axis=axis) * np.arange(1.0, 4.0))
+
+
+def var_along_a_name_holding_none(X, axis=None):
+    return np.sum(np.var(X, axis=axis))
+
+
+def test_an_axis_through_a_name_is_differentiated_or_refused_with_its_line():
+    X = np.arange(12.0).reshape(3, 4) ** 1.5 / 10
+    got = s2sad.grad(var_along_a_named_axis, backend="python")(X)
+    np.testing.assert_allclose(got, numerical_grad(var_along_a_named_axis, (X,), 0), rtol=1e-6)
+    with pytest.raises(s2sad.NonDifferentiableError, match=r"test_no_silent_errors.py:\d+.*axis is None"):
+        s2sad.grad(var_along_a_name_holding_none, backend="python")(X)   # was an internal TypeError
