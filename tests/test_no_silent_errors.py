@@ -427,3 +427,15 @@ def test_an_axis_through_a_name_is_differentiated_or_refused_with_its_line():
     np.testing.assert_allclose(got, numerical_grad(var_along_a_named_axis, (X,), 0), rtol=1e-6)
     with pytest.raises(s2sad.NonDifferentiableError, match=r"test_no_silent_errors.py:\d+.*axis is None"):
         s2sad.grad(var_along_a_name_holding_none, backend="python")(X)   # was an internal TypeError
+
+
+def star_args(*args):
+    return args[0] * args[1] ** 2
+
+
+def test_star_args_are_refused_whatever_the_argnums():
+    for argnums in (0, 1):   # argnums=1 was "the function takes 1 arguments"
+        with pytest.raises(s2sad.UnsupportedSyntaxError, match=r"\*args"):
+            s2sad.grad(star_args, argnums=argnums, backend="python")(2.0, 3.0)
+    with pytest.raises(TypeError, match="by position"):   # a keyword was dropped without a word
+        s2sad.grad(np.tanh, backend="python")(x=0.5)

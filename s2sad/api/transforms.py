@@ -66,6 +66,9 @@ class Transformed:
         return isinstance(self.fun, Transformed)
 
     def _bind(self, args, kwargs):
+        if self.signature is None and kwargs:
+            raise TypeError(f"{self.__name__} takes its arguments by position here; got keyword(s) "
+                            f"{', '.join(kwargs)}")
         if self.signature is None or (not kwargs and len(args) == len(self.signature.parameters)):
             return list(args)  # the common case, without inspect's binding
         bound = self.signature.bind(*args, **kwargs)
@@ -520,9 +523,12 @@ def _signature(fun):
     if frontend.library_function(fun):
         return frontend.library_signature(fun)
     try:
-        return inspect.signature(fun)
+        signature = inspect.signature(fun)
     except (TypeError, ValueError):
         return None
+    if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in signature.parameters.values()):
+        return None   # `*args`: arguments by position (the frontend refuses the function itself, clearly)
+    return signature
 
 
 def _check_real(value, i, signature, transform="grad"):
