@@ -546,6 +546,12 @@ def check_rule_arguments(analysis, where):
                 "`np.sqrt(np.sum(x * x, axis=1))` for a norm along an axis")
 
 
+def _argument_type(analysis, call, param):
+    """The type of the argument a call of a definition (a user call: every argument bound by
+    position) passes for its parameter `param`."""
+    return analysis.type_of(call.args[list(inspect.signature(call_func(call)).parameters).index(param)])
+
+
 _ALONG_AN_AXIS = {how.along: numpy_function for numpy_function, how in DEFINITIONS.items() if how.along}
 
 
@@ -553,7 +559,7 @@ def _check_axis_argument(analysis, call, where):
     """A definition along an axis takes an integer axis: one given through a name (`axis=ax`) that
     holds None or anything else is refused (the call as written picked this definition)."""
     definition = call_func(call)
-    ty = analysis.type_of(call.args[list(inspect.signature(definition).parameters).index("axis")])
+    ty = _argument_type(analysis, call, "axis")
     if ty.known and not (ty.kind in ("i", "b") and ty.ndim == 0):
         spelled = f"np.{_ALONG_AN_AXIS[definition].__name__}"
         raise NonDifferentiableError(
@@ -567,7 +573,7 @@ def _check_integer_argument(analysis, call, where):
     """np.repeat and np.tile are differentiated for a number of repeats, not a sequence of them."""
     definition = call_func(call)
     param = INTEGER_ARGUMENTS[definition]
-    ty = analysis.type_of(call.args[list(inspect.signature(definition).parameters).index(param)])
+    ty = _argument_type(analysis, call, param)
     if ty.known and not (ty.kind in ("i", "b") and ty.ndim == 0):
         numpy_name = definition.__name__.split("_")[0]
         raise NonDifferentiableError(

@@ -31,7 +31,6 @@ def run(fn):
     simplify(fn)
     if drop_unread_tape_pairs(fn):
         drop_dead(fn)  # what was read only to be taped
-    shapes_of_sources(fn)
     return tidy_comments(fn)
 
 
@@ -1136,8 +1135,20 @@ def _leaves_alone(s, names):
 
 
 def _substitute(node, v, e):
-    """A copy of `node` with its one read of `v` replaced by `e`."""
+    """A copy of `node` with its one read of `v` replaced by `e`; where that read is for its shape
+    alone (`sum_adjoint(g, v, None)`) and `e` has the shape of a name w (`w ** 2`), by w, read
+    right there: `e` is not computed for its shape."""
+    shaped = _shape_source(e)
+
     class Swap(gast.NodeTransformer):
+        def visit_Call(self, n):
+            read = _shape_read(n)
+            if shaped is not None and read is not None and read.id == v:
+                n.args = [gast.Name(id=shaped, ctx=gast.Load(), annotation=None, type_comment=None)
+                          if a is read else a for a in n.args]
+            self.generic_visit(n)
+            return n
+
         def visit_Name(self, n):
             return copy_ir(e) if n.id == v and isinstance(n.ctx, gast.Load) else n
     return Swap().visit(copy_ir(node))
@@ -1195,32 +1206,6 @@ def inline_temporaries(fn):
 # ---- shapes --------------------------------------------------------------------------------------
 # NumPy functions that read only the shape of one argument (its position); helpers: SHAPE_ARGS
 _SHAPE_ARGUMENT_NP = {"size": 0, "shape": 0, "ndim": 0}
-
-
-def shapes_of_sources(fn):
-    """`sum_adjoint(g, b ** 2, None)` -> `sum_adjoint(g, b, None)`: an argument read for its shape
-    alone is not computed where a name of the same shape is at hand (the expression was inlined
-    there after `read_shapes_of_sources` ran)."""
-    def shape_only(node):
-        k = SHAPE_ARGS.get(_call_name(node)) if isinstance(node, gast.Call) else None
-        if k is None or len(node.args) <= k or isinstance(node.args[k], gast.Name):
-            return None
-        return k if _shape_source(node.args[k]) is not None else None
-
-    def block(stmts):
-        out = []
-        for s in stmts:
-            if not isinstance(s, (gast.For, gast.While, gast.If)) and \
-                    any(shape_only(n) is not None for n in gast.walk(s)):
-                s = copy_ir(s)
-                for n in gast.walk(s):
-                    k = shape_only(n)
-                    if k is not None:
-                        n.args[k] = gast.Name(id=_shape_source(n.args[k]), ctx=gast.Load(), annotation=None,
-                                              type_comment=None)
-            out.append(s)
-        return out
-    return _rewrite_blocks(fn, block)
 
 
 def _shape_read(node):
