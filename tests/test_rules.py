@@ -982,9 +982,9 @@ def _rule_name(key):
 
 
 def test_every_rule_in_the_table_has_a_case():
-    exercised = {rules._key(obj) for param in ALL_CASES for obj in _referenced(param.values[0])}
+    exercised = {rules.key(obj) for param in ALL_CASES for obj in _referenced(param.values[0])}
     # rules of the runtime helpers serve higher-order derivatives of generated code, not user code
-    helpers = {rules._key(obj) for obj in vars(runtime).values()}
+    helpers = {rules.key(obj) for obj in vars(runtime).values()}
     # rules users add with custom_vjp/custom_jvp (other tests register some) are not the shipped table
     shipped = [key for key, rule in rules.RULES.items() if getattr(rule, "primal", None) is None]
     missing = sorted(_rule_name(key) for key in shipped if key not in exercised and key not in helpers)

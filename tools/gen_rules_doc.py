@@ -45,14 +45,14 @@ def names_by_key():
     """id(obj) -> the name generated code uses for obj (its module prefix and `__name__`)."""
     found = {}
     for key, label in METHOD_KEYS.items():
-        found[rules._key(key)] = label
+        found[rules.key(key)] = label
     wanted = set(builtin_rules()) | set(rules.NONDIFF)
     for prefix, module in MODULES:
         for attr in sorted(vars(module)):
             if attr.startswith("_"):
                 continue
             obj = getattr(module, attr)
-            key = rules._key(obj)
+            key = rules.key(obj)
             if key not in wanted or key in found:
                 continue
             name = getattr(obj, "__name__", attr)
@@ -152,7 +152,7 @@ def render():
     from s2sad.rules.definitions import DEFINITIONS
     from s2sad.rules.definitions import INTEGER_ARGUMENTS
     for func, how in DEFINITIONS.items():
-        line = f"- `{names_by_key().get(rules._key(func), 'np.' + func.__name__)}`: `{how.plain.__name__}`"
+        line = f"- `{names_by_key().get(rules.key(func), 'np.' + func.__name__)}`: `{how.plain.__name__}`"
         if how.along is not None:
             line += f", or `{how.along.__name__}` where the call gives an axis other than `{how.default_axis}`"
         if how.flat is not None:

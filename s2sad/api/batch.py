@@ -2,6 +2,7 @@
 on the GPU (`vmap_cuda`, a kernel)."""
 
 import functools
+import types
 
 from . import transforms as api
 
@@ -21,3 +22,9 @@ def loop_source(plan, name, header, index_lines):
     for k, e in enumerate(plan.out_exprs):
         lines.append(f"{index_lines}out{k}[i] = {e}")
     return "\n".join(lines) + "\n"
+
+
+def generated_functions(namespace):
+    """The functions a loaded batch module defines (not those it imports)."""
+    return [name for name, obj in namespace.items()
+            if isinstance(obj, types.FunctionType) and obj.__globals__ is namespace]

@@ -21,13 +21,13 @@ For the compiled backends `fun` must be a function of s2sad (`grad`,
 import functools
 import itertools
 import os
-import types as pytypes
 
 import numpy as np
 
 from . import transforms as api
 from . import vmap_cuda as cuda_backend
-from .batch import is_jvp_partial, loop_source
+from .batch import generated_functions, is_jvp_partial, loop_source
+from ..backends.jit import jit_each
 from ..normalize import pytree
 from ..ir import types as T
 from ..errors import S2SADError
@@ -255,17 +255,17 @@ class Plan:
             inner = fun.args[0]
             if isinstance(inner, api.Transformed):
                 inner = (forward_chain(inner) if forward else inner).as_function(primals)
-            spec = api._jvp_spec(inner, primals, wrt, (None,) * n0, "python")
+            spec = api.jvp_spec(inner, primals, wrt, (None,) * n0, "python")
             dots = ", ".join(self.params[n0 + k] for k in wrt)
             call = ", ".join(self.params[:n0])
             return spec.source, spec.module, [f"_r = {spec.name}({call}, {dots})", "return _r[0], _r[1]"]
         if not isinstance(fun, api.Transformed):
             wrt = ()
-            spec = api._jvp_spec(fun, list(sample), wrt, (None,) * len(sample), "python")
+            spec = api.jvp_spec(fun, list(sample), wrt, (None,) * len(sample), "python")
             return spec.source, spec.module, [f"_r = {spec.name}({args})", "return _r[0]"]
         if fun.has_aux:
             raise S2SADError(f"vmap backend={self.vm.backend!r} does not support has_aux; use backend='python'")
-        argnums = fun._argnums()
+        argnums = fun.argnum_tuple()
         positions = [[i] for i in range(len(sample))]
         nones = tuple(None for _ in sample)
         reverse = None
@@ -347,10 +347,8 @@ class _NumbaRunner:
         nb_ns = dict(ns)
         nb_ns["Tape"] = numba_backend.Tape
         nb_ns["prange"] = numba.prange
-        for name, obj in ns.items():
-            if isinstance(obj, pytypes.FunctionType) and obj.__globals__ is ns:
-                clone = pytypes.FunctionType(obj.__code__, nb_ns, obj.__name__, obj.__defaults__, obj.__closure__)
-                nb_ns[name] = numba.njit(clone, parallel=parallel and name == "_s2sad_batch")
+        jit_each(generated_functions(ns), ns, nb_ns,
+                 lambda name, fn: numba.njit(fn, parallel=parallel and name == "_s2sad_batch"))
         self.batch = nb_ns["_s2sad_batch"]
 
     def run(self, leaves, n, device):

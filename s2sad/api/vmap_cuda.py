@@ -23,7 +23,8 @@ import types as pytypes
 import numpy as np
 
 from . import transforms as api
-from .batch import is_jvp_partial, loop_source
+from .batch import generated_functions, is_jvp_partial, loop_source
+from ..backends.jit import jit_each
 from ..errors import S2SADError
 from ..normalize import pytree
 
@@ -198,11 +199,8 @@ class KernelRunner:
         self.source = device + "\n\n" + kernel
         ns = plan.module.load(self.source, f"<s2sad cuda {next(_counter)}>")
         ns["cuda"] = cuda
-        dev_ns = dict(ns)
-        for name, obj in ns.items():
-            if isinstance(obj, pytypes.FunctionType) and obj.__globals__ is ns:
-                clone = pytypes.FunctionType(obj.__code__, dev_ns, obj.__name__, obj.__defaults__, obj.__closure__)
-                dev_ns[name] = cuda.jit(clone) if name == "_s2sad_kernel" else cuda.jit(device=True)(clone)
+        dev_ns = jit_each(generated_functions(ns), ns, dict(ns),
+                          lambda name, fn: cuda.jit(fn) if name == "_s2sad_kernel" else cuda.jit(device=True)(fn))
         for name, fn in DEVICE_HELPERS.items():
             dev_ns[name] = cuda.jit(device=True)(fn)
         self.kernel = dev_ns["_s2sad_kernel"]

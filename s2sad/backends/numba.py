@@ -43,6 +43,7 @@ from .. import cache, runtime
 from ..errors import S2SADError
 from ..rules import custom
 from . import numba_math
+from .jit import jit_each
 from . import python as python_backend
 from .numba_math import flat_elements
 from .numba_reductions import drop_axis, split_shape
@@ -1652,19 +1653,17 @@ def compile_module(namespace, name, module, explicit=False):
         # that compiled it, and the copy loaded from disk in another process jumped to nothing
         # (a segfault; numba#6061). Such a module compiles in every process.
         cached = False
-    for fn_name in names:
-        fn = namespace[fn_name]
-        clone = pytypes.FunctionType(fn.__code__, nb_namespace, fn.__name__, fn.__defaults__, fn.__closure__)
-        clone.__qualname__ = fn.__qualname__
+    def jit(fn_name, clone):
         # error_model="numpy": a division by zero is inf or NaN, as in NumPy (np.log(0.0)'s derivative
         # 1 / x is inf), not a ZeroDivisionError raised inside generated code
-        nb_namespace[fn_name] = njit(clone, inline="always" if fn_name in inline else "never",
-                                     error_model="numpy")
+        compiled = njit(clone, inline="always" if fn_name in inline else "never", error_model="numpy")
         if cached:  # s2sad's own cache of Numba's files: beside the module, each checked before it is loaded
             disk = cache.numba_cache(clone)
             if disk is not None:
-                nb_namespace[fn_name]._cache = disk
-        _unswitch_budget.ours.add(nb_namespace[fn_name])
+                compiled._cache = disk
+        _unswitch_budget.ours.add(compiled)
+        return compiled
+    jit_each(names, namespace, nb_namespace, jit)
     compiled = Compiled(name, nb_namespace[name], python, _strict(explicit))
     compiled.refused = "\n".join(dict.fromkeys(module.not_for_numba + refused)) or None
     compiled.extra = extra

@@ -39,7 +39,7 @@ def _parse_params(text):
     return tuple(names), defaults
 
 
-def _template(text):
+def template(text):
     return gast.parse(text, mode="eval").body
 
 
@@ -89,7 +89,7 @@ class _Fold(gast.NodeTransformer):
 
     def visit_Compare(self, node):
         self.generic_visit(node)
-        if len(node.ops) == 1 and _is_number(node.left) and _is_number(node.comparators[0]):
+        if len(node.ops) == 1 and is_number(node.left) and is_number(node.comparators[0]):
             ops = {gast.Eq: operator.eq, gast.NotEq: operator.ne, gast.Lt: operator.lt, gast.LtE: operator.le,
                    gast.Gt: operator.gt, gast.GtE: operator.ge}
             if type(node.ops[0]) in ops:
@@ -105,8 +105,8 @@ class _Fold(gast.NodeTransformer):
             return gast.Constant(value=0, kind=None)  # a mask times False: the guard is off
         if isinstance(node.op, gast.Add) and _is_false(right) and not _is_false(left):
             return left
-        lc = left.value if _is_number(left) else None
-        rc = right.value if _is_number(right) else None
+        lc = left.value if is_number(left) else None
+        rc = right.value if is_number(right) else None
         if lc is not None and rc is not None and not isinstance(node.op, (gast.Div, gast.FloorDiv, gast.Mod)):
             ops = {gast.Add: operator.add, gast.Sub: operator.sub, gast.Mult: operator.mul, gast.Pow: operator.pow}
             if type(node.op) in ops:
@@ -126,7 +126,7 @@ def _is_false(node):
         and isinstance(node.value, (int, bool))
 
 
-def _is_number(node):
+def is_number(node):
     return isinstance(node, gast.Constant) and isinstance(node.value, (int, float)) \
         and not isinstance(node.value, bool)
 
@@ -150,12 +150,12 @@ class Rule:
                  stacked_tangent=None, constant=""):
         self.params, self.defaults = _parse_params(params)
         self.constant = frozenset(p.strip() for p in constant.split(",") if p.strip())
-        self.adjoint = {k: _template(v) for k, v in adjoint.items()}
-        self.tangent = {k: _template(v) for k, v in tangent.items()}
+        self.adjoint = {k: template(v) for k, v in adjoint.items()}
+        self.tangent = {k: template(v) for k, v in tangent.items()}
         self.result = result
         self.broadcasts = broadcasts
-        self.stacked_adjoint = {k: _template(v) for k, v in (stacked_adjoint or {}).items()}
-        self.stacked_tangent = {k: _template(v) for k, v in (stacked_tangent or {}).items()}
+        self.stacked_adjoint = {k: template(v) for k, v in (stacked_adjoint or {}).items()}
+        self.stacked_tangent = {k: template(v) for k, v in (stacked_tangent or {}).items()}
 
     @property
     def differentiable(self):
@@ -180,19 +180,19 @@ RULES = {}          # function object -> Rule
 NONDIFF = {}        # function object -> result type function (no derivative: ints, shapes, allocation)
 
 
-def _key(f):
+def key(f):
     return id(f)
 
 
 def lookup(func):
-    rule = RULES.get(_key(func))
+    rule = RULES.get(key(func))
     if rule is None and register_scipy_special():
-        rule = RULES.get(_key(func))
+        rule = RULES.get(key(func))
     return rule
 
 
 def nondiff(func):
-    return NONDIFF.get(_key(func))
+    return NONDIFF.get(key(func))
 
 
 VALUE_FREE = set()  # non-differentiable functions whose result depends on its arguments' shapes alone
@@ -201,16 +201,16 @@ VALUE_FREE = set()  # non-differentiable functions whose result depends on its a
 def value_free(*funcs):
     """Declare that the results of `funcs` do not depend on the values of their arguments (their
     shapes, a tape's bookkeeping, stop_gradient's cut): a differentiated value may pass through."""
-    VALUE_FREE.update(_key(f) for f in funcs)
+    VALUE_FREE.update(key(f) for f in funcs)
 
 
 def ignores_values(func):
-    return _key(func) in VALUE_FREE
+    return key(func) in VALUE_FREE
 
 
 def _register(funcs, rule):
     for f in funcs:
-        RULES[_key(f)] = rule
+        RULES[key(f)] = rule
 
 
 # ---- result types -------------------------------------------------------
@@ -363,7 +363,7 @@ E(np.clip, keep_kind=True)("x, lo, hi", x="inside(x, lo, hi)", lo="(x < lo) * 1.
 # piecewise constant: the derivative is zero wherever it exists
 for _f in (np.sign, np.floor, np.ceil, np.round, np.rint, np.trunc, operator.floordiv, np.floor_divide,
            math.floor, math.ceil, builtins.round):
-    RULES[_key(_f)] = Rule("x, y=None", {}, {}, elementwise_type())
+    RULES[key(_f)] = Rule("x, y=None", {}, {}, elementwise_type())
 
 
 # ---- everything else: adjoint and tangent per argument -------------------
@@ -591,7 +591,7 @@ for _f, _r in [
     (np.any, lambda a, c: T.BOOL), (np.all, lambda a, c: T.BOOL),
     (math.isnan, lambda a, c: T.BOOL), (math.isfinite, lambda a, c: T.BOOL),
 ]:
-    NONDIFF[_key(_f)] = _r
+    NONDIFF[key(_f)] = _r
 value_free(builtins.len, builtins.print, builtins.range, np.shape, np.ndim, np.size, np.zeros, np.ones, np.empty,
            np.zeros_like, np.ones_like, np.empty_like, np.eye, np.identity)
 NONDIFF_NAMES = "len, int, bool, range, np.shape, np.ndim, np.size, np.zeros, np.ones, np.empty, " \

@@ -29,7 +29,7 @@ from ..ir import types as T
 NAMES = {}
 
 
-def _register_name(stem, fn, avoid=()):
+def register_name(stem, fn, avoid=()):
     """A name for `fn` in generated modules, distinct from other registered names and `avoid`."""
     if not stem.isidentifier():  # a lambda
         stem = "rule"
@@ -47,16 +47,16 @@ class _Custom:
         functools.update_wrapper(self, fun)
         self.fun = fun
         self.params = list(inspect.signature(fun).parameters)
-        self.primal_name = _register_name(f"{fun.__name__}_primal", fun)
+        self.primal_name = register_name(f"{fun.__name__}_primal", fun)
 
     def __call__(self, *args, **kwargs):
         return self.fun(*args, **kwargs)
 
     def _rule(self, adjoint, tangent, joint_tangent=None):
         rule = rules.Rule(", ".join(self.params), adjoint, tangent, lambda a, c: T.UNKNOWN)
-        rule.joint_tangent = rules._template(joint_tangent) if joint_tangent else None
+        rule.joint_tangent = rules.template(joint_tangent) if joint_tangent else None
         rule.primal = self.fun
-        rules.RULES[rules._key(self)] = rule
+        rules.RULES[rules.key(self)] = rule
         return rule
 
 
@@ -64,8 +64,8 @@ class custom_vjp(_Custom):
     """A function whose reverse-mode derivative is given by the user."""
 
     def defvjp(self, fwd, bwd):
-        fwd_name = _register_name(_stem(fwd, f"{self.fun.__name__}_fwd"), fwd)
-        bwd_name = _register_name(_stem(bwd, f"{self.fun.__name__}_bwd"), bwd)
+        fwd_name = register_name(_stem(fwd, f"{self.fun.__name__}_fwd"), fwd)
+        bwd_name = register_name(_stem(bwd, f"{self.fun.__name__}_bwd"), bwd)
         args = ", ".join(self.params)
         adjoint = {p: f"{bwd_name}({fwd_name}({args})[1], g)[{i}]" for i, p in enumerate(self.params)}
         # forward mode from the reverse rule: exact for a scalar output (J x_dot = sum(J^T 1 * x_dot))
@@ -79,7 +79,7 @@ class custom_jvp(_Custom):
     """A function whose forward-mode derivative is given by the user."""
 
     def defjvp(self, jvp_rule):
-        name = _register_name(getattr(jvp_rule, "__name__", "jvp_rule"), jvp_rule)
+        name = register_name(getattr(jvp_rule, "__name__", "jvp_rule"), jvp_rule)
         args = ", ".join(self.params)
         dots = ", ".join(f"{p}_dot" for p in self.params)
         joint = f"{name}(({args},), ({dots},))[1]"

@@ -61,7 +61,7 @@ rule(runtime.split_like, params="g, xs, axis", adjoint={}, tangent={"g": "split_
      constant="xs", result=_same("xs"))
 rule(runtime.hstack_adjoint, params="g, xs", adjoint={}, tangent={"g": "hstack_adjoint(g_dot, xs)"},
      result=_same("xs"))
-rules.RULES[rules._key(runtime.hstack_adjoint)].constant = frozenset({"xs"})   # read for its items' shapes
+rules.RULES[rules.key(runtime.hstack_adjoint)].constant = frozenset({"xs"})   # read for its items' shapes
 rule(runtime.unstack, params="g, xs, axis", adjoint={}, tangent={"g": "unstack(g_dot, xs, axis)"},
      constant="xs", result=_same("xs"))
 rule(runtime.vstack_adjoint, params="g, xs", adjoint={}, tangent={"g": "vstack_adjoint(g_dot, xs)"},
@@ -77,7 +77,7 @@ rule(runtime.inner_adjoint_x, params="g, x, y", adjoint={},
 rule(runtime.inner_adjoint_y, params="g, x, y", adjoint={},
      tangent={"g": "inner_adjoint_y(g_dot, x, y)", "x": "inner_adjoint_y(g, x_dot, y)"}, result=_like("y"))
 for _helper, _shape_only in ((runtime.inner_adjoint_x, "x"), (runtime.inner_adjoint_y, "y")):
-    rules.RULES[rules._key(_helper)].constant = frozenset({_shape_only})   # read for its shape alone
+    rules.RULES[rules.key(_helper)].constant = frozenset({_shape_only})   # read for its shape alone
 # np.prod's adjoint is linear in g; along x it is prod_adjoint_dot, itself linear in g and in x's tangent
 rule(runtime.prod_adjoint, params="g, x, axis", adjoint={},
      tangent={"g": "prod_adjoint(g_dot, x, axis)", "x": "prod_adjoint_dot(g, x, x_dot, axis)"}, result=_like("x"))
@@ -102,7 +102,7 @@ rule(runtime.scatter_adjoint, params="g, index", adjoint={}, tangent={"g": "scat
      result=_picked)
 # linear in both: one tangent for both (forward mode would add two terms with `+`, which joins tuples)
 rule(runtime.add_tuples, params="a, b", adjoint={}, tangent={"a": "a_dot", "b": "b_dot"}, result=_same("a"))
-rules.RULES[rules._key(runtime.add_tuples)].joint_tangent = rules._template("add_tuples(a_dot, b_dot)")
+rules.RULES[rules.key(runtime.add_tuples)].joint_tangent = rules.template("add_tuples(a_dot, b_dot)")
 rule(runtime.astype, params="x, dtype", adjoint={"x": "g"}, tangent={"x": "np.copy(x_dot)"}, result=_like("x"))
 # the user's 1 / (1 + exp(-x)), recognized by normalize
 rules.E(runtime.logistic)("x", x="ans * (1 - ans)")
@@ -111,20 +111,20 @@ rule(runtime.max_share, params="x, y", adjoint={}, tangent={}, result=lambda a, 
 rule(runtime.inside, params="x, lo, hi", adjoint={}, tangent={}, result=lambda a, c: T.broadcast(*a.values()))
 
 # tape operations: the forward transform mirrors them on a tangent tape (forward.py)
-rules.NONDIFF[rules._key(runtime.pop)] = lambda a, c: a.get("a1", T.UNKNOWN)
-rules.NONDIFF[rules._key(runtime.push)] = lambda a, c: T.OBJ
-rules.NONDIFF[rules._key(runtime.pop_shape)] = lambda a, c: a.get("a1", T.UNKNOWN)
-rules.NONDIFF[rules._key(runtime.push_shape)] = lambda a, c: T.OBJ
-rules.NONDIFF[rules._key(runtime.tape_get)] = lambda a, c: a.get("a2", T.UNKNOWN)
-rules.NONDIFF[rules._key(runtime.tape_put)] = lambda a, c: T.OBJ
-rules.NONDIFF[rules._key(runtime.tape_reserve)] = lambda a, c: T.INT
-rules.NONDIFF[rules._key(runtime.tape_release)] = lambda a, c: T.INT
+rules.NONDIFF[rules.key(runtime.pop)] = lambda a, c: a.get("a1", T.UNKNOWN)
+rules.NONDIFF[rules.key(runtime.push)] = lambda a, c: T.OBJ
+rules.NONDIFF[rules.key(runtime.pop_shape)] = lambda a, c: a.get("a1", T.UNKNOWN)
+rules.NONDIFF[rules.key(runtime.push_shape)] = lambda a, c: T.OBJ
+rules.NONDIFF[rules.key(runtime.tape_get)] = lambda a, c: a.get("a2", T.UNKNOWN)
+rules.NONDIFF[rules.key(runtime.tape_put)] = lambda a, c: T.OBJ
+rules.NONDIFF[rules.key(runtime.tape_reserve)] = lambda a, c: T.INT
+rules.NONDIFF[rules.key(runtime.tape_release)] = lambda a, c: T.INT
 
-rules.NONDIFF[rules._key(runtime.outer_rows)] = lambda a, c: T.OBJ
+rules.NONDIFF[rules.key(runtime.outer_rows)] = lambda a, c: T.OBJ
 for _f, _r in [(runtime.zeros_like, lambda a, c: _like("x")(a, c)), (runtime.reversed_range, lambda a, c: T.OBJ),
                (runtime.reversed_first, lambda a, c: T.INT),
                (runtime.Tape, lambda a, c: T.OBJ)]:
-    rules.NONDIFF[rules._key(_f)] = _r
+    rules.NONDIFF[rules.key(_f)] = _r
 rules.value_free(runtime.pop, runtime.push, runtime.pop_shape, runtime.push_shape, runtime.tape_get, runtime.tape_put,
                  runtime.tape_reserve, runtime.tape_release, runtime.outer_rows, runtime.zeros_like,
                  runtime.reversed_range, runtime.reversed_first, runtime.Tape)
