@@ -103,6 +103,7 @@ NONZERO = Domain("nonzero", 0.3, 1.3, lambda x: _between(-5.0, 5.0)(x) and bool(
                  signed=True)
 OFFGRID = Domain("off the integers", -2.0, 2.0, lambda x: _between(-5.0, 5.0)(x) and _offgrid(x), offgrid=True)
 NEAR_ONE = Domain("near 1", 0.97, 1.03, _between(0.9, 1.1))
+ABOVE_ONE = Domain("above 1", 1.2, 3.0, _between(1.05, 10.0))
 MOD_X = Domain("mod dividend", 0.2, 0.8, _between(0.05, 1.0))
 MOD_Y = Domain("mod divisor", 1.1, 1.9, _between(1.05, 2.0))
 LOW = Domain("clip low", -0.5, -0.3, _between(-0.6, -0.2))
@@ -211,12 +212,15 @@ _elementwise_unary(GENERAL, "operator.neg", "np.negative", "float", "np.square",
                    "np.cos", "math.cos", "np.arctan", "math.atan", "np.sinh", "math.sinh", "np.cosh",
                    "math.cosh", "np.tanh", "math.tanh", "np.exp", "math.exp", "np.expm1", "math.expm1",
                    "math.erf", "math.erfc", "scipy.special.erf", "scipy.special.erfc",
-                   "scipy.special.expit", "runtime.logistic")
-_elementwise_unary(UNIT, "np.tan", "math.tan", "np.arcsin", "math.asin", "np.arccos", "math.acos")
+                   "scipy.special.expit", "runtime.logistic", "np.arcsinh", "math.asinh", "np.exp2",
+                   "np.deg2rad", "np.radians", "math.radians", "np.rad2deg", "np.degrees", "math.degrees",
+                   "np.positive", "np.real", "np.conj", "np.imag")
+_elementwise_unary(ABOVE_ONE, "np.acosh", "np.arccosh", "math.acosh")
+_elementwise_unary(UNIT, "np.arctanh", "np.atanh", "math.atanh", "np.tan", "math.tan", "np.arcsin", "math.asin", "np.arccos", "math.acos")
 _elementwise_unary(POSITIVE, "np.log", "math.log", "np.log2", "math.log2", "np.log10", "math.log10",
                    "np.sqrt", "math.sqrt")
 _elementwise_unary(ABOVE_MINUS_ONE, "np.log1p", "math.log1p")
-_elementwise_unary(NONZERO, "np.cbrt")
+_elementwise_unary(NONZERO, "np.cbrt", "np.reciprocal", "np.angle")
 # piecewise constant: zero derivative away from the jumps
 _elementwise_unary(OFFGRID, "np.sign", "np.floor", "np.ceil", "np.round", "np.rint", "np.trunc",
                    "math.floor", "math.ceil", "round")
@@ -236,7 +240,7 @@ def _elementwise_binary(da, db, *names):
 
 
 _elementwise_binary(GENERAL, GENERAL, "operator.add", "np.add", "operator.sub", "np.subtract", "operator.mul",
-                    "np.multiply", "np.logaddexp")
+                    "np.multiply", "np.logaddexp", "np.logaddexp2")
 _elementwise_binary(GENERAL, NONZERO, "operator.truediv", "np.divide", "np.arctan2", "math.atan2")
 _elementwise_binary(NONZERO, NONZERO, "np.hypot", "math.hypot")
 _elementwise_binary(MOD_X, MOD_Y, "operator.mod", "np.remainder", "math.fmod", "np.fmod")

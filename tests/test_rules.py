@@ -242,6 +242,8 @@ MATH_UNARY = [
     (math.exp, GENERAL), (math.expm1, GENERAL), (math.log, POSITIVE), (math.log1p, ABOVE_MINUS_ONE),
     (math.log2, POSITIVE), (math.log10, POSITIVE), (math.sqrt, POSITIVE), (math.fabs, "nonzero"),
     (math.erf, GENERAL), (math.erfc, GENERAL),
+    (math.asinh, GENERAL), (math.acosh, (1.2, 3.0)), (math.atanh, UNIT), (math.radians, GENERAL),
+    (math.degrees, GENERAL),
 ]
 MATH_BINARY = [
     (math.atan2, GENERAL, GENERAL), (math.pow, POSITIVE, GENERAL), (math.hypot, GENERAL, GENERAL),
@@ -304,6 +306,10 @@ NP_UNARY = [
     (np.negative, GENERAL), (np.sign, "nonzero"),
     (np.floor, (0.1, 0.9)), (np.ceil, (0.1, 0.9)), (np.round, (0.1, 0.4)), (np.rint, (0.1, 0.4)),
     (np.trunc, (0.1, 0.9)),
+    (np.arcsinh, GENERAL), (np.arccosh, (1.2, 3.0)), (np.arctanh, UNIT), (np.exp2, GENERAL),
+    (np.reciprocal, "nonzero"), (np.deg2rad, GENERAL), (np.radians, GENERAL), (np.rad2deg, GENERAL),
+    (np.degrees, GENERAL), (np.positive, GENERAL), (np.real, GENERAL), (np.conjugate, GENERAL),
+    (np.conj, GENERAL), (np.imag, GENERAL), (np.angle, "nonzero"),
     (scipy.special.erf, GENERAL), (scipy.special.erfc, GENERAL), (scipy.special.expit, GENERAL),
 ]
 NP_BINARY = [
@@ -312,7 +318,7 @@ NP_BINARY = [
     (np.mod, (-3.0, 3.0), (0.6, 1.7)), (np.remainder, (-3.0, 3.0), (0.6, 1.7)), (np.fmod, (-3.0, 3.0), (0.6, 1.7)),
     (np.maximum, GENERAL, GENERAL), (np.minimum, GENERAL, GENERAL),
     (np.fmax, GENERAL, GENERAL), (np.fmin, GENERAL, GENERAL),
-    (np.logaddexp, GENERAL, GENERAL), (np.arctan2, GENERAL, GENERAL), (np.hypot, GENERAL, GENERAL),
+    (np.logaddexp, GENERAL, GENERAL), (np.logaddexp2, GENERAL, GENERAL), (np.arctan2, GENERAL, GENERAL), (np.hypot, GENERAL, GENERAL),
 ]
 
 

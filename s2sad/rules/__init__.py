@@ -355,6 +355,15 @@ E(np.cbrt)("x", x="1 / (3 * ans * ans)")
 E(np.arctan2, math.atan2)("y, x", y="x / (x * x + y * y)", x="-y / (x * x + y * y)")
 E(np.hypot, math.hypot)("x, y", x="x / ans", y="y / ans")
 E(np.logaddexp)("x, y", x="np.exp(x - ans)", y="np.exp(y - ans)")
+E(np.arcsinh, math.asinh)("x", x="1 / np.sqrt(x * x + 1)")
+E(np.arccosh, math.acosh)("x", x="1 / np.sqrt(x * x - 1)")
+E(np.arctanh, math.atanh)("x", x="1 / (1 - x * x)")
+E(np.exp2)("x", x="ans * 0.6931471805599453")                       # ln 2
+E(np.logaddexp2)("x, y", x="np.exp2(x - ans)", y="np.exp2(y - ans)")
+E(np.reciprocal)("x", x="-ans * ans")
+E(np.deg2rad, np.radians, math.radians)("x", x="0.017453292519943295")   # pi / 180
+E(np.rad2deg, np.degrees, math.degrees)("x", x="57.29577951308232")      # 180 / pi
+E(np.positive, np.real, np.conjugate, np.conj, keep_kind=True)("x", x="1")   # on real numbers: x itself
 E(math.erf)("x", x="1.1283791670955126 * np.exp(-x * x)")
 E(math.erfc)("x", x="-1.1283791670955126 * np.exp(-x * x)")
 E(np.maximum, builtins.max, np.fmax, keep_kind=True)("x, y", x="max_share(x, y)", y="max_share(y, x)")
@@ -362,7 +371,7 @@ E(np.minimum, builtins.min, np.fmin, keep_kind=True)("x, y", x="max_share(y, x)"
 E(np.clip, keep_kind=True)("x, lo, hi", x="inside(x, lo, hi)", lo="(x < lo) * 1.0", hi="(x > hi) * 1.0")
 # piecewise constant: the derivative is zero wherever it exists
 for _f in (np.sign, np.floor, np.ceil, np.round, np.rint, np.trunc, operator.floordiv, np.floor_divide,
-           math.floor, math.ceil, builtins.round):
+           math.floor, math.ceil, builtins.round, np.imag, np.angle):
     RULES[key(_f)] = Rule("x, y=None", {}, {}, elementwise_type())
 
 
