@@ -17,6 +17,7 @@ import numpy as np
 
 from . import rules, runtime
 from .errors import NonDifferentiableError, UnsupportedSyntaxError
+from .ir import meta
 from .ir import types as T
 from .normalize import DerivedNames, _call, assign, copy_ir, name
 from .rules import definitions
@@ -32,24 +33,28 @@ def binop_func(op):
 
 
 def call_func(call):
-    return getattr(call, "s2sad_func", None)
+    """The object a call calls (its `meta.Binding`), else None."""
+    b = meta.binding(call)
+    return b.obj if b is not None and not b.is_global else None
 
 
 def is_user_call(node):
-    return isinstance(node, gast.Call) and getattr(node, "s2sad_user", False)
+    b = meta.binding(node) if isinstance(node, gast.Call) else None
+    return b is not None and b.user
 
 
 def is_nested_call(node):
     """A call of a transformed function (`grad(f)(x)`) inside differentiated code."""
-    return isinstance(node, gast.Call) and getattr(node, "s2sad_nested", False)
+    b = meta.binding(node) if isinstance(node, gast.Call) else None
+    return b is not None and b.nested
 
 
 def names_in(node):
-    return [n.id for n in gast.walk(node) if isinstance(n, gast.Name) and not getattr(n, "s2sad_global", False)]
+    return [n.id for n in gast.walk(node) if isinstance(n, gast.Name) and not meta.is_global(n)]
 
 
 def atom_name(node):
-    return node.id if isinstance(node, gast.Name) and not getattr(node, "s2sad_global", False) else None
+    return node.id if isinstance(node, gast.Name) and not meta.is_global(node) else None
 
 
 class Analysis:
@@ -150,8 +155,8 @@ class Analysis:
     def type_of(self, node):
         if isinstance(node, gast.Constant):
             return T.of_value(node.value)
-        if getattr(node, "s2sad_global", False):
-            return T.of_value(getattr(node, "s2sad_obj", None))
+        if meta.is_global(node):
+            return T.of_value(meta.binding(node).obj)
         if isinstance(node, gast.Name):
             return self.types.get(node.id, T.UNKNOWN) if node.id in self.types else T.UNKNOWN
         if isinstance(node, gast.BinOp):
@@ -512,7 +517,7 @@ def check(analysis, where):
 
 
 def _float_dtype(node):
-    value = node.value if isinstance(node, gast.Constant) else getattr(node, "s2sad_obj", None)
+    value = node.value if isinstance(node, gast.Constant) else meta.binding(node).obj if meta.is_global(node) else None
     try:
         return value is not None and np.dtype(value).kind == "f"
     except TypeError:
@@ -618,7 +623,7 @@ def check_aliasing(analysis, where):
         t = stmt.targets[0]
         if isinstance(t, gast.Subscript):
             return t.value.id
-        if getattr(stmt, "s2sad_inplace", False) and analysis.types.get(t.id, T.UNKNOWN).is_array:
+        if meta.get(stmt, meta.Inplace) is not None and analysis.types.get(t.id, T.UNKNOWN).is_array:
             return t.id
         return None
 
@@ -693,7 +698,7 @@ def _first_top_level_assignment(body):
     seen, fresh = set(), {}
     for s in body:
         if isinstance(s, gast.Assign) and isinstance(s.targets[0], gast.Name) \
-                and not getattr(s, "s2sad_inplace", False):  # `x += e` writes into x's own array
+                and meta.get(s, meta.Inplace) is None:  # `x += e` writes into x's own array
             v = s.targets[0].id
             if v not in seen:
                 fresh[v] = True

@@ -12,9 +12,10 @@ import copy
 
 import gast
 
+from .ir import meta
 from .ir.emit import comment_text
 from .normalize import copy_ir
-from .rules import _is_number
+from .rules import is_number
 from .runtime import SHAPE_ARGS
 
 
@@ -169,8 +170,9 @@ def _fresh_like(e, a, v, writers, done_writing):
     """May `v = e` replace `v = zeros_like(a); v = v + e`: is `e` an array of a's shape that v
     may hold without sharing memory that is written into in place (`writers`: the names written
     in place anywhere; `done_writing(name)`: none of them from here on)? Reverse mode marks an
-    elementwise adjoint that has its operand's shape (`s2sad_shaped_like`)."""
-    if getattr(e, "s2sad_shaped_like", None) == a:
+    elementwise adjoint that has its operand's shape (`meta.ShapedLike`)."""
+    shaped = meta.get(e, meta.ShapedLike)
+    if shaped is not None and shaped.name == a:
         if isinstance(e, gast.Name):
             return v not in writers and done_writing(e.id)
         return not isinstance(e, (gast.Subscript, gast.Attribute))  # else a new array
@@ -311,16 +313,16 @@ def run_commuting_loops_upward(fn):
     contributions to a higher element stored first, LLVM forwards each stored element to the
     next trip's load and vectorizes the loop (Rosenbrock's adjoint: 1.4 ms -> 0.45 ms at n = 10^6,
     as fast as the hand-written one; downwards, or with the lower element first, it does not)."""
-    for loop in [n for n in gast.walk(fn) if isinstance(n, gast.For) and getattr(n, "s2sad_upward", None)]:
+    for loop in [n for n in gast.walk(fn) if isinstance(n, gast.For) and meta.get(n, meta.Upward) is not None]:
         if not _trips_commute(loop):
             continue
         left_behind = _assigned_somewhere(loop.body) | {loop.target.id}  # their last values differ
         if left_behind & _read_after(fn, loop):
             continue
-        start, stop = loop.s2sad_upward
+        upward = meta.get(loop, meta.Upward)
         loop.iter = gast.Call(func=gast.Name(id="range", ctx=gast.Load(), annotation=None, type_comment=None),
-                              args=[start, stop], keywords=[])
-        loop.s2sad_upward = None
+                              args=[upward.start, upward.stop], keywords=[])
+        meta.drop(loop, meta.Upward)
         loop.body = _higher_elements_first(loop.body, loop.target.id)
     return fn
 
@@ -655,7 +657,8 @@ def filled_by_loops(fn):
                 lengths[n.targets[0].id] = a
 
     def whole_axis(loop, a):
-        bounds = getattr(loop, "s2sad_upward", None) or _upward_range(loop.iter)
+        upward = meta.get(loop, meta.Upward)
+        bounds = (upward.start, upward.stop) if upward is not None else _upward_range(loop.iter)
         if bounds is None or not (isinstance(bounds[0], gast.Constant) and bounds[0].value == 0):
             return False
         stop = bounds[1]
@@ -1231,9 +1234,9 @@ def _shape_source(e):
     if isinstance(e, gast.UnaryOp) and isinstance(e.operand, gast.Name):
         return e.operand.id
     if isinstance(e, gast.BinOp):
-        if isinstance(e.left, gast.Name) and _is_number(e.right):
+        if isinstance(e.left, gast.Name) and is_number(e.right):
             return e.left.id
-        if isinstance(e.right, gast.Name) and _is_number(e.left):
+        if isinstance(e.right, gast.Name) and is_number(e.left):
             return e.right.id
     if isinstance(e, gast.Call) and len(e.args) == 1 and not e.keywords and isinstance(e.args[0], gast.Name) \
             and (_np_name(e) in _ELEMENTWISE_NP or _call_name(e) == "logistic"):

@@ -14,7 +14,7 @@ import numpy as np
 from . import display
 from .. import backends, frontend, optimize, rules
 from ..codegen import compiler
-from ..ir import nested
+from ..ir import meta, nested
 from ..ir import types as T
 from ..normalize import pytree
 from ..errors import NonDifferentiableError, S2SADError
@@ -25,7 +25,7 @@ _counter = itertools.count(1)
 
 def _register_stop_gradient():
     # no derivative flows through it; its value is its argument's
-    rules.NONDIFF[rules._key(stop_gradient)] = lambda args, consts: next(iter(args.values()))
+    rules.NONDIFF[rules.key(stop_gradient)] = lambda args, consts: next(iter(args.values()))
     rules.value_free(stop_gradient)
 
 
@@ -75,12 +75,12 @@ class Transformed:
         bound.apply_defaults()
         return list(bound.arguments.values())
 
-    def _argnums(self):
+    def argnum_tuple(self):
         return (self.argnums,) if isinstance(self.argnums, int) else tuple(self.argnums)
 
     def __call__(self, *args, **kwargs):
         args = self._bind(args, kwargs)
-        argnums = self._argnums()
+        argnums = self.argnum_tuple()
         for i in argnums:
             if i >= len(args):
                 raise TypeError(f"argnums={self.argnums} but the function takes {len(args)} arguments")
@@ -246,10 +246,10 @@ class Transformed:
 
     def _identity(self):
         inner = self.fun._identity() if self.nested else self.fun
-        return (self.kind, self._argnums(), isinstance(self.argnums, int), self.has_aux, inner)
+        return (self.kind, self.argnum_tuple(), isinstance(self.argnums, int), self.has_aux, inner)
 
     def _as_function(self, flat_args):
-        argnums = self._argnums()
+        argnums = self.argnum_tuple()
         positions = [[i] for i in range(len(flat_args))]
         treedefs = tuple(None for _ in flat_args)
         if self.kind not in ("grad", "jacrev", "jacfwd"):
@@ -391,7 +391,7 @@ class Specialization:
                   f"# with respect to argument(s) {wrt}, for argument types "
                   f"({', '.join(map(repr, types))}).\n")
         self.module, self.name, self.types, self.mode = module, name, types, mode
-        self.out_treedef = getattr(compiler.Function.of(fun).ir, "s2sad_out_treedef", None)
+        self.out_treedef = _out_treedef(compiler.Function.of(fun))
         self.has_aux = transformed.has_aux
         self.header = header
         self.source = module.source(header)
@@ -510,11 +510,17 @@ def _drop_value(transformed, fun, types, treedefs, module, name):
     if transformed.kind != "grad" or transformed.has_aux or any(t is not None for t in treedefs):
         return False
     func = compiler.Function.of(fun)
-    if getattr(func.ir, "s2sad_out_treedef", None) is not None:
+    if _out_treedef(func) is not None:
         return False
     if not func.analyze(list(types), [], module).type_of(func.ir.body[-1].value).is_scalar:
         return False  # an array (grad refuses it after the call) or a type not known here
     return compiler.drop_returned_value(next(t for t in module.functions if t.name == name))
+
+
+def _out_treedef(func):
+    """The structure of the container `func` (a compiler.Function) returns, else None."""
+    returned = meta.get(func.ir, meta.OutTreedef)
+    return returned.treedef if returned is not None else None
 
 
 def _signature(fun):
@@ -619,7 +625,7 @@ def jvp(fun, primals, tangents, backend=None):
         flat_dots += [np.asarray(v, dtype=float) if isinstance(v, np.ndarray) else float(v) for v in leaves]
     wrt = tuple(k for k, v in enumerate(flat) if k not in constant and (isinstance(v, (float, np.floating))
                 or (isinstance(v, np.ndarray) and v.dtype.kind == "f")))
-    spec = _jvp_spec(base, flat, wrt, tuple(treedefs), backend)
+    spec = jvp_spec(base, flat, wrt, tuple(treedefs), backend)
     out, out_dot = spec.call(*flat, *[flat_dots[k] for k in wrt])
     return spec.rebuild(out), spec.rebuild(out_dot)
 
@@ -627,7 +633,7 @@ def jvp(fun, primals, tangents, backend=None):
 _JVP_CACHE = {}
 
 
-def _jvp_spec(fun, flat, wrt, treedefs, backend):
+def jvp_spec(fun, flat, wrt, treedefs, backend):
     types = tuple(T.of_value(a) for a in flat)
     key = (id(fun), types, wrt, treedefs, backend)
     spec = _JVP_CACHE.get(key)

@@ -18,7 +18,7 @@ from .. import analysis as analysis_mod
 from .. import cache, frontend, normalize
 from ..errors import S2SADError
 from ..frontend import fence
-from ..ir import emit
+from ..ir import emit, meta
 from ..ir import types as T
 from ..normalize import pytree
 from ..rules import custom, helpers  # noqa: F401  (registers the rules of the runtime's helpers)
@@ -262,16 +262,17 @@ class Module:
         function that computes it (its copy in this module) in place of the transformed Python
         object, which Numba cannot call; `stmt` itself where s2sad generates no such function."""
         call = stmt.value
-        if call.s2sad_func.kind not in ("grad", "jacrev", "jacfwd") or call.keywords:
+        transformed = analysis_mod.call_func(call)
+        if transformed.kind not in ("grad", "jacrev", "jacfwd") or call.keywords:
             return stmt
         try:
-            wrapper = call.s2sad_func.as_function(types)
+            wrapper = transformed.as_function(types)
         except S2SADError:
             return stmt  # called as the Python object it is (Numba then falls back, saying why)
         self.result_type(wrapper, types)  # analyzed: the functions it calls join the module
         new = gast.Call(func=gast.Name(id=self.primal(wrapper), ctx=gast.Load(), annotation=None, type_comment=None),
                         args=[copy.deepcopy(a) for a in call.args], keywords=[])
-        new.s2sad_user, new.s2sad_func = True, wrapper
+        meta.put(new, meta.Binding(wrapper, user=True))
         return gast.copy_location(gast.Assign(targets=stmt.targets, value=new, type_comment=None), stmt)
 
     def _unique(self, base):
@@ -303,7 +304,7 @@ class Module:
 
         def renamed(node):  # a user's global under a name of its own in this module?
             if node.id in reserved:  # the module's helper, unless the user's code named its own global so
-                return getattr(node, "s2sad_global", False) and node.id in renames
+                return meta.is_global(node) and node.id in renames
             return node.id in renames
 
         for node in gast.walk(tree):
@@ -312,7 +313,7 @@ class Module:
                     continue
                 value = func.parsed.namespace[node.id]
                 if node.id in reserved:
-                    if getattr(node, "s2sad_global", False) and value is not reserved[node.id]:
+                    if meta.is_global(node) and value is not reserved[node.id]:
                         renames[node.id] = self._global_name(node.id, value)
                 elif node.id not in self.namespace:
                     self.namespace[node.id] = value
@@ -345,8 +346,8 @@ class Module:
             for node in gast.walk(by_name[name]):
                 if isinstance(node, gast.Name):
                     todo.append(node.id)
-                elif isinstance(node, gast.Call) and id(getattr(node, "s2sad_func", None)) in self.primals:
-                    todo.append(self.primals[id(node.s2sad_func)])   # as _call_primals_by_name spells it
+                elif isinstance(node, gast.Call) and id(analysis_mod.call_func(node)) in self.primals:
+                    todo.append(self.primals[id(analysis_mod.call_func(node))])   # as _call_primals_by_name spells it
         self.taken -= {t.name for t in self.functions if t.name not in kept}
         self.functions = [t for t in self.functions if t.name in kept]
         # what was dropped is generated again if a later wrapper (jacobian_wrapper) asks for it
@@ -364,14 +365,13 @@ class Module:
     def _call_primals_by_name(self, tree):
         """`tree` with each call of a user function spelled with its primal's name in this module."""
         def renames(t):
-            return [c for c in gast.walk(t) if isinstance(c, gast.Call) and getattr(c, "s2sad_user", False)
-                    and isinstance(c.func, gast.Name) and id(getattr(c, "s2sad_func", None)) in self.primals
-                    and self.primals[id(c.s2sad_func)] != c.func.id]
+            return [c for c in gast.walk(t) if analysis_mod.is_user_call(c) and isinstance(c.func, gast.Name)
+                    and self.primals.get(id(analysis_mod.call_func(c)), c.func.id) != c.func.id]
         if not renames(tree):
             return tree
         tree = normalize.copy_ir(tree)  # the IR is shared with other modules: rename a copy
         for call in renames(tree):
-            call.func = gast.Name(id=self.primals[id(call.s2sad_func)], ctx=gast.Load(),
+            call.func = gast.Name(id=self.primals[id(analysis_mod.call_func(call))], ctx=gast.Load(),
                                   annotation=None, type_comment=None)
         return tree
 

@@ -84,8 +84,8 @@ def parse(fn):
     dedented = textwrap.dedent(source)
     col_shift = _indent(source) - _indent(dedented)
     if lambda_:
-        tree = _find_lambda(fn, dedented, first, col_shift)
-        check_source_runs(fn, tree.s2sad_source, filename, tree.lineno)
+        tree, lambda_source = _find_lambda(fn, dedented, first, col_shift)
+        check_source_runs(fn, lambda_source, filename, tree.lineno)
     else:
         module = gast.parse(dedented)
         gast.increment_lineno(module, first - 1)
@@ -372,7 +372,8 @@ def _parse_call_of(fn, spelled, params, namespace, what):
 
 
 def _find_lambda(fn, source, first, col_shift):
-    """Pick the lambda node of `fn` among all lambdas in its source lines.
+    """Pick the lambda node of `fn` among all lambdas in its source lines: (a FunctionDef that
+    returns its body, the lambda alone as source for check_source_runs).
 
     Several lambdas may share a line (`f, g = lambda x: x, lambda x: 2 * x`),
     so candidates are matched by parameter names and, where the interpreter
@@ -400,8 +401,7 @@ def _find_lambda(fn, source, first, col_shift):
     gast.copy_location(tree, node)
     # the lambda alone, as an assignment check_source_runs can compile in the lambda's scopes
     depth = code.co_qualname.count(".") if hasattr(code, "co_qualname") else fn.__qualname__.count(".")
-    tree.s2sad_source = f"{' ' * (depth + bool(code.co_freevars))}_s2sad_lambda = ({text})\n"
-    return tree
+    return tree, f"{' ' * (depth + bool(code.co_freevars))}_s2sad_lambda = ({text})\n"
 
 
 def _code_likeness(node, code):

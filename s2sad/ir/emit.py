@@ -1,7 +1,8 @@
 """Emit: gast trees -> readable Python source.
 
-Generated statements may carry `s2sad_comment` (the user's source line they
-come from); these become `# ...` comments above the statement.
+A comment in generated code (the user's source line the statements below it
+come from) is a statement of its own, made by `comment`: a string constant
+with a marker, printed as `# ...`.
 """
 
 import re

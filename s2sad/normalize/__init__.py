@@ -17,7 +17,7 @@ their block; `for` over arrays, `enumerate` and `zip` become `range` loops;
 augmented assignment, chained comparison, `and`/`or`, conditional
 expressions and tuple unpacking are spelled out. Calls to known functions
 are spelled canonically (`np.sin`, `math.exp`) whatever alias the user
-imported, and carry the function object in `node.s2sad_func`.
+imported, and carry the function object in their `meta.Binding`.
 Next stage: `analysis`.
 """
 
@@ -33,7 +33,7 @@ import numpy as np
 
 from .. import rules, runtime
 from ..errors import UnsupportedSyntaxError
-from ..ir import nested
+from ..ir import meta, nested
 from ..rules import custom
 from ..rules.definitions import DEFINITIONS
 
@@ -116,14 +116,9 @@ class DerivedNames:
 
 
 def copy_ir(tree):
-    """A deep copy of generated or normalized code whose annotations (`s2sad_*`: the function
-    objects and modules calls refer to) are shared, not copied."""
-    memo = {}
-    for node in gast.walk(tree):
-        for key, value in vars(node).items():
-            if key.startswith("s2sad_") and not isinstance(value, gast.AST):
-                memo[id(value)] = value
-    return copy.deepcopy(tree, memo)
+    """A deep copy of generated or normalized code; the objects its names and calls refer to
+    (their `meta.Binding`: functions, modules, global arrays) are shared, not copied."""
+    return copy.deepcopy(tree)
 
 
 def name(id_, store=False):
@@ -143,7 +138,7 @@ def assign(target, value, like=None):
 
 
 def is_atom(node):
-    return isinstance(node, (gast.Name, gast.Constant)) or getattr(node, "s2sad_global", False)
+    return isinstance(node, (gast.Name, gast.Constant)) or meta.is_global(node)
 
 
 def _locals_renamed_off_helpers(fn):
@@ -222,7 +217,8 @@ class Normalizer:
                                type_comment=None, type_params=[])
         for a in new.args.args:
             a.annotation = None
-        new.s2sad_out_treedef = self.out_treedef
+        if self.out_treedef is not None:
+            meta.put(new, meta.OutTreedef(self.out_treedef))
         if fn.args.defaults or fn.args.kwonlyargs or fn.args.posonlyargs:
             # every parameter becomes positional, in signature order: callers bind by inspect.signature
             new.args = gast.arguments(args=fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs,
@@ -369,7 +365,7 @@ class Normalizer:
             value = gast.BinOp(left=name(target.id), op=s.op, right=s.value)
             gast.copy_location(value, s)
             node = assign(target.id, self.rhs(value, out), s)
-            node.s2sad_inplace = True  # `y += x` on an array updates it in place: see analysis.check_aliasing
+            meta.put(node, meta.Inplace())  # `y += x` on an array updates it in place: see analysis.check_aliasing
             out.append(node)
             return
         # a[i] += v: evaluate the index once, read, combine, write back
@@ -437,7 +433,8 @@ class Normalizer:
                 out.append(assign(n, a, s))
             return
         rhs = self.rhs(value, out)
-        if isinstance(rhs, gast.Call) and (getattr(rhs, "s2sad_user", False) or getattr(rhs, "s2sad_nested", False)):
+        b = meta.binding(rhs) if isinstance(rhs, gast.Call) else None
+        if b is not None and (b.user or b.nested):
             tup = gast.Tuple(elts=[name(n, True) for n in names], ctx=gast.Store())
             out.append(assign(tup, rhs, s))
             return
@@ -496,7 +493,6 @@ class Normalizer:
             loop = gast.For(target=name(index, True),
                             iter=_call("range", [start, stop, step], range), body=body or [gast.Pass()],
                             orelse=[], type_comment=None)
-            loop.iter.s2sad_func = range
             gast.copy_location(loop, s)
             out.append(loop)
             return
@@ -798,8 +794,7 @@ class Normalizer:
         if isinstance(obj, (int, float, bool)) and not isinstance(obj, np.ndarray):
             return gast.copy_location(const(obj), expr)
         node = _parse_expr(spelled) if spelled else expr
-        node.s2sad_global = True
-        node.s2sad_obj = obj
+        meta.put(node, meta.Binding(obj, is_global=True))
         return gast.copy_location(node, expr)
 
     def attribute(self, expr, out):
@@ -928,10 +923,8 @@ class Normalizer:
             return self.nested_jvp(expr, out)
         if _is_transformed(obj):  # nested AD: grad(f)(x) inside the function being differentiated
             args = self.bind(obj.fun, args, keywords, expr)  # generated code takes every argument
-            node = _call(_spell(func) if not isinstance(func, gast.Call) else self.name_object(obj),
-                         args, obj, expr)
-            node.s2sad_nested = True
-            return node
+            return _call(_spell(func) if not isinstance(func, gast.Call) else self.name_object(obj),
+                         args, obj, expr, nested=True)
         if hasattr(obj, "primal_name") and _has_rule(obj):  # custom_vjp/custom_jvp: call the undecorated function
             return _call(obj.primal_name, args, obj, expr, keywords)
         if spelled is not None or not inspect.isfunction(obj) or _has_rule(obj):
@@ -939,9 +932,7 @@ class Normalizer:
                 spelled = _spell(func)
             return self.reduction(_call(spelled, args, obj, expr, keywords), out, expr)
         positional = self.bind(obj, args, keywords, expr)
-        node = _call(_spell(func), positional, obj, expr)
-        node.s2sad_user = True
-        return node
+        return _call(_spell(func), positional, obj, expr, user=True)
 
     def defined_call(self, how, expr, out, args=None, keywords=None):
         """A call of a NumPy function s2sad differentiates through its definition (definitions.py):
@@ -963,13 +954,12 @@ class Normalizer:
         if definition is not how.along and at is not None:
             args = args[:at] + args[at + 1:]
             keywords = [k for k in keywords if k.arg != "axis"]
-        node = _call(definition.__name__, self.bind(definition, args, keywords, expr), definition, expr)
-        node.s2sad_user = True
-        return node
+        return _call(definition.__name__, self.bind(definition, args, keywords, expr), definition, expr, user=True)
 
     def reduction(self, call, out, expr):
         """A reduction (np.sum, np.max, ...) spelled as its rule takes it: one integer axis at most."""
-        if getattr(call, "s2sad_func", None) not in _REDUCTIONS:
+        b = meta.binding(call)
+        if (b.obj if b is not None else None) not in _REDUCTIONS:
             return call
         return self.kept_dims(self.axes_one_by_one(call, out, expr), out, expr)
 
@@ -998,9 +988,9 @@ class Normalizer:
         for a in order[:-1]:
             tmp = self.fresh("t")
             self.locals.add(tmp)
-            out.append(assign(tmp, _call(_spell(call.func), [x, const(a)], call.s2sad_func, expr), expr))
+            out.append(assign(tmp, _call(_spell(call.func), [x, const(a)], meta.binding(call).obj, expr), expr))
             x = name(tmp)
-        return _call(_spell(call.func), [x, const(order[-1])], call.s2sad_func, expr)
+        return _call(_spell(call.func), [x, const(order[-1])], meta.binding(call).obj, expr)
 
     def kept_dims(self, call, out, expr):
         """`np.sum(x, axis=a, keepdims=True)` -> `np.expand_dims(np.sum(x, axis=a), a)`: the reductions'
@@ -1049,9 +1039,7 @@ class Normalizer:
             raise self.error("`jvp` with different numbers of primals and tangents", expr)
         obj = nested.jvp_of(fun)
         args = [self.atom(a, out) for a in primals + tangents]
-        node = _call(self.name_object(obj), args, obj, expr)
-        node.s2sad_nested = True
-        return node
+        return _call(self.name_object(obj), args, obj, expr, nested=True)
 
     def transform_object(self, call):
         """`s2sad.grad(f, argnums=1)` called inline: build the transformed function now."""
@@ -1074,7 +1062,7 @@ class Normalizer:
         """A name for an object generated code calls (registered where generated modules see it)."""
         stem = getattr(getattr(obj, "fun", None), "__name__", "f")
         stem = f"{stem if stem.isidentifier() else 'f'}_{obj.kind}"
-        return custom._register_name(stem, obj, avoid=self.ns)
+        return custom.register_name(stem, obj, avoid=self.ns)
 
     def default_atom(self, value, like):
         if isinstance(value, (int, float, bool, str)) or value is None:
@@ -1177,9 +1165,10 @@ def _joins_values(index):
                    for e in items)
 
 
-def _call(spelled, args, obj, like=None, keywords=()):
+def _call(spelled, args, obj, like=None, keywords=(), user=False, nested=False):
+    """A call of `obj`, spelled `spelled`: a user function's (`user`), a transformed function's (`nested`)."""
     node = gast.Call(func=_parse_expr(spelled), args=list(args), keywords=list(keywords))
-    node.s2sad_func = obj
+    meta.put(node, meta.Binding(obj, user=user, nested=nested))
     if like is not None:
         gast.copy_location(node, like)
     return node

@@ -16,6 +16,7 @@ Next stage: `optimize`/`emit`.
 """
 
 import copy
+import dataclasses
 
 import gast
 
@@ -23,7 +24,7 @@ from .. import rules
 from ..ir import types as T
 from ..analysis import atom_name, binop_func, call_func, is_nested_call, is_user_call
 from ..analysis import names_in as analysis_names
-from ..ir import nested
+from ..ir import meta, nested
 from ..ir.emit import comment, comment_text
 from ..runtime import SHAPE_ARGS
 from ..errors import NonDifferentiableError
@@ -69,7 +70,7 @@ class Reverse:
 
     def read(self, node):
         self.reads.update(n.id for n in gast.walk(node) if isinstance(n, gast.Name)
-                          and not getattr(n, "s2sad_global", False))
+                          and not meta.is_global(n))
 
     def read_values(self, expr):
         """Read what a rule's adjoint expression reads, the helpers' shape arguments as shapes."""
@@ -179,9 +180,7 @@ class Reverse:
                 value = parse_expr(f"zeros_like({v})" if not ty.is_array else f"np.zeros_like({v}, dtype=np.float64)")
                 if not top:
                     self.read_shape(v)
-            init = assign(self.bar(v), value)
-            init.s2sad_init = True
-            out.append(init)
+            out.append(meta.put(assign(self.bar(v), value), meta.AdjointInit()))
         return out
 
     # ---- reverse sweep -------------------------------------------------------------
@@ -199,8 +198,7 @@ class Reverse:
             # the condition is read (and so taped) only if a branch's reverse does something: see `settle`
             body = self.init_adjoints(s.body) + self.reverse_block(s.body, s.body)
             orelse = self.init_adjoints(s.orelse) + self.reverse_block(s.orelse, s.orelse)
-            node = gast.If(test=s.test, body=body or [gast.Pass()], orelse=orelse)
-            node.s2sad_branch = True
+            node = meta.put(gast.If(test=s.test, body=body or [gast.Pass()], orelse=orelse), meta.Branch())
             self.branches.append(node)
             out = [node]
         elif isinstance(s, gast.For):
@@ -248,9 +246,9 @@ class Reverse:
             rng = gast.Call(func=name("reversed_range"), args=[copy.deepcopy(a) for a in (start, stop, step)],
                             keywords=[])
         loop = gast.For(target=name(i, True), iter=rng, body=body or [gast.Pass()], orelse=[], type_comment=None)
-        loop.s2sad_reverse_of = id(s)
+        meta.put(loop, meta.ReverseOf(id(s)))
         if unit == 1:  # the trips in the primal's order, should the optimizer find they commute
-            loop.s2sad_upward = (copy.deepcopy(start), copy.deepcopy(stop))
+            meta.put(loop, meta.Upward(copy.deepcopy(start), copy.deepcopy(stop)))
         return [loop] + ([self.restore_marker("name", i, s)] if self.index_escapes(s) else [])
 
     def index_escapes(self, loop):
@@ -268,9 +266,7 @@ class Reverse:
         for stmt in body:
             if isinstance(stmt, gast.Assign) and isinstance(stmt.targets[0], gast.Name) \
                     and stmt.targets[0].id in remat:
-                marker = gast.Pass()
-                marker.s2sad_remat = stmt
-                markers.append(marker)
+                markers.append(meta.put(gast.Pass(), meta.Remat(stmt)))
         return markers + self.init_adjoints(body) + self.reverse_block(body, body)
 
     def rematerializable(self, body, index):
@@ -311,8 +307,8 @@ class Reverse:
         while True:
             before = len(self.reads)
             for node in self.branches:
-                if not getattr(node, "s2sad_needed", False) and self.does_work(node.body + node.orelse):
-                    node.s2sad_needed = True
+                if not meta.get(node, meta.Branch).needed and self.does_work(node.body + node.orelse):
+                    meta.put(node, meta.Branch(needed=True))
                     self.read(node.test)
             self.resolve_remat(reverse)
             if len(self.reads) == before:
@@ -320,30 +316,30 @@ class Reverse:
 
     def does_work(self, stmts):
         for s in stmts:
-            restore = getattr(s, "s2sad_restore", None)
+            restore, remat = meta.get(s, meta.Restore), meta.get(s, meta.Remat)
             if restore is not None:
-                kind, what = restore
+                kind, what = restore.kind, restore.what
                 if (kind == "name" and (self.needs_push(what) or self.needs_shape(what))) \
                         or (kind == "item" and what[0] in self.reads):
                     return True
-            elif getattr(s, "s2sad_remat", None) is not None:
-                if getattr(s, "s2sad_needed", False):
+            elif remat is not None:
+                if remat.needed:
                     return True
-            elif getattr(s, "s2sad_branch", False):
+            elif meta.get(s, meta.Branch) is not None:
                 if self.does_work(s.body + s.orelse):
                     return True
-            elif not isinstance(s, gast.Pass) and not getattr(s, "s2sad_init", False) \
+            elif not isinstance(s, gast.Pass) and meta.get(s, meta.AdjointInit) is None \
                     and comment_text(s) is None:
                 return True
         return False
 
     def resolve_remat(self, tree_body):
-        markers = [n for s in tree_body for n in gast.walk(s) if getattr(n, "s2sad_remat", None) is not None]
+        markers = [n for s in tree_body for n in gast.walk(s) if meta.get(n, meta.Remat) is not None]
         for marker in reversed(markers):
-            stmt = marker.s2sad_remat
-            if stmt.targets[0].id in self.reads:
-                marker.s2sad_needed = True
-                self.read(stmt.value)
+            remat = meta.get(marker, meta.Remat)
+            if remat.stmt.targets[0].id in self.reads:
+                meta.put(marker, dataclasses.replace(remat, needed=True))
+                self.read(remat.stmt.value)
 
     def reverse_assign(self, s):
         target, rhs = s.targets[0], s.value
@@ -480,7 +476,7 @@ class Reverse:
         if isinstance(rhs, gast.UnaryOp):
             if isinstance(rhs.op, gast.USub) and self.active(rhs.operand):
                 minus_g = gast.UnaryOp(op=gast.USub(), operand=g)
-                minus_g.s2sad_shaped_like = rhs.operand.id  # for optimize.first_accumulations
+                meta.put(minus_g, meta.ShapedLike(rhs.operand.id))  # for optimize.first_accumulations
                 return [self.accumulate(rhs.operand.id, minus_g)]
             return []
         if isinstance(rhs, (gast.Tuple, gast.List)):
@@ -516,8 +512,7 @@ class Reverse:
             expr = rules.expand(template, mapping)
             self.read_values(expr)
             if rule.broadcasts and self.shaped_like_result(operand, bound):
-                expr = copy.copy(expr)
-                expr.s2sad_shaped_like = operand.id  # for optimize.first_accumulations
+                expr = meta.put(copy.copy(expr), meta.ShapedLike(operand.id))  # for optimize.first_accumulations
             elif rule.broadcasts:
                 expr = self.unbroadcast(expr, operand, ans)
             out.append(self.accumulate(operand.id, expr))
@@ -630,9 +625,7 @@ class Reverse:
 
     # ---- restores: pops, decided once every read is known --------------------------
     def restore_marker(self, kind, what, stmt):
-        marker = gast.Pass()
-        marker.s2sad_restore = (kind, what)
-        return marker
+        return meta.put(gast.Pass(), meta.Restore(kind, what))
 
     def resolve_restores(self):
         self._all_generated = []
@@ -640,16 +633,17 @@ class Reverse:
         def fix(stmts):
             out = []
             for s in stmts:
-                if getattr(s, "s2sad_branch", False) and not getattr(s, "s2sad_needed", False):
+                branch = meta.get(s, meta.Branch)
+                if branch is not None and not branch.needed:
                     continue  # a branch whose reverse does nothing
-                remat = getattr(s, "s2sad_remat", None)
+                remat = meta.get(s, meta.Remat)
                 if remat is not None:
-                    if getattr(s, "s2sad_needed", False):
-                        out.append(copy.deepcopy(remat))
+                    if remat.needed:
+                        out.append(copy.deepcopy(remat.stmt))
                     continue
-                r = getattr(s, "s2sad_restore", None)
+                r = meta.get(s, meta.Restore)
                 if r is not None:
-                    kind, what = r
+                    kind, what = r.kind, r.what
                     if kind == "name" and self.needs_push(what):
                         out.append(parse_stmt(f"{what} = pop(_tape, {what})"))
                         if self.ty(what).mixed:
@@ -683,11 +677,12 @@ class Reverse:
         A push costs a store where it cost a bounds check and a count kept in memory, a chain of
         dependent loads and stores from trip to trip. Only floats pushed in the loop body itself
         (not in a branch or an inner loop) move to slots; the rest keep push and pop."""
-        reverse_loops = {getattr(n, "s2sad_reverse_of", None): n for n in gast.walk(fn) if isinstance(n, gast.For)}
+        reverse_loops = {meta.get(n, meta.ReverseOf).loop: n for n in gast.walk(fn)
+                         if isinstance(n, gast.For) and meta.get(n, meta.ReverseOf) is not None}
         before = {}  # id(loop) -> statements to put before it
-        loops = [n for n in gast.walk(fn) if isinstance(n, gast.For) and hasattr(n, "s2sad_forward_of")]
+        loops = [n for n in gast.walk(fn) if isinstance(n, gast.For) and meta.get(n, meta.ForwardOf) is not None]
         for loop in reversed(loops):  # inner loops first (walk goes level by level)
-            reverse = reverse_loops.get(loop.s2sad_forward_of)
+            reverse = reverse_loops.get(meta.get(loop, meta.ForwardOf).loop)
             if any(id(n) in before for n in gast.walk(loop)):
                 continue  # an inner loop reserves slots on each trip: they would sit above these
             pairs = self._tape_slots(loop, reverse)
@@ -806,7 +801,7 @@ class Reverse:
             pre = [self.push(name(s.target.id))] if self.needs_push(s.target.id) and self.index_escapes(s) else []
             new = gast.For(target=s.target, iter=s.iter, body=self.forward_block(s.body, True), orelse=[],
                            type_comment=None)
-            new.s2sad_forward_of = id(s)
+            meta.put(new, meta.ForwardOf(id(s)))
             return pre + [gast.copy_location(new, s)]
         if isinstance(s, gast.While):
             counter = self.while_counters[id(s)]
