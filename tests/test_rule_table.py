@@ -214,9 +214,9 @@ _elementwise_unary(GENERAL, "operator.neg", "np.negative", "float", "np.square",
                    "math.erf", "math.erfc", "scipy.special.erf", "scipy.special.erfc",
                    "scipy.special.expit", "runtime.logistic", "np.arcsinh", "math.asinh", "np.exp2",
                    "np.deg2rad", "np.radians", "math.radians", "np.rad2deg", "np.degrees", "math.degrees",
-                   "np.positive", "np.real", "np.conj", "np.imag")
-_elementwise_unary(ABOVE_ONE, "np.acosh", "np.arccosh", "math.acosh")
-_elementwise_unary(UNIT, "np.arctanh", "np.atanh", "math.atanh", "np.tan", "math.tan", "np.arcsin", "math.asin", "np.arccos", "math.acos")
+                   "np.positive", "np.real", "np.conjugate", "np.imag")
+_elementwise_unary(ABOVE_ONE, "np.arccosh", "math.acosh")
+_elementwise_unary(UNIT, "np.arctanh", "math.atanh", "np.tan", "math.tan", "np.arcsin", "math.asin", "np.arccos", "math.acos")
 _elementwise_unary(POSITIVE, "np.log", "math.log", "np.log2", "math.log2", "np.log10", "math.log10",
                    "np.sqrt", "math.sqrt")
 _elementwise_unary(ABOVE_MINUS_ONE, "np.log1p", "math.log1p")
