@@ -13,7 +13,6 @@ import copy
 import gast
 
 from .ir import meta
-from .ir.emit import comment_text
 from .normalize import copy_ir
 from .rules import is_number
 from .runtime import SHAPE_ARGS
@@ -32,7 +31,7 @@ def run(fn):
     simplify(fn)
     if drop_unread_tape_pairs(fn):
         drop_dead(fn)  # what was read only to be taped
-    return tidy_comments(fn)
+    return fn
 
 
 def _call_name(e):
@@ -109,8 +108,7 @@ def drop_dead_stores(fn):
     kept = []
     for s in reversed(fn.body):
         if isinstance(s, gast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], gast.Name) \
-                and s.targets[0].id not in live and (_pure(s.value) or _pure_allocation(s.value)) \
-                and comment_text(s) is None:
+                and s.targets[0].id not in live and (_pure(s.value) or _pure_allocation(s.value)):
             continue
         if isinstance(s, gast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], gast.Name) \
                 and not any(isinstance(n, (gast.For, gast.While)) for n in [s]):
@@ -121,26 +119,6 @@ def drop_dead_stores(fn):
     return fn
 
 
-
-
-def tidy_comments(fn):
-    """One comment per run of statements from the same source line; none above nothing."""
-    def tidy(stmts):
-        out, last = [], None
-        for i, s in enumerate(stmts):
-            text = comment_text(s)
-            if text is not None:
-                following = stmts[i + 1] if i + 1 < len(stmts) else None
-                if following is None or comment_text(following) is not None or text == last:
-                    continue
-                last = text
-            for field in ("body", "orelse"):
-                if isinstance(getattr(s, field, None), list):
-                    setattr(s, field, tidy(getattr(s, field)) or ([gast.Pass()] if field == "body" else []))
-            out.append(s)
-        return out
-    fn.body = tidy(fn.body)
-    return fn
 
 
 def _mentions(stmt, v):
@@ -264,7 +242,7 @@ def fuse_accumulations(fn):
                     total = gast.BinOp(left=e1, op=gast.Add(), right=other[1])
                     fused = gast.Assign(targets=later.targets, value=gast.BinOp(
                         left=later.value.left, op=gast.Add(), right=total), type_comment=None)
-                    stmts[j] = gast.copy_location(fused, later)
+                    stmts[j] = meta.carry(gast.copy_location(fused, later), later)
                     drop.add(i)
                     break
                 if _names(later) & keep_out or _written(later) & moved or _effectful(later):
@@ -331,7 +309,7 @@ def _trips_commute(loop):
     """Do the loop's trips share nothing but sums? Every statement either adds into a name or an
     array item that nothing else in the loop reads, or assigns a name that each trip assigns
     before it reads it (so no value flows from one trip to the next)."""
-    body = [s for s in loop.body if comment_text(s) is None and not isinstance(s, gast.Pass)]
+    body = [s for s in loop.body if not isinstance(s, gast.Pass)]
     if not all(isinstance(s, gast.Assign) and len(s.targets) == 1 and not _effectful(s) for s in body):
         return False  # a loop, a branch, a tape: keep the order
     sums = [_accumulated(s) for s in body]
@@ -465,7 +443,7 @@ def _higher_elements_first(body, i):
     def item_sum(s):
         return _accumulated(s) is not None and isinstance(s.targets[0], gast.Subscript)
     k = len(body)
-    while k > 0 and (item_sum(body[k - 1]) or comment_text(body[k - 1]) is not None):
+    while k > 0 and item_sum(body[k - 1]):
         k -= 1
     slots = [j for j in range(k, len(body)) if item_sum(body[j])]
     tail = [body[j] for j in slots]
@@ -752,10 +730,10 @@ def accumulate_in_place(fn):
             if helper is not None and s.targets[0].id in owned:
                 v = s.targets[0].id
                 call = s.value.right
-                s = gast.copy_location(gast.Assign(targets=s.targets, type_comment=None, value=gast.Call(
+                s = meta.carry(gast.copy_location(gast.Assign(targets=s.targets, type_comment=None, value=gast.Call(
                     func=gast.Name(id=helper, ctx=gast.Load(), annotation=None, type_comment=None),
                     args=[gast.Name(id=v, ctx=gast.Load(), annotation=None, type_comment=None)] + call.args,
-                    keywords=[])), s)
+                    keywords=[])), s), s)
             out.append(s)
         return out
     return _rewrite_blocks(fn, block)
@@ -811,7 +789,7 @@ def defer_outer_products(fn):
                 taken.add(stash)
                 trips = gast.Call(func=load("len"), args=[copy_ir(loop.iter)], keywords=[])
                 before.append(gast.copy_location(assign(stash, "outer_rows", [load(v), trips]), loop))
-                body.append(gast.copy_location(assign(v, _LATER[call.func.id], [load(stash)] + call.args), s))
+                body.append(meta.carry(gast.copy_location(assign(v, _LATER[call.func.id], [load(stash)] + call.args), s), s))
                 after.append(gast.copy_location(assign(v, "add_outer_rows", [load(v), load(stash)]), loop))
             if deferred:
                 loop = copy.copy(loop)
@@ -898,7 +876,7 @@ def _name_targets(s):
 
 
 def _empty(stmts):
-    return all(comment_text(s) is not None or isinstance(s, gast.Pass) for s in stmts)
+    return all(isinstance(s, gast.Pass) for s in stmts)
 
 
 def _root_reads(s):
@@ -1129,8 +1107,6 @@ def _single_temporary(s, loads, stores):
 def _leaves_alone(s, names):
     """Does statement `s` leave every name in `names` (and what they refer to) as it was? Plain
     assignments to other names, of pure values or tape operations, do; anything else may not."""
-    if comment_text(s) is not None:
-        return True
     if isinstance(s, gast.Expr):
         return isinstance(s.value, gast.Call) and _pure_value(s.value, _EFFECTS)
     return (isinstance(s, gast.Assign) and all(isinstance(t, gast.Name) and t.id not in names for t in s.targets)

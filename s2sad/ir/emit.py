@@ -1,34 +1,21 @@
 """Emit: gast trees -> readable Python source.
 
-A comment in generated code (the user's source line the statements below it
-come from) is a statement of its own, made by `comment`: a string constant
-with a marker, printed as `# ...`.
+The comments of generated code come from node metadata (s2sad.ir.meta): a
+statement's `Section` (the reverse sweep) and `Cites` (the user's source line
+it comes from) print as `# ...` above the first of a run of statements that
+carry the same one.
 """
 
+import copy
 import re
 
 import astor
 import astor.source_repr
 import gast
 
+from . import meta
+
 _MARK = "__s2sad_comment__:"
-
-
-def comment(text, like=None):
-    """A statement that prints as `# text`."""
-    node = gast.Expr(value=gast.Constant(value=_MARK + text, kind=None))
-    if like is not None:
-        gast.copy_location(node, like)
-    return node
-
-
-def comment_text(s):
-    """The text of a comment statement (made by `comment`), or None for any other statement."""
-    if isinstance(s, gast.Expr) and isinstance(s.value, gast.Constant) and isinstance(s.value.value, str) \
-            and s.value.value.startswith(_MARK):
-        return s.value.value
-    return None
-
 
 LINE = 120  # columns: astor breaks a longer line (inside its parentheses)
 
@@ -38,9 +25,31 @@ def _pretty(source):
 
 
 def to_source(node):
-    tree = gast.gast_to_ast(gast.fix_missing_locations(node))
+    tree = gast.gast_to_ast(gast.fix_missing_locations(_with_comments(node)))
     text = astor.to_source(tree, pretty_source=_pretty)
     return re.sub(r"""^(\s*)('\'\'|\"\"\"|'|")%s(.*?)\2$""" % re.escape(_MARK), _uncomment, text, flags=re.M)
+
+
+def _with_comments(node):
+    """A copy of `node` (sharing what it does not change) with a marked string statement, which
+    to_source prints as a comment, above each statement whose Section or Cites differs from the
+    last one printed in its block."""
+    blocks = [f for f in ("body", "orelse", "finalbody") if isinstance(getattr(node, f, None), list)]
+    if not blocks:
+        return node
+    node = copy.copy(node)
+    for field in blocks:
+        out, last = [], {}
+        for s in getattr(node, field):
+            for kind in (meta.Section, meta.Cites):
+                info = meta.get(s, kind)
+                if info is not None and info.text != last.get(kind):
+                    out.append(gast.copy_location(gast.Expr(value=gast.Constant(value=_MARK + info.text, kind=None)),
+                                                  s))
+                    last[kind] = info.text
+            out.append(_with_comments(s))
+        setattr(node, field, out)
+    return node
 
 
 def _uncomment(match):

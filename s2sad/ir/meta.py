@@ -132,8 +132,36 @@ class ReverseOf:
     loop: int
 
 
+# ---- what emit prints above statements -----------------------------------------------------------
+@dataclass(frozen=True)
+class Cites:
+    """The user's source line a generated statement comes from (`line 12: s = s + x[i]`). Put by
+    transform.reverse and transform.forward on every statement made from one user statement (and
+    by a later stage on what replaces one); read by emit, which prints it as a comment above the
+    first of a run of statements citing it. A statement the optimizer drops takes its citation
+    with it: no comment stands above nothing."""
+    text: str
+
+
+@dataclass(frozen=True)
+class Section:
+    """The part of a generated function a top-level statement belongs to (`reverse sweep`),
+    printed by emit as a comment above the first statement of the part, like `Cites`. Put by
+    transform.reverse."""
+    text: str
+
+
+def carry(new, old):
+    """`new`, a statement that replaces `old`, with old's citation and section; `new`."""
+    for kind in (Cites, Section):
+        info = get(old, kind)
+        if info is not None:
+            put(new, info)
+    return new
+
+
 KINDS = frozenset({Binding, Inplace, OutTreedef, Restore, Remat, Branch, AdjointInit, ShapedLike, Upward,
-                   ForwardOf, ReverseOf})
+                   ForwardOf, ReverseOf, Cites, Section})
 
 _NONE = {}
 

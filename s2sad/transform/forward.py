@@ -20,7 +20,7 @@ import gast
 
 from .. import rules, runtime
 from ..ir import types as T
-from ..ir.emit import comment
+from ..ir import meta
 from ..analysis import atom_name, binop_func, call_func, is_nested_call, is_user_call
 from ..errors import NonDifferentiableError
 from ..normalize import DerivedNames, assign, const, name
@@ -129,11 +129,11 @@ class Forward:
             out = [s]
         else:
             raise AssertionError(type(s).__name__)
-        note = None if isinstance(s, (gast.If, gast.For, gast.While)) else self.parsed.cites(s)
-        if note and out:
-            out.insert(0, comment(note))
+        note = self.parsed.cites(s)
         for node in out:
             gast.copy_location(node, s)
+            if note:
+                meta.put(node, meta.Cites(note))
         return out
 
     def effect(self, s):

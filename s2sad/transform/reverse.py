@@ -25,7 +25,6 @@ from ..ir import types as T
 from ..analysis import atom_name, binop_func, call_func, is_nested_call, is_user_call
 from ..analysis import names_in as analysis_names
 from ..ir import meta, nested
-from ..ir.emit import comment, comment_text
 from ..runtime import SHAPE_ARGS
 from ..errors import NonDifferentiableError
 from ..normalize import DerivedNames, assign, const, name
@@ -150,7 +149,9 @@ class Reverse:
         grads = gast.Tuple(elts=[name(self.bar(p)) if p in self.an.wrt else const(0.0) for p in params],
                            ctx=gast.Load())
         result = gast.Return(value=gast.Tuple(elts=[result_value, grads], ctx=gast.Load()))
-        new_body = tape + preinit + forward + [comment("reverse sweep")] + inits + seed + reverse + [result]
+        for s in inits + seed + reverse:
+            meta.put(s, meta.Section("reverse sweep"))
+        new_body = tape + preinit + forward + inits + seed + reverse + [result]
         args = copy.deepcopy(fn.args)
         args.args.append(name(out_bar, False))
         args.args[-1].ctx = gast.Param()
@@ -222,11 +223,11 @@ class Reverse:
         else:
             raise AssertionError(f"unexpected statement {type(s).__name__}")
         if out and hasattr(s, "lineno"):
-            note = None if isinstance(s, (gast.If, gast.For, gast.While)) else self.parsed.cites(s)
-            if note:
-                out.insert(0, comment(note))
+            note = self.parsed.cites(s)
             for node in out:
                 gast.copy_location(node, s)
+                if note:
+                    meta.put(node, meta.Cites(note))
         return out
 
     def reverse_for(self, s):
@@ -328,8 +329,7 @@ class Reverse:
             elif meta.get(s, meta.Branch) is not None:
                 if self.does_work(s.body + s.orelse):
                     return True
-            elif not isinstance(s, gast.Pass) and meta.get(s, meta.AdjointInit) is None \
-                    and comment_text(s) is None:
+            elif not isinstance(s, gast.Pass) and meta.get(s, meta.AdjointInit) is None:
                 return True
         return False
 
@@ -645,20 +645,20 @@ class Reverse:
                 if r is not None:
                     kind, what = r.kind, r.what
                     if kind == "name" and self.needs_push(what):
-                        out.append(parse_stmt(f"{what} = pop(_tape, {what})"))
+                        out.append(meta.carry(parse_stmt(f"{what} = pop(_tape, {what})"), s))
                         if self.ty(what).mixed:
                             self.compiler.not_for_numba.append(
                                 f"`{what}` in {self.parsed.name} holds values of different ranks in turn (a number, "
                                 "then an array), and the compiled tape would read an older value back as the "
                                 "newer one's type; give the values names of their own to compile it")
                     elif kind == "name" and self.needs_shape(what):
-                        out.append(parse_stmt(f"{what} = pop_shape(_tape, {what})"))
+                        out.append(meta.carry(parse_stmt(f"{what} = pop_shape(_tape, {what})"), s))
                     elif kind == "item" and what[0] in self.reads:
                         y, idx = what
                         slot = gast.Subscript(value=name(y), slice=copy.deepcopy(idx), ctx=gast.Store())
                         value = parse_expr("pop(_tape, 0)")
                         value.args[1] = gast.Subscript(value=name(y), slice=copy.deepcopy(idx), ctx=gast.Load())
-                        out.append(assign(slot, value))
+                        out.append(meta.carry(assign(slot, value), s))
                     continue
                 for field in ("body", "orelse"):
                     if isinstance(getattr(s, field, None), list):
@@ -713,7 +713,7 @@ class Reverse:
             out = []
             for st in stmts:
                 if id(st) in before:
-                    out.append(gast.copy_location(before[id(st)], st))
+                    out.append(meta.carry(gast.copy_location(before[id(st)], st), st))
                 for field in ("body", "orelse"):
                     if isinstance(getattr(st, field, None), list):
                         setattr(st, field, insert(getattr(st, field)))
@@ -867,7 +867,7 @@ def _assigns_name(stmt, v):
 
 
 def _replace(stmts, old, new):
-    stmts[next(k for k, st in enumerate(stmts) if st is old)] = gast.copy_location(new, old)
+    stmts[next(k for k, st in enumerate(stmts) if st is old)] = meta.carry(gast.copy_location(new, old), old)
 
 
 def _cheap_call(call):
