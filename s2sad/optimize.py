@@ -15,13 +15,13 @@ import gast
 from .ir import meta
 from .normalize import copy_ir
 from .rules import is_number
+from .transform.contributions import zeros_like_of
 from .runtime import SHAPE_ARGS
 
 
 def run(fn):
     """Every pass, in order, on one generated function."""
     drop_dead(fn)
-    first_slice_accumulations(fn)
     if read_shapes_of_sources(fn):
         drop_dead(fn)  # a value read for its shape alone may now be unread
     inline_temporaries(fn)
@@ -56,45 +56,12 @@ def _names(node):
 
 def drop_dead(fn):
     fuse_accumulations(fn)
-    first_accumulations(fn)
     drop_copy_backs(fn)
     drop_unused(fn)
     if drop_unread_element_stores(fn):
         drop_unused(fn)
-    drop_dead_stores(fn)
     run_commuting_loops_upward(fn)
-    return drop_unread_temporaries(fn)
-
-
-def drop_unread_temporaries(fn):
-    """Remove assignments to generated temporaries that nothing reads."""
-    while True:
-        reads = _reads(fn)
-        removed = [False]
-
-        def clean(stmts):
-            out = []
-            for s in stmts:
-                if isinstance(s, gast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], gast.Name):
-                    v = s.targets[0].id
-                    if v.startswith("_") and v not in reads and v != "_tape" and _pure(s.value):
-                        removed[0] = True
-                        continue
-                for field in ("body", "orelse"):
-                    if isinstance(getattr(s, field, None), list) and not isinstance(s, gast.FunctionDef):
-                        new = clean(getattr(s, field))
-                        setattr(s, field, new or ([gast.Pass()] if field == "body" else []))
-                out.append(s)
-            return out
-        fn.body = clean(fn.body)
-        if not removed[0]:
-            return fn
-
-
-def _pure_allocation(expr):
-    """`np.zeros_like(x_bar)`: an allocation of atoms, with no effect."""
-    return _allocation(expr) and all(isinstance(a, (gast.Name, gast.Constant)) for a in expr.args) \
-        and all(_pure(k.value) for k in expr.keywords)
+    return fn
 
 
 def _pure(expr):
@@ -102,68 +69,8 @@ def _pure(expr):
     return not any(isinstance(n, gast.Call) for n in gast.walk(expr))
 
 
-def drop_dead_stores(fn):
-    """Remove top-level assignments that nothing after them reads (e.g. a final adjoint reset)."""
-    live = set()
-    kept = []
-    for s in reversed(fn.body):
-        if isinstance(s, gast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], gast.Name) \
-                and s.targets[0].id not in live and (_pure(s.value) or _pure_allocation(s.value)):
-            continue
-        if isinstance(s, gast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], gast.Name) \
-                and not any(isinstance(n, (gast.For, gast.While)) for n in [s]):
-            live.discard(s.targets[0].id)
-        live.update(n.id for n in gast.walk(s) if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Load))
-        kept.append(s)
-    fn.body = list(reversed(kept))
-    return fn
-
-
-
-
 def _mentions(stmt, v):
     return any(isinstance(n, gast.Name) and n.id == v for n in gast.walk(stmt))
-
-
-def _is_zero_init(s):
-    return (isinstance(s, gast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], gast.Name)
-            and isinstance(s.value, gast.Constant) and type(s.value.value) is float and s.value.value == 0.0)
-
-
-# adjoint helpers that return a new array shaped like one of their arguments (its position)
-_SHAPED_LIKE = {"unbroadcast": 1, "sum_adjoint": 1, "dot_adjoint_x": 1, "dot_adjoint_y": 2}
-
-
-def _zeros_like_of(s):
-    """`v = np.zeros_like(a, ...)` -> a's name, else None."""
-    if not (isinstance(s, gast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], gast.Name)):
-        return None
-    call = s.value
-    if _np_name(call) == "zeros_like" and call.args and isinstance(call.args[0], gast.Name):
-        return call.args[0].id
-    return None
-
-
-def _fresh_like(e, a, v, writers, done_writing):
-    """May `v = e` replace `v = zeros_like(a); v = v + e`: is `e` an array of a's shape that v
-    may hold without sharing memory that is written into in place (`writers`: the names written
-    in place anywhere; `done_writing(name)`: none of them from here on)? Reverse mode marks an
-    elementwise adjoint that has its operand's shape (`meta.ShapedLike`)."""
-    shaped = meta.get(e, meta.ShapedLike)
-    if shaped is not None and shaped.name == a:
-        if isinstance(e, gast.Name):
-            return v not in writers and done_writing(e.id)
-        return not isinstance(e, (gast.Subscript, gast.Attribute))  # else a new array
-    if _call_name(e) not in _SHAPED_LIKE:
-        return False
-    k = _SHAPED_LIKE[e.func.id]
-    if len(e.args) <= k or not (isinstance(e.args[k], gast.Name) and e.args[k].id == a):
-        return False
-    # unbroadcast(g, x) hands back g itself when the shapes agree: v and g then share one array,
-    # harmless while neither is written into in place (gates_bar in an LSTM's reverse loop is
-    # filled slice by slice, then handed to the adjoints of `Wx @ x + Wh @ h` to read)
-    return e.func.id != "unbroadcast" or not isinstance(e.args[0], gast.Name) \
-        or v not in writers and done_writing(e.args[0].id)
 
 
 def _accumulation(s, v):
@@ -456,164 +363,6 @@ def _higher_elements_first(body, i):
     return body
 
 
-def _written_in_place(fn):
-    """Arrays a function may change in place, each with the statements that may: `A[i] = ...`
-    targets, and every name passed to a call in a statement of its own (a helper such as add_at
-    writes into its argument)."""
-    writers = {}
-    for s in gast.walk(fn):
-        if isinstance(s, gast.Assign):
-            names = set().union(*(_names(t.value) for t in s.targets if isinstance(t, gast.Subscript)))
-        elif isinstance(s, gast.Call) and isinstance(s.func, gast.Name) and s.func.id == "add_at":
-            names = _names(s)
-        elif isinstance(s, gast.Expr) and isinstance(s.value, gast.Call):
-            names = _names(s.value)
-        else:
-            continue
-        for v in names:
-            writers.setdefault(v, []).append(s)
-    return writers
-
-
-def _done_writing(stmts, j, v, writers):
-    """From statement j of a block on, is array `v` never written into in place? True when every
-    in-place write of v is in stmts[:j], after v is bound anew in this block (in a loop body, the
-    next trip writes into the new array)."""
-    if v not in writers:
-        return True
-    mine = {id(w) for w in writers[v]}
-    seen, first = 0, None
-    for k, s in enumerate(stmts[:j]):
-        hits = sum(id(n) in mine for n in gast.walk(s))
-        if hits and first is None:
-            first = k
-        seen += hits
-    if seen < len(mine):   # a write elsewhere: later in the function, or in another block
-        return False
-    return any(isinstance(s, gast.Assign) and any(isinstance(t, gast.Name) and t.id == v for t in s.targets)
-               for s in stmts[:first])
-
-
-def first_accumulations(fn):
-    """`v = 0.0 ... v = v + e` (v untouched between, in one block) -> `... v = e`.
-
-    Adjoints are zeroed, then accumulated; without this, every first `0.0 + e` stays an add
-    in compiled code (IEEE: 0.0 + -0.0 is 0.0, so no compiler may fold it). For an array the
-    zeroing allocates too; there `v = e` is only written where `e` is an array of v's shape (an
-    adjoint helper's result) that v may share: new, or written into in place by neither name."""
-    writers = _written_in_place(fn)
-
-    def block(stmts):
-        drop = set()
-        for i, s in enumerate(stmts):
-            like = _zeros_like_of(s)
-            if not _is_zero_init(s) and like is None:
-                continue
-            v = s.targets[0].id
-            for j in range(i + 1, len(stmts)):
-                later = stmts[j]
-                e = _accumulation(later, v)
-                if e is not None:
-                    if like is None or _fresh_like(e, like, v, writers,
-                                                   lambda u, j=j: _done_writing(stmts, j, u, writers)):
-                        stmts[j] = copy.copy(later)
-                        stmts[j].value = e
-                        drop.add(i)
-                    break
-                if _mentions(later, v):
-                    break
-        return [s for i, s in enumerate(stmts) if i not in drop]
-    return _rewrite_blocks(fn, block)
-
-
-def first_slice_accumulations(fn):
-    """`A = zeros_like(x) ... A[a:b] = A[a:b] + e` -> `... A[a:b] = e`, where no statement
-    between mentions A but such sums into slices that cannot overlap this one.
-
-    A value cut into slices (an LSTM's gates: `gates[0:n]`, `gates[n:2 * n]`, ...) gets its
-    adjoint back slice by slice, each sum reading zeros and making a new array to copy in
-    (LSTM, h = 32: 4 a step, about 0.2 ms of 4.4). The slices' bounds must be multiples
-    k * n (k >= 0, written out or in a temporary the block computes) of one name n that
-    nothing reassigns meanwhile, or constants: slices [p * n:q * n] with p <= q that are apart
-    for n >= 0 stay apart for n < 0, where all but one of them are empty."""
-    def block(stmts):
-        out = list(stmts)
-        for i, s in enumerate(stmts):
-            if _zeros_like_of(s) is None:
-                continue
-            v, unit, taken, first = s.targets[0].id, None, [], None
-            for j in range(i + 1, len(stmts)):
-                later = stmts[j]
-                sliced = _slice_accumulation(later, v)
-                bounds = sliced and _multiples(sliced, stmts, j)
-                if bounds is None:
-                    if _mentions(later, v):
-                        break
-                    continue
-                (p, q), its_unit, since = bounds
-                if its_unit is not None and unit not in (None, its_unit) or p > q \
-                        or any(p < b and a < q for a, b in taken) \
-                        or any(_assigns(stmts[k], its_unit) for k in range(min(since, first or j), j)):
-                    break   # (n must keep one value from the first slice's bounds to this one's)
-                unit, first = its_unit or unit, first or j
-                taken.append((p, q))
-                out[j] = copy.copy(later)
-                out[j].value = later.value.right
-        return out
-    return _rewrite_blocks(fn, block)
-
-
-def _slice_accumulation(s, v):
-    """`v[a:b] = v[a:b] + e` (e not mentioning v) -> the slice, else None."""
-    if not (isinstance(s, gast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], gast.Subscript)
-            and isinstance(s.value, gast.BinOp) and isinstance(s.value.op, gast.Add)):
-        return None
-    t, left = s.targets[0], s.value.left
-    if not (isinstance(t.value, gast.Name) and t.value.id == v and isinstance(t.slice, gast.Slice)
-            and t.slice.step is None and gast.dump(left) == gast.dump(gast.Subscript(
-                value=t.value, slice=t.slice, ctx=gast.Load())) and not _mentions(s.value.right, v)):
-        return None
-    return t.slice
-
-
-def _multiples(sl, stmts, j):
-    """The bounds of slice `sl` (in stmts[j]) as ((p, q), n, since) for [p * n:q * n], p and q
-    constants >= 0, n the name they count (None for [0:0], "1" for constants), `since` the
-    first statement read for them (temporaries computed in the block), else None."""
-    since = j
-
-    def bound(e, k):
-        nonlocal since
-        if e is None:
-            return 0, None
-        if isinstance(e, gast.Constant) and type(e.value) is int and e.value >= 0:
-            return e.value, None
-        if isinstance(e, gast.BinOp) and isinstance(e.op, gast.Mult):
-            for c, n in ((e.left, e.right), (e.right, e.left)):
-                if isinstance(c, gast.Constant) and type(c.value) is int and c.value >= 0 \
-                        and isinstance(n, gast.Name):
-                    return c.value, n.id
-        if not isinstance(e, gast.Name):
-            return None
-        for m in range(k - 1, -1, -1):   # its last assignment before stmts[k], in this block
-            if _assigns(stmts[m], e.id):
-                s = stmts[m]
-                plain = isinstance(s, gast.Assign) and len(s.targets) == 1 and \
-                    isinstance(s.targets[0], gast.Name) and s.targets[0].id == e.id
-                multiple = bound(s.value, m) if plain and not _mentions(s.value, e.id) else None
-                since = min(since, m if multiple else m + 1)
-                return multiple or (1, e.id)   # a temporary k * n, else a name of its own
-        return 1, e.id
-
-    lo, hi = bound(sl.lower, j), bound(sl.upper, j)
-    if lo is None or hi is None or sl.upper is None:
-        return None
-    names = {lo[1], hi[1]} - {None}
-    if len(names) > 1 or names and (lo[0] and lo[1] is None or hi[0] and hi[1] is None):
-        return None   # two names, or a name and a nonzero constant: no order known
-    return (lo[0], hi[0]), (names.pop() if names else "1" if lo[0] or hi[0] else None), since
-
-
 def filled_by_loops(fn):
     """`v = zeros_like(a); for i over all of a's first axis: v[i] = v[i] + e` -> `v = empty_like(a);
     ... v[i] = e`, where that sum is v's only use in the loop and v is not used before it.
@@ -644,7 +393,7 @@ def filled_by_loops(fn):
 
     def block(stmts):
         for k, s in enumerate(stmts):
-            a = _zeros_like_of(s)
+            a = zeros_like_of(s)
             if a not in params:
                 continue
             v = s.targets[0].id

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from s2sad import optimize, runtime
 from s2sad.ir import emit
+from s2sad.transform import contributions
 
 
 def rewritten(source, rewrite):
@@ -401,13 +402,13 @@ def test_sums_into_slices_of_a_zeroed_array_that_cannot_overlap_become_stores():
         A[0:n] = A[0:n] + e[3]
         return A
     """
-    text = rewritten(src, optimize.first_slice_accumulations)
+    text = rewritten(src, slice_contributions)
     assert body_of(text)[2:6] == ["A[n:_t8] = e[0]", "A[0:n] = e[1]", "_t10 = 3 * n", "A[_t8:_t10] = e[2]"], text
     assert "A[0:n] = A[0:n] + e[3]" in text   # a second sum into [0:n]
     # a bound computed in the block counts as a name of its own from there on
     computed = src.replace("_t8 = 2 * n", "m = x.shape[0] // 4\n        _t8 = 2 * m").replace("A[0:n]", "A[0:m]")
     computed = computed.replace("A[n:_t8]", "A[m:_t8]").replace("_t10 = 3 * n", "_t10 = 3 * m")
-    assert "A[m:_t8] = e[0]" in rewritten(computed, optimize.first_slice_accumulations)
+    assert "A[m:_t8] = e[0]" in rewritten(computed, slice_contributions)
     ns_old, ns_new = {"np": np}, {"np": np}
     exec(textwrap.dedent(src), ns_old)
     exec(text, ns_new)
@@ -429,7 +430,7 @@ def test_stores_into_slices_give_the_sums_numbers(slices, n, length):
         lo, hi = (str(p), str(q)) if constant else (f"{p} * n", f"{q} * n")
         lines.append(f"    A[{lo}:{hi}] = A[{lo}:{hi}] + e[{k}]")
     src = "\n".join(lines + ["    return A"])
-    text = rewritten(src, optimize.first_slice_accumulations)
+    text = rewritten(src, slice_contributions)
     ns_old, ns_new = {"np": np}, {"np": np}
     exec(src, ns_old)
     exec(text, ns_new)
@@ -479,7 +480,7 @@ def test_sums_into_slices_that_may_overlap_stay_sums():
         return A
     """
     for src in (overlapping, constant_and_multiple, n_changes, read_between, computed_between):
-        text = rewritten(src, optimize.first_slice_accumulations)
+        text = rewritten(src, slice_contributions)
         assert len([line for line in body_of(text) if "] + " in line]) == 1, text  # the first alone is a store
 
 
@@ -514,6 +515,18 @@ def test_an_accumulator_another_name_may_share_is_not_added_in_place():
         assert "add_dot_adjoint_x" not in text, text
 
 
+def slice_contributions(fn):
+    contributions.first_slice_contributions(fn.body)
+    return fn
+
+
+def first_contributions(fn):
+    """transform.contributions on hand-written code whose every zeroing is an adjoint's."""
+    fn.body = contributions.first_contributions(fn.body, lambda s: True, contributions.written_in_place(fn),
+                                                live_out={"out"})
+    return fn
+
+
 def test_an_adjoint_shares_an_array_that_is_done_being_written_into():
     # gates_bar in an LSTM's reverse loop: zeroed each trip, filled slice by slice, then handed on
     done = """
@@ -527,7 +540,7 @@ def test_an_adjoint_shares_an_array_that_is_done_being_written_into():
             out = out + v[1:3]
         return out
     """
-    text = rewritten(done, optimize.first_accumulations)
+    text = rewritten(done, first_contributions)
     assert "v = unbroadcast(G, x)" in text and "v = np.zeros_like" not in text, text
     same_results(done, text, np.array([1.0, 2.0]), np.zeros(3))
     written_after = done.replace("            out = out + v[1:3]",
@@ -535,6 +548,6 @@ def test_an_adjoint_shares_an_array_that_is_done_being_written_into():
     zeroed_once = done.replace("            G = np.zeros_like(x, dtype=np.float64)\n", "").replace(
         "        out = np.zeros(2)\n", "        out = np.zeros(2)\n        G = np.zeros_like(x, dtype=np.float64)\n")
     for src in (written_after, zeroed_once):
-        text = rewritten(src, optimize.first_accumulations)
+        text = rewritten(src, first_contributions)
         assert "v = v + unbroadcast(G, x)" in text, text
         same_results(src, text, np.array([1.0, 2.0]), np.zeros(3))

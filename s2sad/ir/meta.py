@@ -97,14 +97,17 @@ class Branch:
 
 @dataclass(frozen=True)
 class AdjointInit:
-    """The zeroing of an adjoint (`v_bar = 0.0`) at the top of its block: no work by itself.
-    Put by transform.reverse (init_adjoints); read there (does_work)."""
+    """The zeroing of an adjoint (`v_bar = 0.0`): at the top of its block (no work by itself), or,
+    `reset`, after an assignment of the variable, before contributions to its older value arrive.
+    Put by transform.reverse (init_adjoints, reset); read there (does_work) and by
+    transform.contributions, which writes the first contribution after it as an assignment."""
+    reset: bool = False
 
 
 @dataclass(frozen=True)
 class ShapedLike:
     """An elementwise adjoint expression that has the shape of the operand named `name`. Put by
-    transform.reverse; read by optimize (first_accumulations: `v = e` may then replace
+    transform.reverse; read by transform.contributions (`v = e` may then replace
     `v = zeros_like(name); v = v + e`)."""
     name: str
 

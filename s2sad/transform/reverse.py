@@ -25,6 +25,7 @@ from ..ir import types as T
 from ..analysis import atom_name, binop_func, call_func, is_nested_call, is_user_call
 from ..analysis import names_in as analysis_names
 from ..ir import meta, nested
+from .contributions import first_contributions, first_slice_contributions, written_in_place
 from ..runtime import SHAPE_ARGS
 from ..errors import NonDifferentiableError
 from ..normalize import DerivedNames, assign, const, name
@@ -48,6 +49,7 @@ class Reverse:
         self.ans_types = {}
         self.remat = set()
         self.branches = []
+        self.zeros_read_shape = {}  # id of a zeroing's value -> the name whose shape it reads, if it stays
 
     # ---- names ---------------------------------------------------------------
     def bar(self, v):
@@ -125,7 +127,9 @@ class Reverse:
                 g = name(out_bar) if not isinstance(ret.value, gast.Tuple) or getattr(self, "aux", False) else \
                     gast.Subscript(value=name(out_bar), slice=const(i), ctx=gast.Load())
                 seed.append(self.accumulate(out.id, g))
-        self.settle(reverse)
+        inits = self.init_adjoints(fn.body, top=True)
+        sweep = self.final_forms(inits + seed + reverse)
+        self.settle(sweep)
         forward = self.forward_block(body)
         result_value = ret.value
         if any(isinstance(n, gast.Name) for n in gast.walk(ret.value)):
@@ -134,7 +138,6 @@ class Reverse:
             result_value = name(self.result_name)
         self.resolve_restores()
         params = self.an.params
-        inits = self.init_adjoints(fn.body, top=True)
         defined_first = {s.targets[0].id for s in body if id(s) in self.first}
         pushed = {c.args[1].id for st in forward for c in gast.walk(st) if isinstance(c, gast.Call)
                   and isinstance(c.func, gast.Name) and c.func.id in ("push", "push_shape")
@@ -149,9 +152,9 @@ class Reverse:
         grads = gast.Tuple(elts=[name(self.bar(p)) if p in self.an.wrt else const(0.0) for p in params],
                            ctx=gast.Load())
         result = gast.Return(value=gast.Tuple(elts=[result_value, grads], ctx=gast.Load()))
-        for s in inits + seed + reverse:
+        for s in sweep:
             meta.put(s, meta.Section("reverse sweep"))
-        new_body = tape + preinit + forward + inits + seed + reverse + [result]
+        new_body = tape + preinit + forward + sweep + [result]
         args = copy.deepcopy(fn.args)
         args.args.append(name(out_bar, False))
         args.args[-1].ctx = gast.Param()
@@ -180,7 +183,7 @@ class Reverse:
             else:
                 value = parse_expr(f"zeros_like({v})" if not ty.is_array else f"np.zeros_like({v}, dtype=np.float64)")
                 if not top:
-                    self.read_shape(v)
+                    self.zeros_read_shape[id(value)] = v
             out.append(meta.put(assign(self.bar(v), value), meta.AdjointInit()))
         return out
 
@@ -303,6 +306,17 @@ class Reverse:
                 remat.add(t)
         return remat
 
+    def final_forms(self, sweep):
+        """The reverse sweep with each adjoint's first contribution an assignment (see
+        transform.contributions); the shapes its remaining zeroings read are read."""
+        writers = written_in_place(gast.Module(body=self.fn.body + sweep, type_ignores=[]))
+        live_out = {self.bar(p) for p in self.an.wrt}
+        sweep = first_contributions(sweep, lambda s: meta.get(s, meta.AdjointInit) is not None, writers, live_out)
+        for node in (n for s in sweep for n in gast.walk(s)):
+            if id(node) in self.zeros_read_shape:
+                self.read_shape(self.zeros_read_shape[id(node)])
+        return sweep
+
     def settle(self, reverse):
         """Decide which branches and recomputations the reverse sweep needs; both add reads."""
         while True:
@@ -329,7 +343,7 @@ class Reverse:
             elif meta.get(s, meta.Branch) is not None:
                 if self.does_work(s.body + s.orelse):
                     return True
-            elif not isinstance(s, gast.Pass) and meta.get(s, meta.AdjointInit) is None:
+            elif not isinstance(s, gast.Pass) and (meta.get(s, meta.AdjointInit) or meta.AdjointInit(True)).reset:
                 return True
         return False
 
@@ -434,17 +448,22 @@ class Reverse:
         """`v_bar` back to zeros before contributions to v's older value arrive. Once v is restored
         (`restored`), the zeros take the shape of that older value, which may differ from the
         newer one (`h = x; h = W @ h`): v's shape is then read, so it is taped at least."""
+        return meta.put(self._zeros(v, restored), meta.AdjointInit(reset=True))
+
+    def _zeros(self, v, restored):
         ty = self.ty(v)
         if ty.is_scalar:
             return assign(self.bar(v), const(0.0))
         if restored and not ty.known:
             # a name holding a number and then an array (`v = x[0]`, then `v = v * np.ones(3)`):
             # zeros like the older value, whichever it is
-            self.read_shape(v)
-            return assign(self.bar(v), parse_expr(f"zeros_like({v})"))
+            value = parse_expr(f"zeros_like({v})")
+            self.zeros_read_shape[id(value)] = v
+            return assign(self.bar(v), value)
         if restored and ty.is_array:
-            self.read_shape(v)
-            return assign(self.bar(v), parse_expr(f"np.zeros_like({v}, dtype=np.float64)"))
+            value = parse_expr(f"np.zeros_like({v}, dtype=np.float64)")
+            self.zeros_read_shape[id(value)] = v
+            return assign(self.bar(v), value)
         return assign(self.bar(v), parse_expr(f"np.zeros_like({self.bar(v)})"))
 
     def accumulate(self, v, contribution):
@@ -476,7 +495,7 @@ class Reverse:
         if isinstance(rhs, gast.UnaryOp):
             if isinstance(rhs.op, gast.USub) and self.active(rhs.operand):
                 minus_g = gast.UnaryOp(op=gast.USub(), operand=g)
-                meta.put(minus_g, meta.ShapedLike(rhs.operand.id))  # for optimize.first_accumulations
+                meta.put(minus_g, meta.ShapedLike(rhs.operand.id))  # for contributions.first_contributions
                 return [self.accumulate(rhs.operand.id, minus_g)]
             return []
         if isinstance(rhs, (gast.Tuple, gast.List)):
@@ -512,7 +531,7 @@ class Reverse:
             expr = rules.expand(template, mapping)
             self.read_values(expr)
             if rule.broadcasts and self.shaped_like_result(operand, bound):
-                expr = meta.put(copy.copy(expr), meta.ShapedLike(operand.id))  # for optimize.first_accumulations
+                expr = meta.put(copy.copy(expr), meta.ShapedLike(operand.id))  # for contributions.first_contributions
             elif rule.broadcasts:
                 expr = self.unbroadcast(expr, operand, ans)
             out.append(self.accumulate(operand.id, expr))
@@ -883,6 +902,7 @@ def transform(fn, analysis, compiler, parsed, name_, aux=False):
     new = rev.run(name_)
     new.body = rev._fix(new.body)
     rev.address_tapes_by_trip(new)
+    first_slice_contributions(new.body)   # once recomputed bounds (`_t8 = 2 * n`) are in place
     if any(isinstance(n, gast.Name) and n.id == "_tape" for s in new.body for n in gast.walk(s)):
         new.body.insert(0, parse_stmt("_tape = Tape()"))
     return new
