@@ -76,6 +76,7 @@ class Restore:
     (restore_marker); read there once every read is known (settle, resolve_restores)."""
     kind: str
     what: object
+    stmt: int = 0   # id() of the primal statement whose reverse this is
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ class Reverse:
         self.remat = set()
         self.branches = []
         self.zeros_read_shape = {}  # id of a zeroing's value -> the name whose shape it reads, if it stays
+        self.untaped = set()  # (id of a primal statement, v): nothing reads the value of v it overwrote
 
     # ---- names ---------------------------------------------------------------
     def bar(self, v):
@@ -130,6 +131,7 @@ class Reverse:
         inits = self.init_adjoints(fn.body, top=True)
         sweep = self.final_forms(inits + seed + reverse)
         self.settle(sweep)
+        self.untaped = self.restored_unread(sweep)
         forward = self.forward_block(body)
         result_value = ret.value
         if any(isinstance(n, gast.Name) for n in gast.walk(ret.value)):
@@ -328,6 +330,48 @@ class Reverse:
             self.resolve_remat(reverse)
             if len(self.reads) == before:
                 return
+
+    def restored_unread(self, sweep):
+        """The restores of the settled sweep that nothing after them reads (the value or the
+        shape), as (id of the primal statement, name): the sweep may read the name, but not the
+        value that statement overwrote (`_n = min(_n, len(w))`, then a loop over range(_n)), so
+        the statement tapes nothing. Each statement pushes as many times going forward as its
+        reverse pops, so leaving out one statement's pushes and pops keeps the others paired."""
+        unread = set()
+
+        def reads(node):
+            """Names a settled sweep statement reads once its markers are resolved."""
+            restore, remat = meta.get(node, meta.Restore), meta.get(node, meta.Remat)
+            branch = meta.get(node, meta.Branch)
+            if restore is not None:   # a pop reads nothing but an item's array and index
+                y_idx = restore.what if restore.kind == "item" and restore.what[0] in self.reads else None
+                return {y_idx[0]} | set(analysis_names(y_idx[1])) if y_idx else set()
+            if remat is not None:
+                return set(analysis_names(remat.stmt.value)) if remat.needed else set()
+            if branch is not None and not branch.needed:
+                return set()
+            if isinstance(node, (gast.If, gast.While, gast.For)):
+                heads = [node.test] if not isinstance(node, gast.For) else [node.iter]
+                return set().union(*(set(analysis_names(h)) for h in heads),
+                                   *(reads(s) for s in node.body + node.orelse))
+            return {n.id for n in gast.walk(node) if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Load)}
+
+        def visit(stmts, outside):
+            """A block, last statement first; `outside`: what may run after it (for a loop body,
+            the loop's next trips too) reads."""
+            later = set(outside)
+            for s in reversed(stmts):
+                restore, branch = meta.get(s, meta.Restore), meta.get(s, meta.Branch)
+                if restore is not None and restore.kind == "name" and restore.what not in later:
+                    unread.add((restore.stmt, restore.what))
+                if isinstance(s, (gast.If, gast.While, gast.For)) and (branch is None or branch.needed):
+                    inner = later | reads(s) if isinstance(s, (gast.For, gast.While)) else later
+                    visit(s.body, inner)
+                    visit(s.orelse, inner)
+                later |= reads(s)
+
+        visit(sweep, set())
+        return unread
 
     def does_work(self, stmts):
         for s in stmts:
@@ -644,7 +688,7 @@ class Reverse:
 
     # ---- restores: pops, decided once every read is known --------------------------
     def restore_marker(self, kind, what, stmt):
-        return meta.put(gast.Pass(), meta.Restore(kind, what))
+        return meta.put(gast.Pass(), meta.Restore(kind, what, id(stmt)))
 
     def resolve_restores(self):
         self._all_generated = []
@@ -663,7 +707,9 @@ class Reverse:
                 r = meta.get(s, meta.Restore)
                 if r is not None:
                     kind, what = r.kind, r.what
-                    if kind == "name" and self.needs_push(what):
+                    if kind == "name" and (r.stmt, what) in self.untaped:
+                        pass   # nothing after it reads the older value
+                    elif kind == "name" and self.needs_push(what):
                         out.append(meta.carry(parse_stmt(f"{what} = pop(_tape, {what})"), s))
                         if self.ty(what).mixed:
                             self.compiler.not_for_numba.append(
@@ -785,8 +831,11 @@ class Reverse:
         # taped, since it may change from trip to trip, as x[:i + 1]'s does)
         return v in self.shape_reads and v not in self.reads and self.an.overwritten(v)
 
-    def tape_old(self, v):
-        """The push that saves what an assignment to v overwrites, if the reverse sweep needs it."""
+    def tape_old(self, v, stmt):
+        """The push that saves what the assignment `stmt` to v overwrites, if the reverse sweep
+        reads that older value."""
+        if (id(stmt), v) in self.untaped:
+            return []
         if self.needs_push(v):
             return [self.push(name(v))]
         if self.needs_shape(v):
@@ -805,9 +854,9 @@ class Reverse:
             target = s.targets[0]
             pushes = []
             if isinstance(target, gast.Name) and id(original) not in self.first:
-                pushes += self.tape_old(target.id)
+                pushes += self.tape_old(target.id, original)
             elif isinstance(target, gast.Tuple):
-                pushes += [p for e in target.elts for p in self.tape_old(e.id)]
+                pushes += [p for e in target.elts for p in self.tape_old(e.id, original)]
             elif isinstance(target, gast.Subscript) and target.value.id in self.reads:
                 pushes.append(self.push(gast.Subscript(value=name(target.value.id),
                                                        slice=copy.deepcopy(target.slice), ctx=gast.Load())))
@@ -817,7 +866,8 @@ class Reverse:
                           orelse=self.forward_block(s.orelse, in_loop))
             return [gast.copy_location(new, s)]
         if isinstance(s, gast.For):
-            pre = [self.push(name(s.target.id))] if self.needs_push(s.target.id) and self.index_escapes(s) else []
+            pre = [self.push(name(s.target.id))] if self.needs_push(s.target.id) and self.index_escapes(s) \
+                and (id(s), s.target.id) not in self.untaped else []
             new = gast.For(target=s.target, iter=s.iter, body=self.forward_block(s.body, True), orelse=[],
                            type_comment=None)
             meta.put(new, meta.ForwardOf(id(s)))
@@ -827,7 +877,8 @@ class Reverse:
             self.an.assign_count[counter] = 1
             if in_loop:
                 self.an.assigned_in_loop.add(counter)
-            pre = [self.push(name(counter))] if self.needs_push(counter) else []
+            pre = [self.push(name(counter))] if self.needs_push(counter) and (id(s), counter) not in self.untaped \
+                else []
             body = self.forward_block(s.body, True) + [parse_stmt(f"{counter} = {counter} + 1")]
             new = gast.While(test=s.test, body=body, orelse=[])
             return pre + [assign(counter, const(0)), gast.copy_location(new, s)]
