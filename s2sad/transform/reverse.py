@@ -218,6 +218,7 @@ class Reverse:
             loop = gast.For(target=name(self.fresh("trip"), True),
                             iter=parse_expr(f"range({counter})"), body=body or [gast.Pass()], orelse=[],
                             type_comment=None)
+            meta.put(loop, meta.ReverseOf(id(s)))
             out = [loop, self.restore_marker("name", counter, s)]
         elif isinstance(s, (gast.Pass, gast.Assert)):  # an empty branch; an assertion checked going forward
             return []
@@ -348,7 +349,7 @@ class Reverse:
                 return {y_idx[0]} | set(analysis_names(y_idx[1])) if y_idx else set()
             if remat is not None:
                 return set(analysis_names(remat.stmt.value)) if remat.needed else set()
-            if branch is not None and not branch.needed:
+            if branch is not None and not branch.needed or self.idle(node):
                 return set()
             if isinstance(node, (gast.If, gast.While, gast.For)):
                 heads = [node.test] if not isinstance(node, gast.For) else [node.iter]
@@ -364,7 +365,8 @@ class Reverse:
                 restore, branch = meta.get(s, meta.Restore), meta.get(s, meta.Branch)
                 if restore is not None and restore.kind == "name" and restore.what not in later:
                     unread.add((restore.stmt, restore.what))
-                if isinstance(s, (gast.If, gast.While, gast.For)) and (branch is None or branch.needed):
+                if isinstance(s, (gast.If, gast.While, gast.For)) and (branch is None or branch.needed) \
+                        and not self.idle(s):
                     inner = later | reads(s) if isinstance(s, (gast.For, gast.While)) else later
                     visit(s.body, inner)
                     visit(s.orelse, inner)
@@ -372,6 +374,11 @@ class Reverse:
 
         visit(sweep, set())
         return unread
+
+    def idle(self, node):
+        """Is `node` a loop of the reverse sweep whose trips do nothing (a `while` loop whose
+        reverse has no adjoint to carry)? It goes, and reads nothing: not its trip count."""
+        return meta.get(node, meta.ReverseOf) is not None and not self.does_work(node.body)
 
     def does_work(self, stmts):
         for s in stmts:
@@ -384,7 +391,7 @@ class Reverse:
             elif remat is not None:
                 if remat.needed:
                     return True
-            elif meta.get(s, meta.Branch) is not None:
+            elif meta.get(s, meta.Branch) is not None or meta.get(s, meta.ReverseOf) is not None:
                 if self.does_work(s.body + s.orelse):
                     return True
             elif not isinstance(s, gast.Pass) and (meta.get(s, meta.AdjointInit) or meta.AdjointInit(True)).reset:
@@ -697,8 +704,8 @@ class Reverse:
             out = []
             for s in stmts:
                 branch = meta.get(s, meta.Branch)
-                if branch is not None and not branch.needed:
-                    continue  # a branch whose reverse does nothing
+                if branch is not None and not branch.needed or self.idle(s):
+                    continue  # a branch or loop whose reverse does nothing
                 remat = meta.get(s, meta.Remat)
                 if remat is not None:
                     if remat.needed:
