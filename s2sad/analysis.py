@@ -19,7 +19,7 @@ from . import rules, runtime
 from .errors import NonDifferentiableError, UnsupportedSyntaxError
 from .ir import meta
 from .ir import types as T
-from .normalize import DerivedNames, _call, assign, copy_ir, name
+from .normalize import DerivedNames, assign, copy_ir, make_call, name
 from .rules import definitions
 from .rules.definitions import DEFINITIONS, INTEGER_ARGUMENTS
 
@@ -762,7 +762,7 @@ def copy_views_of_written_arrays(fn, analysis):
                     and view_source(s.value, analysis) in written and not analysis.type_of(s.value).is_scalar:
                 view = names.fresh("view")
                 first = gast.copy_location(assign(view, s.value), s)
-                second = gast.copy_location(assign(s.targets[0].id, _call("np.copy", [name(view)], np.copy, s)), s)
+                second = gast.copy_location(assign(s.targets[0].id, make_call("np.copy", [name(view)], np.copy, s)), s)
                 out += [first, second]
                 continue
             for field in ("body", "orelse"):

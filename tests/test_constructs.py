@@ -66,6 +66,21 @@ def test_two_lambdas_on_one_line_are_told_apart():
     assert s2sad.grad(f2)(5.0) == pytest.approx(10.0)
 
 
+def test_lambdas_whose_line_starts_inside_a_larger_expression():
+    # `"sin": lambda ...` in a dict display, `scale=lambda ...` as a keyword argument: the
+    # lambda's source line is no expression of its own
+    losses = {"sin": lambda x: np.sum(np.sin(x) * x),
+              "cube": lambda x: np.sum(x ** 3)}
+    x = np.array([0.3, -1.2, 2.0])
+    np.testing.assert_allclose(s2sad.grad(losses["sin"])(x), np.sin(x) + x * np.cos(x), rtol=1e-12)
+    np.testing.assert_allclose(s2sad.grad(losses["cube"])(x), 3 * x ** 2, rtol=1e-12)
+    pick = dict(scale=lambda x: 2.5 * np.sum(x * x))
+    np.testing.assert_allclose(s2sad.grad(pick["scale"])(x), 5.0 * x, rtol=1e-12)
+    bad = {"oops": lambda x: np.sum(x.tolist())}
+    with pytest.raises(s2sad.S2SADError, match=r"test_constructs.py:\d+:37: .*tolist"):
+        s2sad.grad(bad["oops"])(x)
+
+
 def uses_globals(x):
     return SCALE * np.sum(WEIGHTS * x)
 

@@ -379,12 +379,24 @@ def _find_lambda(fn, source, first, col_shift):
     so candidates are matched by parameter names and, where the interpreter
     records them (3.11+), by the source positions of the code object.
     """
-    module = _parse_fragment(source)
-    gast.increment_lineno(module, first - 1)
     code = fn.__code__
     params = code.co_varnames[:code.co_argcount]
-    candidates = [node for node in gast.walk(module) if isinstance(node, gast.Lambda)
-                  and tuple(a.id for a in node.args.args) == params]
+    candidates = _lambdas(_parse_fragment(source), first, params)
+    if not candidates:
+        # its first line starts inside a larger expression (`"f": lambda x: ...` in a dict
+        # display): parse from each `lambda` of that line on
+        head = source.split("\n", 1)[0]
+        for m in re.finditer(r"\blambda\b", head):
+            try:
+                module = _parse_fragment(source[m.start():])
+            except SyntaxError:
+                continue
+            for node in gast.walk(module):   # columns as in `source`
+                if getattr(node, "lineno", None) == 1:
+                    node.col_offset += m.start()
+                    if getattr(node, "end_lineno", None) == 1:
+                        node.end_col_offset += m.start()
+            candidates += _lambdas(module, first, params)
     if len(candidates) > 1 and hasattr(code, "co_positions"):
         spans = {(p[0], p[2] - col_shift if p[2] is not None else None) for p in code.co_positions()}
         candidates = [c for c in candidates if (c.body.lineno, c.body.col_offset) in spans] or candidates
@@ -402,6 +414,14 @@ def _find_lambda(fn, source, first, col_shift):
     # the lambda alone, as an assignment check_source_runs can compile in the lambda's scopes
     depth = code.co_qualname.count(".") if hasattr(code, "co_qualname") else fn.__qualname__.count(".")
     return tree, f"{' ' * (depth + bool(code.co_freevars))}_s2sad_lambda = ({text})\n"
+
+
+def _lambdas(module, first, params):
+    """The lambdas of `module` (parsed from source lines starting at line `first`) with these
+    parameter names."""
+    gast.increment_lineno(module, first - 1)
+    return [node for node in gast.walk(module) if isinstance(node, gast.Lambda)
+            and tuple(a.id for a in node.args.args) == params]
 
 
 def _code_likeness(node, code):

@@ -292,7 +292,7 @@ class Normalizer:
         """Kept only for a tape push in generated code; docstrings and print() are dropped."""
         call = s.value
         if isinstance(call, gast.Call) and self.is_tape_push(call):
-            node = _call(call.func.id, [self.atom(a, out) for a in call.args], self.resolve(call.func), s)
+            node = make_call(call.func.id, [self.atom(a, out) for a in call.args], self.resolve(call.func), s)
             out.append(gast.copy_location(gast.Expr(value=node), s))
 
     def is_tape_push(self, call):
@@ -491,7 +491,7 @@ class Normalizer:
             body = body_prefix + self.block(s.body)
             self.loops.pop()
             loop = gast.For(target=name(index, True),
-                            iter=_call("range", [start, stop, step], range), body=body or [gast.Pass()],
+                            iter=make_call("range", [start, stop, step], range), body=body or [gast.Pass()],
                             orelse=[], type_comment=None)
             gast.copy_location(loop, s)
             out.append(loop)
@@ -582,7 +582,7 @@ class Normalizer:
             # `reversed(range(...))`, and generated adjoint code transformed again: a range loop
             start, stop, step = args if backwards else [self.atom(a, out) for a in it.args]
             first, end, back = self.fresh("k"), self.fresh("k"), self.fresh("k")
-            out.append(assign(first, _call("reversed_first", [start, stop, step], runtime.reversed_first), s))
+            out.append(assign(first, make_call("reversed_first", [start, stop, step], runtime.reversed_first), s))
             out.append(assign(end, _binop(start, gast.Sub(), copy.deepcopy(step), s), s))
             out.append(assign(back, gast.UnaryOp(op=gast.USub(), operand=copy.deepcopy(step)), s))
             return name(first), name(end), name(back), [], target.id
@@ -639,7 +639,7 @@ class Normalizer:
         for other in seqs[1:]:
             length = self.fresh("n")
             out.append(assign(length, self.len_of(other), s))
-            out.append(assign(stop, _call("min", [name(stop), name(length)], min), s))
+            out.append(assign(stop, make_call("min", [name(stop), name(length)], min), s))
         return stop
 
     def hoist(self, expr, out):
@@ -651,7 +651,7 @@ class Normalizer:
         return name(seq)
 
     def len_of(self, seq):
-        return _call("len", [seq], len)
+        return make_call("len", [seq], len)
 
     def unpack_item(self, target, seq, index, s):
         item = gast.Subscript(value=seq, slice=index, ctx=gast.Load())
@@ -703,7 +703,7 @@ class Normalizer:
         if isinstance(expr, gast.BinOp):
             x = self.logistic_argument(expr)
             if x is not None:
-                return _call("logistic", [self.atom(x, out)], runtime.logistic, expr)
+                return make_call("logistic", [self.atom(x, out)], runtime.logistic, expr)
             return _binop(self.atom(expr.left, out), expr.op, self.atom(expr.right, out), expr)
         if isinstance(expr, gast.UnaryOp):
             operand = self.atom(expr.operand, out)
@@ -805,7 +805,7 @@ class Normalizer:
             return self.global_value(expr)
         value = self.atom(expr.value, out)
         if expr.attr in ATTRIBUTE_CALLS:
-            return _call(canonical_name(ATTRIBUTE_CALLS[expr.attr]), [value], ATTRIBUTE_CALLS[expr.attr], expr)
+            return make_call(canonical_name(ATTRIBUTE_CALLS[expr.attr]), [value], ATTRIBUTE_CALLS[expr.attr], expr)
         if expr.attr in ATTRIBUTES:
             node = gast.Attribute(value=value, attr=expr.attr, ctx=gast.Load())
             return gast.copy_location(node, expr)
@@ -868,7 +868,7 @@ class Normalizer:
             if func.attr == "astype":
                 receiver = self.atom(func.value, out)
                 args = [self.atom(a, out) for a in expr.args]
-                return _call("astype", [receiver] + args, "astype", expr)
+                return make_call("astype", [receiver] + args, "astype", expr)
             if method is None:
                 raise self.error(f"the method `.{func.attr}()`", expr,
                                  "call the NumPy function instead, e.g. `np.sum(x)`")
@@ -885,7 +885,7 @@ class Normalizer:
                 out.append(assign(tmp, args[1], expr))
                 args[1] = name(tmp)
             keywords = [gast.keyword(arg=k.arg, value=self.atom(k.value, out)) for k in expr.keywords]
-            return self.reduction(_call(canonical_name(method), args, method, expr, keywords), out, expr)
+            return self.reduction(make_call(canonical_name(method), args, method, expr, keywords), out, expr)
         obj = self.transform_object(func) if isinstance(func, gast.Call) else self.resolve(func)
         if obj is None:
             raise self.error("a call of a local variable", expr, "call functions by their global name")
@@ -901,13 +901,13 @@ class Normalizer:
         if obj in (builtins.max, builtins.min) and len(args) == 1 and not keywords:
             # max(v) of a vector: its largest element, as np.max(v)
             reduce = np.max if obj is builtins.max else np.min
-            return self.reduction(_call(f"np.{obj.__name__}", args, reduce, expr), out, expr)
+            return self.reduction(make_call(f"np.{obj.__name__}", args, reduce, expr), out, expr)
         if obj in (builtins.max, builtins.min) and len(args) > 2 and not keywords:
             # max(a, b, c) -> max(max(a, b), c): the rule takes two
             for _ in range(len(args) - 2):
                 tmp = self.fresh("t")
                 self.locals.add(tmp)
-                out.append(assign(tmp, _call(obj.__name__, args[:2], obj, expr), expr))
+                out.append(assign(tmp, make_call(obj.__name__, args[:2], obj, expr), expr))
                 args = [name(tmp)] + args[2:]
         if obj in (zip, enumerate, reversed):   # the headers of for loops are read apart (range_of)
             raise self.error(f"`{obj.__name__}(...)` other than as a for loop's sequence", expr,
@@ -923,16 +923,16 @@ class Normalizer:
             return self.nested_jvp(expr, out)
         if _is_transformed(obj):  # nested AD: grad(f)(x) inside the function being differentiated
             args = self.bind(obj.fun, args, keywords, expr)  # generated code takes every argument
-            return _call(_spell(func) if not isinstance(func, gast.Call) else self.name_object(obj),
+            return make_call(_spell(func) if not isinstance(func, gast.Call) else self.name_object(obj),
                          args, obj, expr, nested=True)
         if hasattr(obj, "primal_name") and _has_rule(obj):  # custom_vjp/custom_jvp: call the undecorated function
-            return _call(obj.primal_name, args, obj, expr, keywords)
+            return make_call(obj.primal_name, args, obj, expr, keywords)
         if spelled is not None or not inspect.isfunction(obj) or _has_rule(obj):
             if spelled is None:
                 spelled = _spell(func)
-            return self.reduction(_call(spelled, args, obj, expr, keywords), out, expr)
+            return self.reduction(make_call(spelled, args, obj, expr, keywords), out, expr)
         positional = self.bind(obj, args, keywords, expr)
-        return _call(_spell(func), positional, obj, expr, user=True)
+        return make_call(_spell(func), positional, obj, expr, user=True)
 
     def defined_call(self, how, expr, out, args=None, keywords=None):
         """A call of a NumPy function s2sad differentiates through its definition (definitions.py):
@@ -954,7 +954,7 @@ class Normalizer:
         if definition is not how.along and at is not None:
             args = args[:at] + args[at + 1:]
             keywords = [k for k in keywords if k.arg != "axis"]
-        return _call(definition.__name__, self.bind(definition, args, keywords, expr), definition, expr, user=True)
+        return make_call(definition.__name__, self.bind(definition, args, keywords, expr), definition, expr, user=True)
 
     def reduction(self, call, out, expr):
         """A reduction (np.sum, np.max, ...) spelled as its rule takes it: one integer axis at most."""
@@ -988,9 +988,9 @@ class Normalizer:
         for a in order[:-1]:
             tmp = self.fresh("t")
             self.locals.add(tmp)
-            out.append(assign(tmp, _call(_spell(call.func), [x, const(a)], meta.binding(call).obj, expr), expr))
+            out.append(assign(tmp, make_call(_spell(call.func), [x, const(a)], meta.binding(call).obj, expr), expr))
             x = name(tmp)
-        return _call(_spell(call.func), [x, const(order[-1])], meta.binding(call).obj, expr)
+        return make_call(_spell(call.func), [x, const(order[-1])], meta.binding(call).obj, expr)
 
     def kept_dims(self, call, out, expr):
         """`np.sum(x, axis=a, keepdims=True)` -> `np.expand_dims(np.sum(x, axis=a), a)`: the reductions'
@@ -1010,7 +1010,7 @@ class Normalizer:
         tmp = self.fresh("t")
         self.locals.add(tmp)
         out.append(assign(tmp, call, expr))
-        return _call("np.expand_dims", [name(tmp), copy.deepcopy(axis)], np.expand_dims, expr)
+        return make_call("np.expand_dims", [name(tmp), copy.deepcopy(axis)], np.expand_dims, expr)
 
     def bind(self, fn, args, keywords, expr):
         """The atoms of a call of a user function, keywords and defaults bound to positions."""
@@ -1039,7 +1039,7 @@ class Normalizer:
             raise self.error("`jvp` with different numbers of primals and tangents", expr)
         obj = nested.jvp_of(fun)
         args = [self.atom(a, out) for a in primals + tangents]
-        return _call(self.name_object(obj), args, obj, expr, nested=True)
+        return make_call(self.name_object(obj), args, obj, expr, nested=True)
 
     def transform_object(self, call):
         """`s2sad.grad(f, argnums=1)` called inline: build the transformed function now."""
@@ -1165,7 +1165,7 @@ def _joins_values(index):
                    for e in items)
 
 
-def _call(spelled, args, obj, like=None, keywords=(), user=False, nested=False):
+def make_call(spelled, args, obj, like=None, keywords=(), user=False, nested=False):
     """A call of `obj`, spelled `spelled`: a user function's (`user`), a transformed function's (`nested`)."""
     node = gast.Call(func=_parse_expr(spelled), args=list(args), keywords=list(keywords))
     meta.put(node, meta.Binding(obj, user=user, nested=nested))
