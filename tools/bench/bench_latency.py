@@ -210,7 +210,7 @@ def check(label, got, ref, rtol, who):
 def specialize(transformed, args):
     """What a first call does before running anything: build the Specialization (codegen + load)."""
     from s2sad.api import transforms as api
-    argnums = transformed._argnums()
+    argnums = transformed.argnum_tuple()
     flat, treedefs, positions = api._flatten(list(args), argnums)
     mode = "forward" if (transformed.kind == "jacfwd" or transformed.nested) else "reverse"
     return transformed.specialize(flat, argnums, tuple(treedefs), positions, mode)
