@@ -81,6 +81,20 @@ def test_lambdas_whose_line_starts_inside_a_larger_expression():
         s2sad.grad(bad["oops"])(x)
 
 
+def outer_sum_with_newaxis(x, y):
+    return np.sum(x[:, np.newaxis] * y[np.newaxis, :] ** 2)
+
+
+@pytest.mark.parametrize("backend", ["python", "numba"])
+def test_np_newaxis_is_none_in_an_index(backend):
+    x, y = np.array([0.3, -1.2, 2.0]), np.array([1.0, 2.0])
+    gx, gy = s2sad.grad(outer_sum_with_newaxis, argnums=(0, 1), backend=backend)(x, y)
+    np.testing.assert_allclose(gx, np.sum(y ** 2) * np.ones(3), rtol=1e-12)
+    np.testing.assert_allclose(gy, 2 * y * np.sum(x), rtol=1e-12)
+    np.testing.assert_allclose(s2sad.hessian(outer_sum_with_newaxis, argnums=1, backend=backend)(x, y),
+                               2 * np.sum(x) * np.eye(2), rtol=1e-12)
+
+
 def uses_globals(x):
     return SCALE * np.sum(WEIGHTS * x)
 

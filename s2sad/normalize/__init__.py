@@ -799,6 +799,9 @@ class Normalizer:
 
     def attribute(self, expr, out):
         obj = self.resolve(expr)
+        base = self.resolve(expr.value) if obj is None else None
+        if base is not None and base is not _MISSING and getattr(base, expr.attr, _MISSING) is None:
+            return gast.copy_location(const(None), expr)   # a global that is None: np.newaxis
         if obj is not None:  # a global: np.pi, math.e, module.CONSTANT
             if obj is _MISSING:
                 raise self.error(f"the undefined attribute `{_spell(expr)}`", expr)
