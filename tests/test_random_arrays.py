@@ -47,13 +47,14 @@ def programs(draw):
             op = draw(st.sampled_from(["+", "-", "*"]))
             lines.append(f"{new('X')} = {X} {op} {Y}")
         elif choice == 1:
-            c = draw(st.sampled_from(cols))
-            lines.append(f"{new('X')} = {X} * {c}[None, :] + {c}")
+            c, axis = draw(st.sampled_from(cols)), draw(st.sampled_from(["None", "np.newaxis"]))
+            lines.append(f"{new('X')} = {X} * {c}[{axis}, :] + {c}")
         elif choice == 2 and rows:
-            r = draw(st.sampled_from(rows))
-            lines.append(f"{new('X')} = {X} - {r}[:, None]")
+            r, axis = draw(st.sampled_from(rows)), draw(st.sampled_from(["None", "np.newaxis"]))
+            lines.append(f"{new('X')} = {X} - {r}[:, {axis}]")
         elif choice == 3:
-            lines.append(f"{new('X')} = np.tanh({X})")
+            f = draw(st.sampled_from(["np.tanh", "np.arcsinh", "np.exp2", "np.reciprocal(2.0 + np.cos"]))
+            lines.append(f"{new('X')} = {f}({X})" + (")" if "(" in f else ""))
         elif choice == 4:
             lines.append(f"{new('X')} = np.exp(np.tanh({X})) * {Y}")
         elif choice == 5:
