@@ -13,6 +13,7 @@ import copy
 import gast
 
 from .ir import meta
+from .ir.names import assigns, mentions, names_in
 from .normalize import copy_ir
 from .rules import is_number
 from .transform.contributions import zeros_like_of
@@ -46,14 +47,6 @@ def _np_name(e):
         else None
 
 
-def _reads(fn):
-    return {n.id for n in gast.walk(fn) if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Load)}
-
-
-def _names(node):
-    return {n.id for n in gast.walk(node) if isinstance(n, gast.Name)}
-
-
 def drop_dead(fn):
     fuse_accumulations(fn)
     drop_copy_backs(fn)
@@ -62,24 +55,6 @@ def drop_dead(fn):
         drop_unused(fn)
     run_commuting_loops_upward(fn)
     return fn
-
-
-def _pure(expr):
-    """Only drop what cannot have an effect: no calls except pop (whose tape effect we must keep)."""
-    return not any(isinstance(n, gast.Call) for n in gast.walk(expr))
-
-
-def _mentions(stmt, v):
-    return any(isinstance(n, gast.Name) and n.id == v for n in gast.walk(stmt))
-
-
-def _accumulation(s, v):
-    """`v = v + e` -> e, else None."""
-    if (isinstance(s, gast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], gast.Name)
-            and s.targets[0].id == v and isinstance(s.value, gast.BinOp) and isinstance(s.value.op, gast.Add)
-            and isinstance(s.value.left, gast.Name) and s.value.left.id == v and not _mentions(s.value.right, v)):
-        return s.value.right
-    return None
 
 
 def _rewrite_blocks(fn, rewrite):
@@ -113,7 +88,7 @@ def _accumulated(s):
                     for n in gast.walk(t.slice))
     else:
         return None
-    if not same or _names(t) & _names(s.value.right) or _effectful(s.value.right):
+    if not same or names_in(t) & names_in(s.value.right) or _effectful(s.value.right):
         return None
     return t, s.value.right
 
@@ -122,8 +97,8 @@ def _written(stmt):
     """Names a statement may rebind or write into: every name of a target (`A` in `A[i] = e`),
     and every name a call or a compound statement mentions (a helper may write into an array)."""
     if isinstance(stmt, gast.Assign) and not any(isinstance(n, gast.Call) for n in gast.walk(stmt.value)):
-        return set().union(*(_names(t) for t in stmt.targets))
-    return _names(stmt)
+        return set().union(*(names_in(t) for t in stmt.targets))
+    return names_in(stmt)
 
 
 def fuse_accumulations(fn):
@@ -140,8 +115,8 @@ def fuse_accumulations(fn):
             if acc is None:
                 continue
             target, e1 = acc
-            keep_out = _names(target)  # T's root and index names: untouched in between
-            moved = _names(e1)  # e1 is evaluated later: its operands must not change in between
+            keep_out = names_in(target)  # T's root and index names: untouched in between
+            moved = names_in(e1)  # e1 is evaluated later: its operands must not change in between
             for j in range(i + 1, len(stmts)):
                 later = stmts[j]
                 other = _accumulated(later)
@@ -152,7 +127,7 @@ def fuse_accumulations(fn):
                     stmts[j] = meta.carry(gast.copy_location(fused, later), later)
                     drop.add(i)
                     break
-                if _names(later) & keep_out or _written(later) & moved or _effectful(later):
+                if names_in(later) & keep_out or _written(later) & moved or _effectful(later):
                     break
         return [s for i, s in enumerate(stmts) if i not in drop]
     return _rewrite_blocks(fn, block)
@@ -175,7 +150,7 @@ def drop_copy_backs(fn):
                 if back == (v, c):
                     drop.add(j)
                     continue
-                if _assigns(stmts[j], c) or _assigns(stmts[j], v) or _effectful(stmts[j]):
+                if assigns(stmts[j], c) or assigns(stmts[j], v) or _effectful(stmts[j]):
                     break
         return [s for i, s in enumerate(stmts) if i not in drop]
     return _rewrite_blocks(fn, block)
@@ -229,10 +204,10 @@ def _trips_commute(loop):
     assigned = set()
     for s, acc in zip(body, sums, strict=True):
         if acc is None:
-            reads = _names(s.value)
+            reads = names_in(s.value)
         else:
             target, e = acc
-            reads = _names(e) | (_names(target.slice) if isinstance(target, gast.Subscript) else set())
+            reads = names_in(e) | (names_in(target.slice) if isinstance(target, gast.Subscript) else set())
         if reads & summed or reads & (plain - assigned):
             return False  # a running sum read in the loop, or a value from the previous trip
         if acc is None:
@@ -397,7 +372,7 @@ def filled_by_loops(fn):
             if a not in params:
                 continue
             v = s.targets[0].id
-            j = next((j for j in range(k + 1, len(stmts)) if _mentions(stmts[j], v)), None)
+            j = next((j for j in range(k + 1, len(stmts)) if mentions(stmts[j], v)), None)
             loop = stmts[j] if j is not None else None
             if not (isinstance(loop, gast.For) and isinstance(loop.target, gast.Name) and whole_axis(loop, a)):
                 continue
@@ -406,11 +381,11 @@ def filled_by_loops(fn):
                     or any(isinstance(n, gast.Name) and n.id == i and isinstance(n.ctx, gast.Store)
                            for b in loop.body for n in gast.walk(b)):
                 continue  # a trip may skip the write, or write another row
-            uses = [u for u, b in enumerate(loop.body) if _mentions(b, v)]
+            uses = [u for u, b in enumerate(loop.body) if mentions(b, v)]
             s_acc = loop.body[uses[0]] if len(uses) == 1 else None
             if not (isinstance(s_acc, gast.Assign) and len(s_acc.targets) == 1 and _is_item(s_acc.targets[0], v, i)
                     and isinstance(s_acc.value, gast.BinOp) and isinstance(s_acc.value.op, gast.Add)
-                    and _is_item(s_acc.value.left, v, i) and not _mentions(s_acc.value.right, v)):
+                    and _is_item(s_acc.value.left, v, i) and not mentions(s_acc.value.right, v)):
                 continue
             write = copy.copy(s_acc)
             write.value = s_acc.value.right
@@ -495,7 +470,7 @@ def _in_place_helper(s):
         return None
     v, left, right = s.targets[0].id, s.value.left, s.value.right
     if not (isinstance(left, gast.Name) and left.id == v) or _call_name(right) not in _IN_PLACE \
-            or right.keywords or _mentions(right, v):
+            or right.keywords or mentions(right, v):
         return None
     return _IN_PLACE[right.func.id]
 
@@ -511,7 +486,7 @@ def defer_outer_products(fn):
     BLAS's blocked product in place of a read and a write of all of W_bar a trip (LSTM, h = 32,
     1024 steps: 0.50 -> 0.25 ms for Wh_bar). Only where the loop mentions W_bar nowhere else, so
     nothing reads it before it is whole."""
-    taken = _names(fn)
+    taken = names_in(fn)
 
     def load(name):
         return gast.Name(id=name, ctx=gast.Load(), annotation=None, type_comment=None)
@@ -632,17 +607,13 @@ def _root_reads(s):
     """Every name a kept statement mentions but its own plain targets (`M` in `M[0] = e` is read,
     whatever context the generated node says)."""
     if not isinstance(s, gast.Assign):
-        return _names(s)
-    names = _names(s.value)
+        return names_in(s)
+    names = names_in(s.value)
     for t in s.targets:
         for e in (t.elts if isinstance(t, gast.Tuple) else [t]):
             if not isinstance(e, gast.Name):
-                names |= _names(e)
+                names |= names_in(e)
     return names
-
-
-def _assigns(stmt, v):
-    return any(isinstance(n, gast.Name) and n.id == v and isinstance(n.ctx, gast.Store) for n in gast.walk(stmt))
 
 
 def drop_unused(fn):
@@ -665,15 +636,15 @@ def drop_unused(fn):
                 for v in targets:
                     defs.setdefault(v, []).append(s)
             elif isinstance(s, gast.For):
-                roots.append((_names(s.iter), chain))
+                roots.append((names_in(s.iter), chain))
                 index(s.body, chain, s)
                 index(s.orelse, chain, s)
             elif isinstance(s, gast.While):
-                roots.append((_names(s.test), None))  # read again after each trip: sees every assignment
+                roots.append((names_in(s.test), None))  # read again after each trip: sees every assignment
                 index(s.body, chain, s)
                 index(s.orelse, chain, s)
             elif isinstance(s, gast.If):
-                roots.append((_names(s.test), chain))
+                roots.append((names_in(s.test), chain))
                 index(s.body, chain, s)
                 index(s.orelse, chain, s)
             else:
@@ -690,14 +661,14 @@ def drop_unused(fn):
     def demand(v, chain):
         for block, i, owner in chain or ():
             for earlier in reversed(block[:i]):
-                if _assigns(earlier, v):
+                if assigns(earlier, v):
                     targets = _name_targets(earlier)
                     if targets is not None and v in targets:
                         keep(earlier)
                         return
                     chain = None  # assigned on some paths only, or by an effect: keep all
                     break
-            if chain is None or (isinstance(owner, (gast.For, gast.While)) and _assigns(owner, v)):
+            if chain is None or (isinstance(owner, (gast.For, gast.While)) and assigns(owner, v)):
                 break  # the value may come from this loop's previous trip
         else:
             if chain is not None:
@@ -712,7 +683,7 @@ def drop_unused(fn):
             demand(v, chain)
     while work:
         stmt = work.pop()
-        for v in _names(stmt.value):
+        for v in names_in(stmt.value):
             demand(v, chains[id(stmt)])
 
     def is_live(stmt, targets):
@@ -728,7 +699,7 @@ def drop_unused(fn):
                 if isinstance(getattr(s, field, None), list) and not isinstance(s, gast.FunctionDef):
                     setattr(s, field, sweep(getattr(s, field)))
             if isinstance(s, gast.For) and _empty(s.body) and _empty(s.orelse) and \
-                    not any(_read_outside_its_loops(fn, v) for v in _names(s.target)) and not _effectful(s.iter):
+                    not any(_read_outside_its_loops(fn, v) for v in names_in(s.target)) and not _effectful(s.iter):
                 continue
             if isinstance(s, gast.If) and _empty(s.body) and _empty(s.orelse) and not _effectful(s.test):
                 continue
@@ -889,7 +860,7 @@ def _with_inlined(use, v, e):
         pure = _pure_value(use.value, _EFFECTS) if use.value is not None else True
         return _substitute(use, v, e) if pure else None
     for node_type, field in ((gast.If, "test"), (gast.For, "iter")):
-        if isinstance(use, node_type) and _mentions(getattr(use, field), v) \
+        if isinstance(use, node_type) and mentions(getattr(use, field), v) \
                 and _pure_value(getattr(use, field)):
             new = copy.copy(use)
             setattr(new, field, _substitute(getattr(use, field), v, e))
@@ -915,9 +886,9 @@ def inline_temporaries(fn):
             v = _single_temporary(stmts[i], loads, stores)
             if v is not None:
                 e = stmts[i].value
-                names = _names(e)
+                names = names_in(e)
                 for j in range(i + 1, len(stmts)):
-                    if _mentions(stmts[j], v):
+                    if mentions(stmts[j], v):
                         new = _with_inlined(stmts[j], v, e)
                         if new is not None:
                             stmts[j] = new

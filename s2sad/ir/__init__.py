@@ -6,5 +6,6 @@ tuple, other object), `emit` prints a tree as the readable Python source users
 see, `nested` is where the user API declares the transforms that may appear
 inside differentiated code, and `meta` declares the information one stage
 notes on a node for a later one (what a call calls, the reverse sweep's
-markers), one dataclass per kind. Nothing here imports another s2sad package.
+markers), one dataclass per kind; `names` answers which names a piece of code
+mentions or binds. Nothing here imports another s2sad package.
 """

@@ -101,8 +101,11 @@ class AdjointInit:
     """The zeroing of an adjoint (`v_bar = 0.0`): at the top of its block (no work by itself), or,
     `reset`, after an assignment of the variable, before contributions to its older value arrive.
     Put by transform.reverse (init_adjoints, reset); read there (does_work) and by
-    transform.contributions, which writes the first contribution after it as an assignment."""
+    transform.contributions, which writes the first contribution after it as an assignment.
+    `shape_of`: the variable whose (older) value's shape the zeros take, where the zeroing reads
+    it (transform.reverse reads that shape, so tapes it, only for the zeroings that stay)."""
     reset: bool = False
+    shape_of: str = None
 
 
 @dataclass(frozen=True)

@@ -29,13 +29,10 @@ import copy
 import gast
 
 from ..ir import meta
+from ..ir.names import assigns, mentions, names_in
 
 # adjoint helpers that return a new array shaped like one of their arguments (its position)
 SHAPED_LIKE = {"unbroadcast": 1, "sum_adjoint": 1, "dot_adjoint_x": 1, "dot_adjoint_y": 2}
-
-
-def names_in(node):
-    return {n.id for n in gast.walk(node) if isinstance(n, gast.Name)}
 
 
 def zeros_like_of(s):
@@ -124,14 +121,6 @@ def fresh_like(e, a, v, writers, done):
         or v not in writers and done(e.args[0].id)
 
 
-def mentions(stmt, v):
-    return any(isinstance(n, gast.Name) and n.id == v for n in gast.walk(stmt))
-
-
-def assigns(stmt, v):
-    return any(isinstance(n, gast.Name) and n.id == v and isinstance(n.ctx, gast.Store) for n in gast.walk(stmt))
-
-
 def rewrite_blocks(stmts, rewrite):
     """`rewrite` (a list of statements -> a new list) applied to the block `stmts` and to each
     block inside it, inner blocks first, in place: the reverse sweep is new code of its own."""
@@ -167,9 +156,11 @@ def first_contributions(sweep, zeroed, writers, live_out):
             if acc is not None and acc[0] in pending:
                 v, e = acc
                 k, like = pending.pop(v)
-                kept = [x for x in out if x is not None]
-                if like is None or fresh_like(e, like, v, writers, lambda u: done_writing(kept + [s], len(kept), u,
-                                                                                         writers)):
+
+                def done(u):   # the block's statements so far
+                    kept = [x for x in out if x is not None]
+                    return done_writing(kept, len(kept), u, writers)
+                if like is None or fresh_like(e, like, v, writers, done):
                     out[k] = None
                     s = copy.copy(s)
                     s.value = e
@@ -185,9 +176,9 @@ def first_contributions(sweep, zeroed, writers, live_out):
 
 
 def first_slice_contributions(sweep):
-    """An array adjoint's first contributions, slice by slice: `A = zeros_like(x) ... A[a:b] = A[a:b] + e`
-    -> `... A[a:b] = e`, where no statement
-    between mentions A but such sums into slices that cannot overlap this one.
+    """An array adjoint's first contributions, slice by slice, in the blocks of `sweep`:
+    `A = zeros_like(x) ... A[a:b] = A[a:b] + e` -> `... A[a:b] = e`, where no statement between
+    mentions A but such sums into slices that cannot overlap this one.
 
     A value cut into slices (an LSTM's gates: `gates[0:n]`, `gates[n:2 * n]`, ...) gets its
     adjoint back slice by slice, each sum reading zeros and making a new array to copy in

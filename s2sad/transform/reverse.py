@@ -25,6 +25,7 @@ from ..ir import types as T
 from ..analysis import atom_name, binop_func, call_func, is_nested_call, is_user_call
 from ..analysis import names_in as analysis_names
 from ..ir import meta, nested
+from ..ir.names import assigns
 from .contributions import first_contributions, first_slice_contributions, written_in_place
 from ..runtime import SHAPE_ARGS
 from ..errors import NonDifferentiableError
@@ -49,7 +50,6 @@ class Reverse:
         self.ans_types = {}
         self.remat = set()
         self.branches = []
-        self.zeros_read_shape = {}  # id of a zeroing's value -> the name whose shape it reads, if it stays
         self.untaped = set()  # (id of a primal statement, v): nothing reads the value of v it overwrote
 
     # ---- names ---------------------------------------------------------------
@@ -138,7 +138,6 @@ class Reverse:
             self.result_name = self.fresh("result")
             forward.append(assign(self.result_name, ret.value))
             result_value = name(self.result_name)
-        self.resolve_restores()
         params = self.an.params
         defined_first = {s.targets[0].id for s in body if id(s) in self.first}
         pushed = {c.args[1].id for st in forward for c in gast.walk(st) if isinstance(c, gast.Call)
@@ -184,9 +183,8 @@ class Reverse:
                 value = parse_expr("0.0")
             else:
                 value = parse_expr(f"zeros_like({v})" if not ty.is_array else f"np.zeros_like({v}, dtype=np.float64)")
-                if not top:
-                    self.zeros_read_shape[id(value)] = v
-            out.append(meta.put(assign(self.bar(v), value), meta.AdjointInit()))
+            shape_of = v if not ty.is_scalar and not top else None
+            out.append(meta.put(assign(self.bar(v), value), meta.AdjointInit(shape_of=shape_of)))
         return out
 
     # ---- reverse sweep -------------------------------------------------------------
@@ -316,8 +314,9 @@ class Reverse:
         live_out = {self.bar(p) for p in self.an.wrt}
         sweep = first_contributions(sweep, lambda s: meta.get(s, meta.AdjointInit) is not None, writers, live_out)
         for node in (n for s in sweep for n in gast.walk(s)):
-            if id(node) in self.zeros_read_shape:
-                self.read_shape(self.zeros_read_shape[id(node)])
+            init = meta.get(node, meta.AdjointInit)
+            if init is not None and init.shape_of is not None:
+                self.read_shape(init.shape_of)
         return sweep
 
     def settle(self, reverse):
@@ -365,12 +364,13 @@ class Reverse:
                 restore, branch = meta.get(s, meta.Restore), meta.get(s, meta.Branch)
                 if restore is not None and restore.kind == "name" and restore.what not in later:
                     unread.add((restore.stmt, restore.what))
+                read = reads(s)
                 if isinstance(s, (gast.If, gast.While, gast.For)) and (branch is None or branch.needed) \
                         and not self.idle(s):
-                    inner = later | reads(s) if isinstance(s, (gast.For, gast.While)) else later
+                    inner = later | read if isinstance(s, (gast.For, gast.While)) else later
                     visit(s.body, inner)
                     visit(s.orelse, inner)
-                later |= reads(s)
+                later |= read
 
         visit(sweep, set())
         return unread
@@ -394,8 +394,10 @@ class Reverse:
             elif meta.get(s, meta.Branch) is not None or meta.get(s, meta.ReverseOf) is not None:
                 if self.does_work(s.body + s.orelse):
                     return True
-            elif not isinstance(s, gast.Pass) and (meta.get(s, meta.AdjointInit) or meta.AdjointInit(True)).reset:
-                return True
+            elif not isinstance(s, gast.Pass):
+                init = meta.get(s, meta.AdjointInit)
+                if init is None or init.reset:   # a zeroing at the top of a block is no work
+                    return True
         return False
 
     def resolve_remat(self, tree_body):
@@ -499,23 +501,18 @@ class Reverse:
         """`v_bar` back to zeros before contributions to v's older value arrive. Once v is restored
         (`restored`), the zeros take the shape of that older value, which may differ from the
         newer one (`h = x; h = W @ h`): v's shape is then read, so it is taped at least."""
-        return meta.put(self._zeros(v, restored), meta.AdjointInit(reset=True))
-
-    def _zeros(self, v, restored):
         ty = self.ty(v)
         if ty.is_scalar:
-            return assign(self.bar(v), const(0.0))
-        if restored and not ty.known:
+            value, shape_of = const(0.0), None
+        elif restored and not ty.known:
             # a name holding a number and then an array (`v = x[0]`, then `v = v * np.ones(3)`):
             # zeros like the older value, whichever it is
-            value = parse_expr(f"zeros_like({v})")
-            self.zeros_read_shape[id(value)] = v
-            return assign(self.bar(v), value)
-        if restored and ty.is_array:
-            value = parse_expr(f"np.zeros_like({v}, dtype=np.float64)")
-            self.zeros_read_shape[id(value)] = v
-            return assign(self.bar(v), value)
-        return assign(self.bar(v), parse_expr(f"np.zeros_like({self.bar(v)})"))
+            value, shape_of = parse_expr(f"zeros_like({v})"), v
+        elif restored and ty.is_array:
+            value, shape_of = parse_expr(f"np.zeros_like({v}, dtype=np.float64)"), v
+        else:
+            value, shape_of = parse_expr(f"np.zeros_like({self.bar(v)})"), None
+        return meta.put(assign(self.bar(v), value), meta.AdjointInit(reset=True, shape_of=shape_of))
 
     def accumulate(self, v, contribution):
         """`v_bar = v_bar + contribution` (`add_tuples(v_bar, contribution)` for a tuple v)."""
@@ -697,47 +694,47 @@ class Reverse:
     def restore_marker(self, kind, what, stmt):
         return meta.put(gast.Pass(), meta.Restore(kind, what, id(stmt)))
 
-    def resolve_restores(self):
-        self._all_generated = []
-
-        def fix(stmts):
-            out = []
-            for s in stmts:
-                branch = meta.get(s, meta.Branch)
-                if branch is not None and not branch.needed or self.idle(s):
-                    continue  # a branch or loop whose reverse does nothing
-                remat = meta.get(s, meta.Remat)
-                if remat is not None:
-                    if remat.needed:
-                        out.append(copy.deepcopy(remat.stmt))
-                    continue
-                r = meta.get(s, meta.Restore)
-                if r is not None:
-                    kind, what = r.kind, r.what
-                    if kind == "name" and (r.stmt, what) in self.untaped:
-                        pass   # nothing after it reads the older value
-                    elif kind == "name" and self.needs_push(what):
-                        out.append(meta.carry(parse_stmt(f"{what} = pop(_tape, {what})"), s))
-                        if self.ty(what).mixed:
-                            self.compiler.not_for_numba.append(
-                                f"`{what}` in {self.parsed.name} holds values of different ranks in turn (a number, "
-                                "then an array), and the compiled tape would read an older value back as the "
-                                "newer one's type; give the values names of their own to compile it")
-                    elif kind == "name" and self.needs_shape(what):
-                        out.append(meta.carry(parse_stmt(f"{what} = pop_shape(_tape, {what})"), s))
-                    elif kind == "item" and what[0] in self.reads:
-                        y, idx = what
-                        slot = gast.Subscript(value=name(y), slice=copy.deepcopy(idx), ctx=gast.Store())
-                        value = parse_expr("pop(_tape, 0)")
-                        value.args[1] = gast.Subscript(value=name(y), slice=copy.deepcopy(idx), ctx=gast.Load())
-                        out.append(meta.carry(assign(slot, value), s))
-                    continue
-                for field in ("body", "orelse"):
-                    if isinstance(getattr(s, field, None), list):
-                        setattr(s, field, fix(getattr(s, field)) or ([gast.Pass()] if field == "body" else []))
-                out.append(s)
-            return out
-        self._fix = fix
+    def resolve_restores(self, stmts):
+        """The statements with the sweep's markers resolved, once every read is known: a restore
+        becomes a pop (or nothing), a recomputation its statement (or nothing), and a branch or
+        loop whose reverse does nothing goes."""
+        out = []
+        for s in stmts:
+            branch = meta.get(s, meta.Branch)
+            if branch is not None and not branch.needed or self.idle(s):
+                continue  # a branch or loop whose reverse does nothing
+            remat = meta.get(s, meta.Remat)
+            if remat is not None:
+                if remat.needed:
+                    out.append(copy.deepcopy(remat.stmt))
+                continue
+            r = meta.get(s, meta.Restore)
+            if r is not None:
+                kind, what = r.kind, r.what
+                if kind == "name" and (r.stmt, what) in self.untaped:
+                    pass   # nothing after it reads the older value
+                elif kind == "name" and self.needs_push(what):
+                    out.append(meta.carry(parse_stmt(f"{what} = pop(_tape, {what})"), s))
+                    if self.ty(what).mixed:
+                        self.compiler.not_for_numba.append(
+                            f"`{what}` in {self.parsed.name} holds values of different ranks in turn (a number, "
+                            "then an array), and the compiled tape would read an older value back as the "
+                            "newer one's type; give the values names of their own to compile it")
+                elif kind == "name" and self.needs_shape(what):
+                    out.append(meta.carry(parse_stmt(f"{what} = pop_shape(_tape, {what})"), s))
+                elif kind == "item" and what[0] in self.reads:
+                    y, idx = what
+                    slot = gast.Subscript(value=name(y), slice=copy.deepcopy(idx), ctx=gast.Store())
+                    value = parse_expr("pop(_tape, 0)")
+                    value.args[1] = gast.Subscript(value=name(y), slice=copy.deepcopy(idx), ctx=gast.Load())
+                    out.append(meta.carry(assign(slot, value), s))
+                continue
+            for field in ("body", "orelse"):
+                if isinstance(getattr(s, field, None), list):
+                    resolved = self.resolve_restores(getattr(s, field))
+                    setattr(s, field, resolved or ([gast.Pass()] if field == "body" else []))
+            out.append(s)
+        return out
 
     # ---- tapes addressed by trip ---------------------------------------------------------
     def address_tapes_by_trip(self, fn):
@@ -808,7 +805,7 @@ class Reverse:
         if not top_pushes or len(top_pushes) != len(top_pops):
             return None
         i = loop.target.id
-        if any(_assigns_name(st, i) for st in loop.body + reverse.body):
+        if any(assigns(st, i) for st in loop.body + reverse.body):
             return None
         pairs = []
         for push_stmt, pop_stmt in zip(top_pushes, reversed(top_pops), strict=True):  # last pushed, first popped
@@ -873,8 +870,7 @@ class Reverse:
                           orelse=self.forward_block(s.orelse, in_loop))
             return [gast.copy_location(new, s)]
         if isinstance(s, gast.For):
-            pre = [self.push(name(s.target.id))] if self.needs_push(s.target.id) and self.index_escapes(s) \
-                and (id(s), s.target.id) not in self.untaped else []
+            pre = self.tape_old(s.target.id, s) if self.index_escapes(s) else []
             new = gast.For(target=s.target, iter=s.iter, body=self.forward_block(s.body, True), orelse=[],
                            type_comment=None)
             meta.put(new, meta.ForwardOf(id(s)))
@@ -884,8 +880,7 @@ class Reverse:
             self.an.assign_count[counter] = 1
             if in_loop:
                 self.an.assigned_in_loop.add(counter)
-            pre = [self.push(name(counter))] if self.needs_push(counter) and (id(s), counter) not in self.untaped \
-                else []
+            pre = self.tape_old(counter, s)
             body = self.forward_block(s.body, True) + [parse_stmt(f"{counter} = {counter} + 1")]
             new = gast.While(test=s.test, body=body, orelse=[])
             return pre + [assign(counter, const(0)), gast.copy_location(new, s)]
@@ -939,10 +934,6 @@ def _is_zero(node):
     return isinstance(node, gast.Constant) and node.value == 0 and not isinstance(node.value, bool)
 
 
-def _assigns_name(stmt, v):
-    return any(isinstance(n, gast.Name) and n.id == v and isinstance(n.ctx, gast.Store) for n in gast.walk(stmt))
-
-
 def _replace(stmts, old, new):
     stmts[next(k for k, st in enumerate(stmts) if st is old)] = meta.carry(gast.copy_location(new, old), old)
 
@@ -958,7 +949,7 @@ def transform(fn, analysis, compiler, parsed, name_, aux=False):
     rev.aux = aux
     # while-loop counters are assigned inside loops when their loop is nested
     new = rev.run(name_)
-    new.body = rev._fix(new.body)
+    new.body = rev.resolve_restores(new.body)
     rev.address_tapes_by_trip(new)
     first_slice_contributions(new.body)   # once recomputed bounds (`_t8 = 2 * n`) are in place
     if any(isinstance(n, gast.Name) and n.id == "_tape" for s in new.body for n in gast.walk(s)):
