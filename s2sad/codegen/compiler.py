@@ -347,7 +347,7 @@ class Module:
                 if isinstance(node, gast.Name):
                     todo.append(node.id)
                 elif isinstance(node, gast.Call) and id(analysis_mod.call_func(node)) in self.primals:
-                    todo.append(self.primals[id(analysis_mod.call_func(node))])   # as _call_primals_by_name spells it
+                    todo.append(self.primals[id(analysis_mod.call_func(node))])   # as call_primals_by_name spells it
         self.taken -= {t.name for t in self.functions if t.name not in kept}
         self.functions = [t for t in self.functions if t.name in kept]
         # what was dropped is generated again if a later wrapper (jacobian_wrapper) asks for it
@@ -357,12 +357,12 @@ class Module:
     # ---- output -----------------------------------------------------------------
     def source(self, header=""):
         parts = [header] if header else []
-        functions = [emit.to_source(self._call_primals_by_name(tree)) for tree in self.functions]
+        functions = [emit.to_source(self.call_primals_by_name(tree)) for tree in self.functions]
         uses_scipy = any(isinstance(n, gast.Name) and n.id == "scipy" for t in self.functions for n in gast.walk(t))
         parts.append("import math\n\nimport numpy as np\n" + ("import scipy.special\n" if uses_scipy else ""))
         return "\n\n".join(parts + functions)
 
-    def _call_primals_by_name(self, tree):
+    def call_primals_by_name(self, tree):
         """`tree` with each call of a user function spelled with its primal's name in this module."""
         def renames(t):
             return [c for c in gast.walk(t) if analysis_mod.is_user_call(c) and isinstance(c.func, gast.Name)

@@ -468,7 +468,7 @@ def numba_reason(source, gen):
 # ---- the module ------------------------------------------------------------------------------
 def emit_module(gen, *, numba=False, header_lines=(), version="", standalone=True):
     """The source of the emitted module for `gen` (a `Generated`); returns (source, warnings)."""
-    trees = [gen.module._call_primals_by_name(tree) for tree in gen.module.functions]
+    trees = [gen.module.call_primals_by_name(tree) for tree in gen.module.functions]
     funcs = [emit.to_source(tree).rstrip() + "\n" for tree in trees]
     entry_name, entry = gen.entry()
     if numba:
