@@ -74,6 +74,7 @@ def test_lambdas_whose_line_starts_inside_a_larger_expression():
     x = np.array([0.3, -1.2, 2.0])
     np.testing.assert_allclose(s2sad.grad(losses["sin"])(x), np.sin(x) + x * np.cos(x), rtol=1e-12)
     np.testing.assert_allclose(s2sad.grad(losses["cube"])(x), 3 * x ** 2, rtol=1e-12)
+    np.testing.assert_allclose(s2sad.jacfwd(losses["sin"])(x), np.sin(x) + x * np.cos(x), rtol=1e-12)
     pick = dict(scale=lambda x: 2.5 * np.sum(x * x))
     np.testing.assert_allclose(s2sad.grad(pick["scale"])(x), 5.0 * x, rtol=1e-12)
     bad = {"oops": lambda x: np.sum(x.tolist())}
